@@ -1,0 +1,74 @@
+"""The Instagift checkout service: `create_app()` builds the Flask app for web processes and workers."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import time
+import uuid
+from pathlib import Path
+
+from flask import Flask, g, request
+from flask_cors import CORS
+from flask_migrate import Migrate
+
+from service.config import Settings, load_settings
+from service.logs import configure_logging
+from service.persistence import db
+
+log = logging.getLogger("service.web")
+migrate = Migrate()
+
+MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+
+
+def create_app(environ: dict[str, str] | None = None, **overrides) -> Flask:
+    """Build the app from the environment (or `environ`); keyword overrides replace Settings fields."""
+    app = Flask(__name__, instance_relative_config=True)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    settings: Settings = load_settings(environ, app.instance_path)
+    if overrides:
+        settings = dataclasses.replace(settings, **overrides)
+    app.extensions["settings"] = settings
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        RATELIMIT_STORAGE_URI=settings.ratelimit_storage_uri,
+        RATELIMIT_HEADERS_ENABLED=True,
+        JSON_SORT_KEYS=False,
+    )
+    configure_logging(settings.log_format)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIR, compare_type=True)
+
+    from service.providers.registry import build_providers
+    app.extensions["providers"] = build_providers(settings)
+
+    from service.web import register_http
+    register_http(app, settings)
+    _register_request_ids(app)
+    CORS(app, resources={r"/v1/(carts|gift-cards)(/.*)?": {"origins": list(settings.allowed_origins)}},
+         expose_headers=["X-Request-Id", "Retry-After"], max_age=600)
+
+    from service import cli
+    cli.register(app)
+    return app
+
+
+def _register_request_ids(app: Flask) -> None:
+    @app.before_request
+    def take_request_id():
+        given = request.headers.get("X-Request-Id", "")
+        g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def give_request_id(response):
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        log.info("%s %s %s %.1fms", request.method, request.path, response.status_code, elapsed)
+        return response

@@ -1,0 +1,190 @@
+"""The durable job queue: enqueue in the caller's transaction, claim with a lease, record each outcome.
+
+Claims use `SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL and rely on SQLite's `BEGIN IMMEDIATE`
+(see persistence.db) elsewhere, so any number of workers on any number of machines share one queue.
+A job whose lease ran out (its worker died) is claimable again. Every function takes `now` so tests and
+the worker agree on one clock.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from service.errors import Conflict, NotFound
+from service.logs import redact
+from service.persistence import Job, JobAttempt, utcnow
+from service.persistence.db import insert_ignoring_conflict, lock_for_update
+
+CLAIMABLE_STATES = ("queued", "parked")
+RETRYABLE_BY_PERSON = ("dead", "parked")
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with full jitter: a delay drawn uniformly from [0, min(cap, base·2^(n−1))]."""
+
+    base_seconds: float = 2.0
+    cap_seconds: float = 900.0
+
+    def ceiling(self, failures: int) -> float:
+        return min(self.cap_seconds, self.base_seconds * (2 ** max(0, failures - 1)))
+
+    def delay(self, failures: int, rng: random.Random | None = None) -> float:
+        return (rng or random).uniform(0, self.ceiling(failures))
+
+
+def enqueue(session: Session, kind: str, payload: dict[str, Any] | None = None, *,
+            dedupe_key: str | None = None, order_id: int | None = None, run_at: datetime | None = None,
+            max_attempts: int = 8) -> bool:
+    """Add a job in the caller's transaction; False when `dedupe_key` was already enqueued."""
+    values = dict(kind=kind, payload=payload or {}, state="queued", dedupe_key=dedupe_key, order_id=order_id,
+                  attempts=0, failures=0, max_attempts=max_attempts, run_at=run_at or utcnow(),
+                  created_at=utcnow(), updated_at=utcnow())
+    return insert_ignoring_conflict(session, Job, values, ["dedupe_key"])
+
+
+def claim(session: Session, worker_id: str, *, limit: int = 1, lease_seconds: int = 120,
+          now: datetime | None = None, kinds: tuple[str, ...] | None = None) -> list[Job]:
+    """Lease up to `limit` due jobs to `worker_id` and commit; returns them in the running state."""
+    now = now or utcnow()
+    due = sa.or_(
+        sa.and_(Job.state.in_(CLAIMABLE_STATES), Job.run_at <= now),
+        sa.and_(Job.state == "running", Job.lease_expires_at < now),
+    )
+    stmt = sa.select(Job).where(due).order_by(Job.run_at, Job.id).limit(limit)
+    if kinds:
+        stmt = stmt.where(Job.kind.in_(kinds))
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    jobs = list(session.scalars(stmt))
+    for job in jobs:
+        if job.state == "running":
+            # Its worker died or stalled: close that attempt before starting another.
+            _finish_open_attempts(session, job, now, "lease_expired", "lease expired before the job finished")
+        job.state = "running"
+        job.attempts += 1
+        job.lease_expires_at = now + timedelta(seconds=lease_seconds)
+        job.locked_by = worker_id
+        job.updated_at = now
+        session.add(JobAttempt(job_id=job.id, attempt=job.attempts, worker=worker_id, started_at=now))
+    session.commit()
+    return jobs
+
+
+def _finish_open_attempts(session: Session, job: Job, now: datetime, outcome: str, error: str | None) -> None:
+    session.execute(
+        sa.update(JobAttempt)
+        .where(JobAttempt.job_id == job.id, JobAttempt.outcome == "running")
+        .values(outcome=outcome, finished_at=now, error=error)
+    )
+
+
+def _still_ours(session: Session, job: Job, worker_id: str) -> bool:
+    """After a long run, only the worker that still holds the lease may record the outcome."""
+    session.refresh(job)
+    return job.state == "running" and job.locked_by == worker_id
+
+
+def mark_succeeded(session: Session, job: Job, worker_id: str, now: datetime | None = None) -> bool:
+    now = now or utcnow()
+    if not _still_ours(session, job, worker_id):
+        session.rollback()
+        return False
+    job.state, job.finished_at, job.lease_expires_at, job.locked_by = "succeeded", now, None, None
+    job.parked_reason = None
+    job.updated_at = now
+    _finish_open_attempts(session, job, now, "succeeded", None)
+    session.commit()
+    return True
+
+
+def mark_retry(session: Session, job: Job, worker_id: str, error: str, backoff: Backoff, *,
+               delay_seconds: float | None = None, rng: random.Random | None = None,
+               now: datetime | None = None) -> str:
+    """Record a failed attempt: back off and retry, or `dead` once `max_attempts` failures are reached."""
+    now = now or utcnow()
+    if not _still_ours(session, job, worker_id):
+        session.rollback()
+        return job.state
+    error = redact(error)[:4000]
+    job.failures += 1
+    job.last_error = error
+    job.lease_expires_at, job.locked_by, job.updated_at = None, None, now
+    if job.failures >= job.max_attempts:
+        job.state, job.finished_at = "dead", now
+        _finish_open_attempts(session, job, now, "failed", error)
+    else:
+        wait = delay_seconds if delay_seconds is not None else backoff.delay(job.failures, rng)
+        job.state, job.run_at = "queued", now + timedelta(seconds=wait)
+        _finish_open_attempts(session, job, now, "retry", error)
+    session.commit()
+    return job.state
+
+
+def mark_parked(session: Session, job: Job, worker_id: str, reason: str, recheck_seconds: float,
+                now: datetime | None = None) -> None:
+    """Wait for something outside (credit, funds, a person); rechecked after `recheck_seconds`."""
+    now = now or utcnow()
+    if not _still_ours(session, job, worker_id):
+        session.rollback()
+        return
+    reason = redact(reason)[:4000]
+    job.state, job.parked_reason, job.last_error = "parked", reason, reason
+    job.run_at = now + timedelta(seconds=recheck_seconds)
+    job.lease_expires_at, job.locked_by, job.updated_at = None, None, now
+    _finish_open_attempts(session, job, now, "parked", reason)
+    session.commit()
+
+
+def mark_dead(session: Session, job: Job, worker_id: str, error: str, now: datetime | None = None) -> None:
+    """A permanent failure: kept as `dead` with its error for a person to look at and retry."""
+    now = now or utcnow()
+    if not _still_ours(session, job, worker_id):
+        session.rollback()
+        return
+    error = redact(error)[:4000]
+    job.state, job.last_error, job.finished_at = "dead", error, now
+    job.lease_expires_at, job.locked_by, job.updated_at = None, None, now
+    _finish_open_attempts(session, job, now, "failed", error)
+    session.commit()
+
+
+def release(session: Session, jobs: list[Job], worker_id: str, now: datetime | None = None) -> None:
+    """Give back claimed jobs that were never started (shutdown), without counting an attempt."""
+    now = now or utcnow()
+    for job in jobs:
+        if not _still_ours(session, job, worker_id):
+            continue
+        job.state, job.lease_expires_at, job.locked_by, job.updated_at = "queued", None, None, now
+        job.attempts -= 1
+        session.execute(sa.delete(JobAttempt).where(JobAttempt.job_id == job.id, JobAttempt.outcome == "running"))
+    session.commit()
+
+
+def wake_parked(session: Session, kind: str, now: datetime | None = None) -> int:
+    """Make parked jobs of `kind` due now (e.g. credit was added); returns how many."""
+    now = now or utcnow()
+    result = session.execute(
+        sa.update(Job).where(Job.kind == kind, Job.state == "parked").values(run_at=now, updated_at=now)
+    )
+    return result.rowcount
+
+
+def retry_by_person(session: Session, job_id: int, now: datetime | None = None) -> Job:
+    """A merchant's manual retry of a dead or parked job: queued now with a fresh failure budget."""
+    now = now or utcnow()
+    job = session.scalar(lock_for_update(session, sa.select(Job).where(Job.id == job_id)))
+    if job is None:
+        raise NotFound(f"There is no job {job_id}.", code="job_not_found")
+    if job.state not in RETRYABLE_BY_PERSON:
+        raise Conflict(f"Job {job_id} is {job.state}; only dead or parked jobs can be retried.",
+                       code="job_not_retryable", state=job.state)
+    job.state, job.failures, job.run_at, job.finished_at, job.updated_at = "queued", 0, now, None, now
+    session.commit()
+    return job

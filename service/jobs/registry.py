@@ -1,0 +1,99 @@
+"""Job kinds, their handlers, and the outcomes a handler can report besides plain success.
+
+A handler is `handler(ctx: JobContext) -> None`. Returning means success. Raising `RetryLater`,
+`Park` or `PermanentFailure` chooses the outcome; any other exception is retried with backoff (a
+`ProviderError` that is not retryable counts as permanent).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from flask import Flask
+from sqlalchemy.orm import Session
+
+from service.persistence import Job
+
+
+class RetryLater(Exception):
+    """Try again after a backoff (or after `delay_seconds` when the cause says how long)."""
+
+    def __init__(self, reason: str, delay_seconds: float | None = None):
+        super().__init__(reason)
+        self.delay_seconds = delay_seconds
+
+
+class Park(Exception):
+    """Waiting on something outside (provider credit, funds, a person); rechecked on a slow schedule."""
+
+    def __init__(self, reason: str, recheck_seconds: float = 900):
+        super().__init__(reason)
+        self.recheck_seconds = recheck_seconds
+
+
+class PermanentFailure(Exception):
+    """Trying again will not help until something changes; the job becomes `dead` and keeps the reason."""
+
+
+@dataclass
+class JobContext:
+    """What a handler gets: its job, a session, the app (settings, providers) and the worker's clock."""
+
+    job: Job
+    session: Session
+    app: Flask
+    now: Callable[[], datetime]
+    rng: random.Random = field(default_factory=random.Random)
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return self.job.payload or {}
+
+    @property
+    def settings(self):
+        return self.app.extensions["settings"]
+
+    @property
+    def providers(self):
+        return self.app.extensions["providers"]
+
+
+Handler = Callable[[JobContext], None]
+
+
+@dataclass(frozen=True)
+class Periodic:
+    kind: str
+    every_seconds: int
+
+
+_handlers: dict[str, Handler] = {}
+_periodic: dict[str, Periodic] = {}
+
+
+def handler(kind: str, *, every_seconds: int | None = None) -> Callable[[Handler], Handler]:
+    """Register the handler for `kind`; with `every_seconds` the worker also enqueues it on that schedule."""
+
+    def register(fn: Handler) -> Handler:
+        _handlers[kind] = fn
+        if every_seconds:
+            _periodic[kind] = Periodic(kind, every_seconds)
+        return fn
+
+    return register
+
+
+def get_handler(kind: str) -> Handler | None:
+    return _handlers.get(kind)
+
+
+def periodic_jobs() -> list[Periodic]:
+    return list(_periodic.values())
+
+
+def registered_kinds() -> list[str]:
+    return sorted(_handlers)

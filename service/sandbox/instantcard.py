@@ -1,0 +1,15 @@
+"""Sandbox instantcard (placeholder until its issue lands)."""
+
+from flask import Blueprint
+
+
+class _State:
+    def reset(self) -> None:
+        """Forget everything and reseed the demo data."""
+
+
+def create_blueprint() -> Blueprint:
+    """The fake instantcard API as a blueprint; its state lives on `blueprint.state`."""
+    blueprint = Blueprint("sandbox_instantcard", __name__)
+    blueprint.state = _State()
+    return blueprint

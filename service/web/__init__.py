@@ -1,0 +1,19 @@
+"""The HTTP layer: thin handlers that parse, call a domain function and render."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from service.config import Settings
+
+
+def register_http(app: Flask, settings: Settings) -> None:
+    """Register every blueprint, the rate limiter and the problem-details error handlers."""
+    from service.web import ops, webhooks
+    from service.web.extensions import limiter
+    from service.web.problems import register_error_handlers
+
+    limiter.init_app(app)
+    register_error_handlers(app)
+    for module in (ops, webhooks):
+        app.register_blueprint(module.bp)

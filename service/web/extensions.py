@@ -1,0 +1,14 @@
+"""Flask extensions the HTTP layer shares: the rate limiter (memory:// or Redis) and CORS."""
+
+from __future__ import annotations
+
+from flask import request
+from flask_limiter import Limiter
+
+
+def client_address() -> str:
+    """The client's address; behind a proxy, run gunicorn with --forwarded-allow-ips so this is real."""
+    return request.remote_addr or "unknown"
+
+
+limiter = Limiter(key_func=client_address, default_limits=[], headers_enabled=True)

@@ -1,0 +1,64 @@
+"""Helpers shared by tests: signing webhooks as a shop would, serving WSGI apps over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from standardwebhooks.webhooks import Webhook
+from werkzeug.serving import make_server
+
+from service.config import DEV_WEBHOOK_SECRET
+
+ADMIN = {"Authorization": "Bearer dev-admin-token"}
+SHOP = {"Authorization": "Bearer dev-shop-token"}
+
+
+def signed_webhook(body: dict[str, Any] | bytes | str, *, secret: str = DEV_WEBHOOK_SECRET,
+                   msg_id: str | None = None, timestamp: float | None = None) -> tuple[bytes, dict[str, str]]:
+    """Body bytes and Standard Webhooks headers, signed the way a shop backend signs them."""
+    raw = body if isinstance(body, bytes) else (body if isinstance(body, str) else json.dumps(body)).encode()
+    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
+    ts = datetime.fromtimestamp(timestamp if timestamp is not None else time.time(), UTC)
+    signature = Webhook(secret).sign(msg_id, ts, raw.decode())
+    headers = {"webhook-id": msg_id, "webhook-timestamp": str(int(ts.timestamp())),
+               "webhook-signature": signature, "Content-Type": "application/json"}
+    return raw, headers
+
+
+def order_completed(order_id: str = "1001", **data_overrides: Any) -> dict[str, Any]:
+    """An `order.completed` event body like design.md's example."""
+    data: dict[str, Any] = {
+        "id": order_id, "number": f"#{order_id}", "cart_token": None, "currency": "USD",
+        "total_cents": 5250, "gift_card_cents": 0,
+        "customer": {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com",
+                     "accepts_mail": True},
+        "shipping_address": {"name": "Ada Lovelace", "company": None, "address1": "10 Main St",
+                             "address2": None, "city": "Springfield", "region": "IL", "postcode": "62701",
+                             "country": "US"},
+        "line_items": [{"sku": "TEE-1", "title": "T-shirt", "quantity": 1, "unit_price_cents": 5250}],
+        "placed_at": "2026-11-21T09:59:58Z",
+    }
+    data.update(data_overrides)
+    return {"type": "order.completed", "timestamp": "2026-11-21T10:00:00Z", "data": data}
+
+
+class ServerThread:
+    """A WSGI app served over real HTTP on a free loopback port, in a background thread."""
+
+    def __init__(self, app, host: str = "127.0.0.1"):
+        self.server = make_server(host, 0, app, threaded=True)
+        self.url = f"http://{host}:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.thread.join()
