@@ -1,0 +1,184 @@
+"""Merchant endpoints (Bearer ADMIN_API_TOKEN): order timelines, the redemption ledger, reconciliation totals,
+the comparison with Instagift, and the job queue."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from flask import Blueprint, current_app
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
+
+from service.domain import reconciliation as recon
+from service.domain.timeline import order_timeline
+from service.jobs.queue import retry_by_person
+from service.persistence import db
+from service.persistence.jobs import JOB_STATES
+from service.web.openapi import document
+from service.web.parsing import load_query, require_bearer
+
+bp = Blueprint("admin", __name__)
+
+
+@bp.before_request
+def require_admin_token():
+    require_bearer(current_app.extensions["settings"].admin_api_token, "admin")
+
+
+# -- query strings --------------------------------------------------------------------------------------------
+
+
+class DayOrInstant(fields.Field):
+    """`YYYY-MM-DD` (a UTC day) or an ISO 8601 timestamp with a time zone; loads to (datetime, is_whole_day)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or not value.strip():
+            raise ValidationError("Give a date as YYYY-MM-DD or a timestamp like 2026-11-21T10:00:00Z.")
+        text = value.strip()
+        if len(text) == 10:
+            try:
+                return datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC), True
+            except ValueError:
+                raise ValidationError(f"{text!r} is not a valid date (YYYY-MM-DD).") from None
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise ValidationError("Give a date as YYYY-MM-DD or a timestamp like 2026-11-21T10:00:00Z.") from None
+        if moment.tzinfo is None:
+            raise ValidationError("A timestamp needs a time zone, e.g. 2026-11-21T10:00:00Z.")
+        return moment.astimezone(UTC), False
+
+
+class RangeQuery(Schema):
+    """`from`/`to`: whole UTC days (both included) or timestamps (`to` excluded). Loads to `range`."""
+
+    from_ = DayOrInstant(data_key="from", load_default=None)
+    to = DayOrInstant(load_default=None)
+    # Listing endpoints may go without a range (everything); reports default to today (UTC).
+    range_required = True
+    max_days: int | None = recon.MAX_RANGE_DAYS
+
+    @validates_schema
+    def check_order(self, data, **kwargs):
+        start, end = self._bounds(data)
+        if start is not None and end is not None:
+            if end <= start:
+                raise ValidationError("`to` must not be before `from`.", "to")
+            if self.max_days and end - start > timedelta(days=self.max_days):
+                raise ValidationError(f"A report covers at most {self.max_days} days.", "to")
+
+    @staticmethod
+    def _bounds(data):
+        start = data.get("from_")
+        end = data.get("to")
+        start_at = start[0] if start else None
+        end_at = None
+        if end:
+            end_at = end[0] + timedelta(days=1) if end[1] else end[0]
+        return start_at, end_at
+
+    @post_load
+    def to_range(self, data, **kwargs):
+        start, end = self._bounds(data)
+        rest = {k: v for k, v in data.items() if k not in ("from_", "to")}
+        if start is None and end is None and not self.range_required:
+            return {**rest, "range": None}
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        if start is None:
+            start = (end - timedelta(microseconds=1)).replace(hour=0, minute=0, second=0, microsecond=0) \
+                if end else today
+        if end is None:
+            end = start.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+        return {**rest, "range": recon.DateRange(start, end)}
+
+
+class Paging(Schema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    per_page = fields.Integer(load_default=recon.DEFAULT_PER_PAGE,
+                              validate=validate.Range(min=1, max=recon.MAX_PER_PAGE))
+
+
+class JobsQuery(Paging):
+    state = fields.String(load_default=None, validate=validate.OneOf(JOB_STATES))
+    kind = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
+
+
+class PageSchema(Schema):
+    items = fields.List(fields.Dict())
+    page = fields.Integer()
+    per_page = fields.Integer()
+    total = fields.Integer()
+    next_page = fields.Integer(allow_none=True)
+
+
+class TimelineSchema(Schema):
+    order = fields.Dict()
+    events = fields.List(fields.Dict())
+    holds = fields.List(fields.Dict())
+    verifies = fields.List(fields.Dict())
+    redemptions = fields.List(fields.Dict())
+    thank_you_card = fields.Dict(allow_none=True)
+    membership_cards = fields.List(fields.Dict())
+    jobs = fields.List(fields.Dict())
+
+
+class JobSchema(Schema):
+    id = fields.Integer()
+    kind = fields.String()
+    state = fields.String()
+    attempts = fields.Integer()
+    failures = fields.Integer()
+    last_error = fields.String(allow_none=True)
+    run_at = fields.String()
+
+
+def _param(name: str, description: str, schema: dict | None = None, where: str = "query") -> dict:
+    return {"name": name, "in": where, "required": where == "path", "description": description,
+            "schema": schema or {"type": "string"}}
+
+
+RANGE_PARAMS = (
+    _param("from", "First UTC day (YYYY-MM-DD, included) or a timestamp with a zone (included)."),
+    _param("to", "Last UTC day (YYYY-MM-DD, included) or a timestamp with a zone (excluded)."),
+)
+PAGE_PARAMS = (_param("page", "Page number, from 1.", {"type": "integer", "minimum": 1}),
+               _param("per_page", f"Items a page (at most {recon.MAX_PER_PAGE}).",
+                      {"type": "integer", "minimum": 1, "maximum": recon.MAX_PER_PAGE}))
+
+
+# -- routes --------------------------------------------------------------------------------------------------
+
+
+@bp.get("/v1/orders/<order_id>")
+def get_order(order_id: str):
+    """One order's full timeline."""
+    return order_timeline(db.session, order_id)
+
+
+document("/v1/orders/{order_id}", "get", "One order's timeline: holds, redemptions, cards, every job attempt",
+         tag="merchant", response=TimelineSchema, auth="admin", problems=(401, 404),
+         parameters=(_param("order_id", "The shop's order id (data.id).", where="path"),))
+
+
+@bp.get("/v1/jobs")
+def get_jobs():
+    """The job queue, newest first."""
+    query = load_query(JobsQuery())
+    return recon.list_jobs(db.session, **query).as_dict()
+
+
+document("/v1/jobs", "get", "The job queue with every attempt, newest first", tag="merchant", response=PageSchema,
+         auth="admin", problems=(401, 422),
+         parameters=(_param("state", "queued, running, succeeded, parked or dead."),
+                     _param("kind", "A job kind, e.g. redeem_gift_card."), *PAGE_PARAMS))
+
+
+@bp.post("/v1/jobs/<int:job_id>/retry")
+def retry_job(job_id: int):
+    """Queue a dead or parked job again now, with a fresh failure budget."""
+    job = retry_by_person(db.session, job_id)
+    return recon.job_dict(job), 202
+
+
+document("/v1/jobs/{job_id}/retry", "post", "Retry a dead or parked job now", tag="merchant", response=JobSchema,
+         status=202, auth="admin", problems=(401, 404, 409),
+         parameters=(_param("job_id", "The job's id.", {"type": "integer"}, where="path"),))

@@ -1,0 +1,37 @@
+"""Every merchant endpoint wants the admin token: none, the shop token or a wrong one get 401 problems."""
+
+import pytest
+
+from tests.support import ADMIN, SHOP
+
+MERCHANT_ROUTES = [
+    ("get", "/v1/orders/1001"),
+    ("get", "/v1/jobs"),
+    ("post", "/v1/jobs/1/retry"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), MERCHANT_ROUTES)
+@pytest.mark.parametrize("headers", [{}, SHOP, {"Authorization": "Bearer wrong-token"},
+                                     {"Authorization": "dev-admin-token"}, {"Authorization": "Basic dev-admin-token"}],
+                         ids=["none", "shop", "wrong", "no-scheme", "basic"])
+def test_merchant_routes_refuse_anything_but_the_admin_token(client, method, path, headers):
+    response = getattr(client, method)(path, headers=headers)
+    assert response.status_code == 401
+    assert response.mimetype == "application/problem+json"
+    assert response.get_json()["code"] == "unauthorized"
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="admin"'
+
+
+@pytest.mark.parametrize(("method", "path"), MERCHANT_ROUTES)
+def test_admin_token_gets_past_authentication(client, method, path):
+    response = getattr(client, method)(path, headers=ADMIN)
+    assert response.status_code != 401
+
+
+def test_every_merchant_route_is_in_the_openapi_document(client):
+    paths = client.get("/openapi.json").get_json()["paths"]
+    for path in ("/v1/orders/{order_id}", "/v1/jobs", "/v1/jobs/{job_id}/retry"):
+        assert path in paths, path
+        for operation in paths[path].values():
+            assert operation["security"] == [{"admin": []}]
