@@ -43,7 +43,7 @@ def create_app(environ: dict[str, str] | None = None, **overrides) -> Flask:
     configure_logging(settings.log_format)
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=MIGRATIONS_DIR, compare_type=True)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIR, compare_type=True, render_as_batch=True)
 
     from service.providers.registry import build_providers
     app.extensions["providers"] = build_providers(settings)

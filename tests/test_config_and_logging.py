@@ -1,0 +1,117 @@
+"""Configuration (development defaults, production refusals) and secret masking in logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from service.config import ConfigurationError, load_settings, normalise_database_url
+from service.logs import JsonFormatter, RedactingFilter, mask, redact
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_development_defaults_point_providers_at_the_sandbox():
+    settings = load_settings({"SANDBOX_URL": "http://127.0.0.1:9999"}, "/tmp/instance")
+    assert settings.env == "development"
+    assert settings.database_url == "sqlite:////tmp/instance/service.sqlite3"
+    assert settings.instagift.api_url == "http://127.0.0.1:9999/instagift/v2" and settings.instagift.sandbox
+    assert settings.cardly.api_url == "http://127.0.0.1:9999/cardly/v2" and settings.cardly.sandbox
+    assert settings.instantcard.api_url == "http://127.0.0.1:9999/instantcard/api/v2"
+    assert settings.gift_card_rounding == "down" and settings.hold_minutes == 30
+
+
+def test_development_with_credentials_uses_the_live_urls():
+    settings = load_settings({"INSTAGIFT_MERCHANT_KEY": "k", "INSTAGIFT_MERCHANT_SECRET": "s"}, "/tmp/i")
+    assert settings.instagift.api_url == "https://api.instagift.com/v2" and not settings.instagift.sandbox
+
+
+@pytest.mark.parametrize("url,expected", [
+    ("postgres://u@h:5432/d", "postgresql+psycopg://u@h:5432/d"),
+    ("postgresql://u@h/d", "postgresql+psycopg://u@h/d"),
+    ("sqlite:///x.db", "sqlite:///x.db"),
+])
+def test_database_urls_of_both_spellings_use_psycopg3(url, expected):
+    assert normalise_database_url(url) == expected
+
+
+def test_production_without_secrets_lists_everything_missing_at_once():
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings({"SERVICE_ENV": "production", "INSTANTCARD_PRODUCTS": '{"GOLD": {"template_id": 1}}'}, "/tmp/i")
+    message = str(caught.value)
+    for name in ("WEBHOOK_SECRETS", "SHOP_API_TOKEN", "ADMIN_API_TOKEN", "INSTAGIFT_MERCHANT_KEY",
+                 "INSTAGIFT_MERCHANT_SECRET", "CARDLY_API_KEY", "INSTANTCARD_EMAIL", "INSTANTCARD_PASSWORD",
+                 "INSTANTCARD_ORGANIZATION_ID", "INSTANTCARD_SHIPPING_PROVIDER_ID", "ALLOWED_ORIGINS"):
+        assert name in message
+
+
+def test_production_needs_no_cardly_or_instantcard_credentials_when_those_features_are_off():
+    settings = load_settings({
+        "SERVICE_ENV": "production", "WEBHOOK_SECRETS": "whsec_c2VjcmV0", "SHOP_API_TOKEN": "s",
+        "ADMIN_API_TOKEN": "a", "INSTAGIFT_MERCHANT_KEY": "k", "INSTAGIFT_MERCHANT_SECRET": "x",
+        "CARDLY_ENABLED": "false", "ALLOWED_ORIGINS": "https://shop.example",
+    }, "/tmp/i")
+    assert settings.is_production and not settings.uses_sandbox
+    assert settings.instantcard.products == {}
+
+
+def test_bad_values_are_reported_not_ignored():
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings({"GIFT_CARD_ROUNDING": "sideways", "HOLD_MINUTES": "soon", "INSTANTCARD_PRODUCTS": "{"}, "/tmp/i")
+    assert "GIFT_CARD_ROUNDING" in str(caught.value) and "HOLD_MINUTES" in str(caught.value)
+    assert "INSTANTCARD_PRODUCTS" in str(caught.value)
+
+
+def test_production_process_refuses_to_start_with_one_clear_message(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INSTAGIFT_", "CARDLY_", "WEBHOOK_", "SHOP_",
+                                                                    "ADMIN_", "INSTANTCARD_"))}
+    env.update(SERVICE_ENV="production", DATABASE_URL=f"sqlite:///{tmp_path}/p.db")
+    result = subprocess.run([sys.executable, "-c", "from service import create_app; create_app()"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "The service cannot start; fix these settings:" in result.stderr
+    assert "WEBHOOK_SECRETS is required in production" in result.stderr
+
+
+def test_sandbox_refuses_to_exist_in_production(monkeypatch):
+    from service.sandbox import create_sandbox_app
+
+    monkeypatch.setenv("SERVICE_ENV", "production")
+    with pytest.raises(RuntimeError, match="never started in production"):
+        create_sandbox_app()
+
+
+def test_mask_shows_only_the_last_four():
+    assert mask("62DD-CV4T-R2NTM2") == "••••NTM2"
+    assert mask("abc") == "•••"
+
+
+@pytest.mark.parametrize("secret_text", [
+    "claim code 62DD-CV4T-R2NTM2 applied",
+    "code=MNK-QPF27E-EHJ3",
+    "Authorization: Bearer dev-admin-token-1234567",
+    "key whsec_ZGV2LXdlYmhvb2stc2VjcmV0",
+    "cardly key test_abcdef123456",
+    "token bG9uZ3Rva2VuaGVyZWZvcnRlc3RzMTIzNDU2",
+])
+def test_redaction_masks_codes_tokens_and_keys(secret_text):
+    redacted = redact(secret_text)
+    for word in secret_text.split():
+        if len(word) >= 12 and any(c.isdigit() for c in word):
+            assert word not in redacted
+
+
+def test_logging_filter_masks_whatever_the_caller_passes():
+    record = logging.LogRecord("t", logging.INFO, __file__, 1, "applying %s for %s", ("U4KR-9CLT-3KNPU4", "cart"), None)
+    RedactingFilter().filter(record)
+    record.request_id = "r1"
+    line = JsonFormatter().format(record)
+    entry = json.loads(line)
+    assert "U4KR-9CLT-3KNPU4" not in line and entry["message"].endswith("for cart")
+    assert entry["request_id"] == "r1" and entry["level"] == "info"

@@ -1,0 +1,208 @@
+"""The durable job queue on the real database: exactly-once claims, leases, backoff, dead jobs, retries."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from service.jobs import queue
+from service.jobs.registry import Park, PermanentFailure, RetryLater, handler
+from service.jobs.worker import Worker
+from service.persistence import Job, JobAttempt, db, utcnow
+
+runs: Counter = Counter()
+runs_lock = threading.Lock()
+behaviour: dict[str, object] = {}
+
+
+@handler("test_record")
+def record_run(ctx):
+    with runs_lock:
+        runs[ctx.job.id] += 1
+
+
+@handler("test_behave")
+def behave(ctx):
+    outcome = behaviour.get("outcome")
+    if isinstance(outcome, BaseException):
+        raise outcome
+
+
+@pytest.fixture(autouse=True)
+def _reset_counters():
+    runs.clear()
+    behaviour.clear()
+
+
+def _enqueue(app, kind: str, n: int = 1, **kwargs) -> list[int]:
+    with app.app_context():
+        for i in range(n):
+            queue.enqueue(db.session, kind, {"i": i}, **kwargs)
+        db.session.commit()
+        return list(db.session.scalars(sa.select(Job.id).where(Job.kind == kind).order_by(Job.id)))
+
+
+def _job(app, job_id: int) -> Job:
+    with app.app_context():
+        job = db.session.get(Job, job_id)
+        db.session.expunge(job)
+        return job
+
+
+def test_two_workers_racing_run_each_of_200_jobs_exactly_once(app):
+    ids = _enqueue(app, "test_record", 200)
+    workers = [Worker(app, threads=0, batch=5, worker_id=f"racer-{n}") for n in range(2)]
+    threads = [threading.Thread(target=w.drain) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert sorted(runs) == ids
+    assert set(runs.values()) == {1}
+    with app.app_context():
+        states = Counter(db.session.scalars(sa.select(Job.state)))
+        claimed_by = Counter(db.session.scalars(sa.select(JobAttempt.worker)))
+    assert states == {"succeeded": 200}
+    assert sum(claimed_by.values()) == 200
+
+
+def test_dedupe_key_enqueues_one_business_effect_once(app):
+    with app.app_context():
+        assert queue.enqueue(db.session, "test_record", dedupe_key="effect-1") is True
+        assert queue.enqueue(db.session, "test_record", dedupe_key="effect-1") is False
+        db.session.commit()
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Job)) == 1
+
+
+def test_a_job_whose_worker_died_runs_again_after_its_lease_expires(app):
+    (job_id,) = _enqueue(app, "test_record")
+    start = utcnow()
+    with app.app_context():
+        # The first worker claims the job and then dies without recording anything.
+        claimed = queue.claim(db.session, "dead-worker", lease_seconds=60, now=start)
+        assert [j.id for j in claimed] == [job_id]
+    still_leased = Worker(app, threads=0, worker_id="second", clock=lambda: start + timedelta(seconds=30))
+    assert still_leased.drain() == 0
+    after_lease = Worker(app, threads=0, worker_id="second", clock=lambda: start + timedelta(seconds=61))
+    assert after_lease.drain() == 1
+    assert runs[job_id] == 1
+    with app.app_context():
+        attempts = db.session.scalars(sa.select(JobAttempt).where(JobAttempt.job_id == job_id)
+                                      .order_by(JobAttempt.id)).all()
+        assert [(a.worker, a.outcome) for a in attempts] == [("dead-worker", "lease_expired"),
+                                                              ("second", "succeeded")]
+        job = db.session.get(Job, job_id)
+        # The stalled worker coming back late cannot overwrite the outcome.
+        assert queue.mark_retry(db.session, job, "dead-worker", "late", queue.Backoff()) == "succeeded"
+
+
+def test_retry_timing_follows_exponential_backoff_with_full_jitter(app):
+    (job_id,) = _enqueue(app, "test_behave", max_attempts=10)
+    behaviour["outcome"] = RuntimeError("provider hiccup")
+    settings = app.extensions["settings"]
+    backoff = queue.Backoff(settings.job_backoff_base_seconds, settings.job_backoff_cap_seconds)
+    expected_rng = random.Random(7)
+    now = utcnow()
+    worker = Worker(app, threads=0, rng=random.Random(7), clock=lambda: now)
+    for failures in range(1, 8):
+        assert worker.drain() == 1
+        job = _job(app, job_id)
+        expected_delay = expected_rng.uniform(0, backoff.ceiling(failures))
+        assert job.state == "queued" and job.failures == failures
+        assert (job.run_at - now).total_seconds() == pytest.approx(expected_delay, abs=1e-3)
+        assert 0 <= (job.run_at - now).total_seconds() <= min(settings.job_backoff_cap_seconds,
+                                                                settings.job_backoff_base_seconds * 2 ** (failures - 1))
+        now = job.run_at  # the worker's clock moves to when the job is due again
+    assert "provider hiccup" in _job(app, job_id).last_error
+
+
+def test_backoff_ceiling_doubles_then_caps():
+    backoff = queue.Backoff(base_seconds=2, cap_seconds=60)
+    assert [backoff.ceiling(n) for n in range(1, 8)] == [2, 4, 8, 16, 32, 60, 60]
+    draws = [backoff.delay(6, random.Random(seed)) for seed in range(200)]
+    assert all(0 <= d <= 60 for d in draws) and max(draws) > 30
+
+
+def test_last_failure_makes_the_job_dead_and_a_manual_retry_revives_it(app):
+    (job_id,) = _enqueue(app, "test_behave", max_attempts=3)
+    behaviour["outcome"] = RetryLater("not yet", delay_seconds=0)
+    worker = Worker(app, threads=0)
+    worker.drain()
+    job = _job(app, job_id)
+    assert job.state == "dead" and job.failures == 3 and job.attempts == 3
+    with app.app_context():
+        outcomes = list(db.session.scalars(sa.select(JobAttempt.outcome).where(JobAttempt.job_id == job_id)
+                                           .order_by(JobAttempt.id)))
+    assert outcomes == ["retry", "retry", "failed"]
+
+    behaviour["outcome"] = None
+    with app.app_context():
+        queue.retry_by_person(db.session, job_id)
+    assert worker.drain() == 1
+    assert _job(app, job_id).state == "succeeded"
+
+
+def test_permanent_failure_is_dead_at_once_and_park_waits(app):
+    dead_id, parked_id = _enqueue(app, "test_behave", 2)
+    behaviour["outcome"] = PermanentFailure("bad address: postcode missing")
+    now = utcnow()
+    worker = Worker(app, threads=0, batch=1, clock=lambda: now)
+    with app.app_context():
+        worker.run_batch()
+    assert _job(app, dead_id).state == "dead"
+    assert _job(app, dead_id).last_error == "bad address: postcode missing"
+
+    behaviour["outcome"] = Park("waiting for credit", recheck_seconds=900)
+    with app.app_context():
+        worker.run_batch()
+    parked = _job(app, parked_id)
+    assert parked.state == "parked" and parked.parked_reason == "waiting for credit"
+    assert (parked.run_at - now).total_seconds() == pytest.approx(900)
+    assert worker.drain() == 0  # not due yet
+    with app.app_context():
+        assert queue.wake_parked(db.session, "test_behave", now=now) == 1
+        db.session.commit()
+    behaviour["outcome"] = None
+    assert worker.drain() == 1
+    assert _job(app, parked_id).state == "succeeded"
+
+
+def test_manual_retry_refuses_jobs_that_are_not_dead_or_parked(app):
+    (job_id,) = _enqueue(app, "test_record")
+    with app.app_context():
+        with pytest.raises(Exception) as caught:
+            queue.retry_by_person(db.session, job_id)
+    assert getattr(caught.value, "code", None) == "job_not_retryable"
+
+
+def test_unknown_kind_is_dead_with_a_clear_reason(app):
+    (job_id,) = _enqueue(app, "no_such_kind")
+    Worker(app, threads=0).drain()
+    job = _job(app, job_id)
+    assert job.state == "dead" and "no handler" in job.last_error
+
+
+def test_stopping_worker_releases_claimed_jobs_it_has_not_started(app):
+    ids = _enqueue(app, "test_record", 5)
+    worker = Worker(app, threads=0, batch=5)
+    worker.stopping.set()
+    with app.app_context():
+        worker.run_batch()
+        states = Counter(db.session.scalars(sa.select(Job.state).where(Job.id.in_(ids))))
+        attempts = db.session.scalar(sa.select(sa.func.count()).select_from(JobAttempt))
+    assert states == {"queued": 5} and attempts == 0 and not runs
+
+
+def test_periodic_jobs_are_enqueued_once_per_period_across_workers(app):
+    now = utcnow()
+    for name in ("a", "b"):
+        with app.app_context():
+            Worker(app, threads=0, worker_id=name, clock=lambda: now).schedule_periodic()
+    with app.app_context():
+        kinds = Counter(db.session.scalars(sa.select(Job.kind)))
+    assert kinds["purge_periodic_jobs"] == 1
