@@ -1,6 +1,6 @@
 // Builds src/ into ../service/static/widget/instagift-claim-code.<contenthash>.js plus manifest.json.
 // The manifest records a hash of the sources so a test fails when src/ changes without a rebuild.
-import { build } from "esbuild";
+import { build, transform } from "esbuild";
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
 import { gzipSync } from "node:zlib";
@@ -23,13 +23,24 @@ export function sourceHash() {
   return hash.digest("hex");
 }
 
+// CSS is imported as a string for the shadow root; minify it first (esbuild's text loader would not).
+const minifiedCssAsText = {
+  name: "minified-css-as-text",
+  setup(b) {
+    b.onLoad({ filter: /\.css$/ }, async ({ path }) => {
+      const { code } = await transform(readFileSync(path, "utf8"), { loader: "css", minify: true });
+      return { contents: code.trim(), loader: "text" };
+    });
+  },
+};
+
 const result = await build({
   entryPoints: [join(here, "src", `${NAME}.js`)],
   bundle: true,
   minify: true,
   format: "iife",
   target: ["es2020"],
-  loader: { ".css": "text" },
+  plugins: [minifiedCssAsText],
   legalComments: "none",
   write: false,
 });
