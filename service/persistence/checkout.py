@@ -1,0 +1,113 @@
+"""Carts, the gift-card holds on them, and the redemption ledger (one row per held certificate redeemed).
+
+Table and column names are plain on purpose: reconciliation reads them directly (see docs/checkout.md).
+A claim code is never stored: a hold keeps the certificate id (what redemption needs), the last four
+characters for display, and an HMAC of the normalised code to recognise "already applied".
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from service.persistence.db import BigIntId, UTCDateTime, db, utcnow
+from service.persistence.orders import Order
+
+# Hold statuses that keep the certificate locked to their cart (the partial unique index covers these).
+LOCKING_HOLD_STATUSES = ("active", "redeeming")
+HOLD_STATUSES = ("active", "redeeming", "redeemed", "released", "expired", "invalid", "failed")
+REDEMPTION_STATES = ("pending", "uncertain", "succeeded", "shortfall", "failed", "cancelled")
+
+_LOCKING_SQL = "status IN ('active', 'redeeming')"
+
+
+class Cart(db.Model):
+    """A shopper's checkout cart; only the SHA-256 of its token is stored (the token is a bearer secret)."""
+
+    __tablename__ = "carts"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    total_cents: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3), default="USD")
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Abuse limits: failed lookups (unknown/malformed codes) lock the cart until `locked_until`.
+    failed_lookups: Mapped[int] = mapped_column(sa.Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    holds: Mapped[list[GiftCardHold]] = relationship(back_populates="cart", order_by="GiftCardHold.position")
+
+
+class GiftCardHold(db.Model):
+    """One certificate applied to one cart. At most one active/redeeming hold per certificate (DB-enforced)."""
+
+    __tablename__ = "gift_card_holds"
+    __table_args__ = (
+        sa.Index("uq_gift_card_holds_open_certificate", "certificate_id", unique=True,
+                 postgresql_where=sa.text(_LOCKING_SQL), sqlite_where=sa.text(_LOCKING_SQL)),
+        sa.Index("ix_gift_card_holds_status_expires", "status", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    cart_id: Mapped[int] = mapped_column(sa.ForeignKey("carts.id"), index=True)
+    certificate_id: Mapped[str] = mapped_column(sa.String(100))
+    claim_code_hash: Mapped[str] = mapped_column(sa.String(64), index=True)
+    code_last4: Mapped[str] = mapped_column(sa.String(8))
+    currency: Mapped[str] = mapped_column(sa.String(3), default="USD")
+    balance_cents: Mapped[int] = mapped_column(sa.BigInteger)  # certificate face value when applied/verified
+    certificate_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    splittable: Mapped[bool] = mapped_column(sa.Boolean)
+    applied_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0)   # whole dollars taken from the card
+    covers_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0)    # what it pays of the cart total
+    redeem_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0)    # what Instagift will be asked for
+    forfeit_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0)   # non-splittable value beyond due
+    accept_forfeit: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    position: Mapped[int] = mapped_column(sa.Integer)  # entry order within the cart
+    status: Mapped[str] = mapped_column(sa.String(16), default="active")
+    status_reason: Mapped[str | None] = mapped_column(sa.Text)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    cart: Mapped[Cart] = relationship(back_populates="holds")
+
+
+class Redemption(db.Model):
+    """The ledger: what an order took from one held certificate, what we asked Instagift, what it did."""
+
+    __tablename__ = "redemptions"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id"), index=True)
+    hold_id: Mapped[int] = mapped_column(sa.ForeignKey("gift_card_holds.id"), unique=True)
+    certificate_id: Mapped[str] = mapped_column(sa.String(100), index=True)
+    code_last4: Mapped[str] = mapped_column(sa.String(8))
+    currency: Mapped[str] = mapped_column(sa.String(3), default="USD")
+    splittable: Mapped[bool] = mapped_column(sa.Boolean)
+    applied_cents: Mapped[int] = mapped_column(sa.BigInteger)      # held on the cart
+    taken_cents: Mapped[int] = mapped_column(sa.BigInteger)        # what the completed order took from it
+    intended_cents: Mapped[int] = mapped_column(sa.BigInteger)     # whole dollars we mean to redeem
+    requested_cents: Mapped[int | None] = mapped_column(sa.BigInteger)  # what the last call asked for
+    redeemed_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0)  # what Instagift reports
+    shortfall_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0)  # intended − redeemed
+    forfeit_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0)    # redeemed − applied (non-splittable)
+    balance_before_cents: Mapped[int | None] = mapped_column(sa.BigInteger)
+    state: Mapped[str] = mapped_column(sa.String(16), default="pending", index=True)
+    # True from the moment a redeem call may have reached Instagift until its outcome is known.
+    outcome_unknown: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    provider_redemption_id: Mapped[str | None] = mapped_column(sa.String(100))
+    child_certificate_id: Mapped[str | None] = mapped_column(sa.String(100))
+    child_balance_cents: Mapped[int | None] = mapped_column(sa.BigInteger)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)  # redeem calls started
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    redeemed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    order: Mapped[Order] = relationship()
+    hold: Mapped[GiftCardHold] = relationship()

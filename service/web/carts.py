@@ -1,0 +1,124 @@
+"""Widget endpoints (carts, gift cards, balance) and the shop backend's verify: parse → domain → render."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app
+
+from service.domain import checkout
+from service.errors import Conflict
+from service.persistence import db, utcnow
+from service.web.checkout_schemas import (
+    ApplyGiftCardSchema,
+    BalanceRequestSchema,
+    BalanceSchema,
+    CartSchema,
+    CreateCartSchema,
+    UpdateCartSchema,
+)
+from service.web.extensions import client_address
+from service.web.openapi import document
+from service.web.parsing import load, require_bearer
+
+bp = Blueprint("carts", __name__)
+
+LIMITER_KEY = "checkout_limiter"
+
+
+@bp.record_once
+def _install_limiter(state) -> None:
+    state.app.extensions[LIMITER_KEY] = checkout.LookupLimiter.from_settings(state.app.extensions["settings"])
+
+
+def _settings():
+    return current_app.extensions["settings"]
+
+
+def _instagift():
+    return current_app.extensions["providers"].instagift
+
+
+def _limiter() -> checkout.LookupLimiter:
+    return current_app.extensions[LIMITER_KEY]
+
+
+@bp.post("/v1/carts")
+def create_cart():
+    """Open a cart; the token is returned once and is the only way back to it."""
+    body = load(CreateCartSchema())
+    token, cart = checkout.create_cart(db.session, _settings(), body["total_cents"], body["currency"], utcnow())
+    return checkout.cart_view(cart, token), 201
+
+
+@bp.get("/v1/carts/<token>")
+def get_cart(token: str):
+    """The cart view."""
+    return checkout.cart_view(checkout.find_cart(db.session, token, utcnow()))
+
+
+@bp.put("/v1/carts/<token>")
+def update_cart(token: str):
+    """Change the total; applied amounts are recomputed."""
+    body = load(UpdateCartSchema())
+    cart = checkout.update_cart_total(db.session, _settings(), token, body["total_cents"], body["currency"], utcnow())
+    return checkout.cart_view(cart)
+
+
+@bp.post("/v1/carts/<token>/gift-cards")
+def apply_gift_card(token: str):
+    """Apply a claim code to the cart and hold the certificate."""
+    body = load(ApplyGiftCardSchema())
+    request = checkout.ApplyRequest(token=token, claim_code=body["claim_code"],
+                                    accept_forfeit=body["accept_forfeit"], client_key=client_address())
+    cart = checkout.apply_gift_card(db.session, _settings(), _instagift(), _limiter(), request, utcnow())
+    return checkout.cart_view(cart)
+
+
+@bp.delete("/v1/carts/<token>/gift-cards/<int:gift_card_id>")
+def remove_gift_card(token: str, gift_card_id: int):
+    """Remove a gift card and release its hold."""
+    cart = checkout.remove_gift_card(db.session, _settings(), token, gift_card_id, utcnow())
+    return checkout.cart_view(cart)
+
+
+@bp.post("/v1/gift-cards/balance")
+def balance():
+    """A claim code's balance, without applying it."""
+    body = load(BalanceRequestSchema())
+    return checkout.balance_lookup(_settings(), _instagift(), _limiter(), body["claim_code"], client_address(),
+                                   utcnow())
+
+
+@bp.post("/v1/carts/<token>/verify")
+def verify(token: str):
+    """Shop backend, right before payment: re-check every held certificate."""
+    require_bearer(_settings().shop_api_token, "shop")
+    cart, changes = checkout.verify_cart(db.session, _settings(), _instagift(), token, utcnow())
+    view = checkout.cart_view(cart)
+    if changes:
+        raise Conflict("A gift card on this cart can no longer cover what it was applied for; the amounts were "
+                       "recomputed. Show the shopper the new amount due before taking payment.",
+                       code="gift_cards_changed", title="Gift cards changed", changes=changes, cart=view)
+    return view
+
+
+_TOKEN = {"name": "cart_token", "in": "path", "required": True, "schema": {"type": "string"}}
+_GIFT_CARD = {"name": "gift_card_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+
+document("/v1/carts", "post", "Open a cart (returns cart_token)", tag="widget", request=CreateCartSchema,
+         response=CartSchema, status=201, problems=(422,))
+document("/v1/carts/{cart_token}", "get", "The cart view", tag="widget", response=CartSchema, problems=(404,),
+         parameters=(_TOKEN,))
+document("/v1/carts/{cart_token}", "put", "Update the cart total; applied amounts are recomputed", tag="widget",
+         request=UpdateCartSchema, response=CartSchema, problems=(404, 422), parameters=(_TOKEN,))
+document("/v1/carts/{cart_token}/gift-cards", "post",
+         "Apply a claim code and hold it (404 gift_card_not_found; 409 forfeit_not_accepted, gift_card_in_use, "
+         "gift_card_not_redeemable, gift_card_already_applied, gift_card_empty, gift_card_currency_not_supported, "
+         "nothing_due; 429 rate_limited)", tag="widget", request=ApplyGiftCardSchema, response=CartSchema,
+         problems=(404, 409, 422, 429, 503), parameters=(_TOKEN,))
+document("/v1/carts/{cart_token}/gift-cards/{gift_card_id}", "delete", "Remove a gift card and release its hold",
+         tag="widget", response=CartSchema, problems=(404,), parameters=(_TOKEN, _GIFT_CARD))
+document("/v1/gift-cards/balance", "post", "A claim code's balance without applying it", tag="widget",
+         request=BalanceRequestSchema, response=BalanceSchema, problems=(404, 422, 429, 503))
+document("/v1/carts/{cart_token}/verify", "post",
+         "Re-check every held certificate before payment (409 gift_cards_changed lists what changed)", tag="shop",
+         response=CartSchema, auth="shop", problems=(401, 404, 409, 503), parameters=(_TOKEN,))
