@@ -18,4 +18,6 @@ class Providers:
 def build_providers(settings: Settings) -> Providers:
     """One client per provider, pointed at the live API or the sandbox as the settings say."""
     instagift = cardly = instantcard = None
+    from service.providers.instagift import InstagiftClient
+    instagift = InstagiftClient.from_settings(settings.instagift)
     return Providers(instagift=instagift, cardly=cardly, instantcard=instantcard)
