@@ -302,6 +302,8 @@ def load_settings(environ: dict[str, str] | None = None, instance_path: str = "i
         batch_max_cards=read.int("INSTANTCARD_BATCH_MAX_CARDS", 50),
         funds_recheck_seconds=read.int("INSTANTCARD_FUNDS_RECHECK_SECONDS", 900),
     )
+    from service.domain.membership import instantcard_setting_problems  # late: the domain imports config
+    read.problems.extend(instantcard_setting_problems(instantcard))
 
     settings = Settings(
         env=service_env,

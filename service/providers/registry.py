@@ -20,4 +20,6 @@ def build_providers(settings: Settings) -> Providers:
     instagift = cardly = instantcard = None
     from service.providers.instagift import InstagiftClient
     instagift = InstagiftClient.from_settings(settings.instagift)
+    from service.providers.instantcard import DatabaseTokenStore, InstantCardClient
+    instantcard = InstantCardClient(settings.instantcard, token_store=DatabaseTokenStore(settings.instantcard.email))
     return Providers(instagift=instagift, cardly=cardly, instantcard=instantcard)
