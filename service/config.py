@@ -180,6 +180,29 @@ class _Reader:
         return value
 
 
+CARDLY_SENDER_FIELDS = ("firstName", "address", "city", "postcode", "country")
+
+
+def _cardly_problems(cardly: CardlySettings) -> list[str]:
+    """What is wrong with the thank-you card settings (a bad message or sender would fail every card)."""
+    from service.domain.thank_you import unknown_message_variables  # the one list of message variables
+
+    problems = []
+    unknown = unknown_message_variables(cardly.message)
+    if unknown:
+        problems.append(f"CARDLY_MESSAGE uses unknown variables: {', '.join(unknown)} (see docs/thank-you-cards.md)")
+    if cardly.sender is not None:
+        if not isinstance(cardly.sender, dict):
+            problems.append("CARDLY_SENDER must be a JSON object with Cardly's sender fields")
+        else:
+            missing = [f for f in CARDLY_SENDER_FIELDS if not str(cardly.sender.get(f) or "").strip()]
+            if missing:
+                problems.append(f"CARDLY_SENDER lacks {', '.join(missing)} (Cardly needs all sender fields or none)")
+    if cardly.arrival_offset_days is not None and cardly.arrival_offset_days < 0:
+        problems.append("CARDLY_ARRIVAL_OFFSET_DAYS must not be negative")
+    return problems
+
+
 def normalise_database_url(url: str) -> str:
     """Accept postgres:// and postgresql:// and always drive PostgreSQL through psycopg 3."""
     for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
@@ -262,7 +285,9 @@ def load_settings(environ: dict[str, str] | None = None, instance_path: str = "i
         skip_opted_out=read.bool("CARDLY_SKIP_OPTED_OUT", True),
         arrival_offset_days=read.int("CARDLY_ARRIVAL_OFFSET_DAYS", 0) or None,
         credit_recheck_seconds=read.int("CARDLY_CREDIT_RECHECK_SECONDS", 900),
+        timeout_seconds=float(max(1, read.int("CARDLY_TIMEOUT_SECONDS", 15))),
     )
+    read.problems.extend(_cardly_problems(cardly))
 
     products = read.json("INSTANTCARD_PRODUCTS", {})
     if not isinstance(products, dict):

@@ -22,4 +22,6 @@ def build_providers(settings: Settings) -> Providers:
     instagift = InstagiftClient.from_settings(settings.instagift)
     from service.providers.instantcard import DatabaseTokenStore, InstantCardClient
     instantcard = InstantCardClient(settings.instantcard, token_store=DatabaseTokenStore(settings.instantcard.email))
+    from service.providers.cardly import CardlyClient
+    cardly = CardlyClient.from_settings(settings.cardly)
     return Providers(instagift=instagift, cardly=cardly, instantcard=instantcard)

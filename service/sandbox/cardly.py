@@ -1,15 +1,473 @@
-"""Sandbox cardly (placeholder until its issue lands)."""
+"""Sandbox Cardly v2, following docs/provider-docs/cardly-api-v2.txt closely enough to test against.
 
-from flask import Blueprint
+What it does as Cardly documents: `API-Key` authentication (`test_…` keys answer `testMode: true`; keys
+without a `test_`/`live_` prefix or revoked ones → 401), a card credit balance, `orders/place` with field
+validation (422), 402 when the balance does not cover the cost (the body states cost and balance),
+idempotency (same key + same body → the stored status and body are replayed, a stored 402 included; same
+key + different body → 400; a request refused for credentials or missing parameters does not consume the
+key), `orders/preview`, `orders/{id}`, `account/balance`, `art` and `templates` with limit/offset paging.
+
+Sandbox-only deviations (documented in docs/thank-you-cards.md): test-mode orders are recorded so tests can
+inspect them, but like Cardly's test mode they do not spend credit; live-prefixed keys do.
+
+Control (tests and the demo), on the state object or over HTTP under `/cardly/v2/_control/…`:
+`set_credit(n)`, `inject_fault(mode, times, endpoint, delay_seconds)` with mode `error_500`,
+`place_then_500`, `timeout` (processes, then answers late) or `rate_limit`; `placed_orders()`,
+`place_requests()`, `revoke_key(key)`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from flask import Blueprint, Response, g, request
+
+SEEDED_CREDIT = 25.0
+CARD_COST = {"standard": 1.0, "priority": 1.5, "express": 2.5}
+SHIP_TO_ME_COST = 0.03
+REGION_REQUIRED = {"US", "AU", "CA"}
+SHIPPING_BY_COUNTRY = {"AU": ("standard", "priority", "express")}
+FAULT_MODES = ("error_500", "place_then_500", "timeout", "rate_limit")
+ART_SLUGS = ["sandbox-thank-you-art"] + [f"sandbox-art-{n:02d}" for n in range(1, 30)]
+TEMPLATE_SLUGS = ["sandbox-thank-you-template", "sandbox-plain-template"]
 
 
+def _now_text() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _envelope(data: Any, *, status: str = "OK", messages: list | None = None, test_mode: bool = False) -> dict:
+    body: dict[str, Any] = {"state": {"status": status, "messages": messages or []}, "data": data}
+    if test_mode:
+        body["testMode"] = True
+    return body
+
+
+@dataclass
+class _Fault:
+    mode: str
+    remaining: int
+    endpoint: str
+    delay_seconds: float
+
+
+@dataclass
 class _State:
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def __post_init__(self) -> None:
+        self.reset()
+
     def reset(self) -> None:
-        """Forget everything and reseed the demo data."""
+        """Forget everything and reseed the demo data (credit, artwork, templates)."""
+        with self.lock:
+            wake = getattr(self, "_wake", None)
+            if wake is not None:
+                wake.set()  # let any answer held back by a "timeout" fault go now
+            self._wake = threading.Event()
+            self.credit = SEEDED_CREDIT
+            self.orders: dict[str, dict[str, Any]] = {}
+            self.idempotency: dict[tuple[str, str], tuple[str, int, dict[str, Any]]] = {}
+            self.requests: list[dict[str, Any]] = []
+            self.faults: deque[_Fault] = deque()
+            self.revoked: set[str] = set()
+            self.art = [self._art(slug, n) for n, slug in enumerate(ART_SLUGS)]
+            self.templates = [self._template(slug, n) for n, slug in enumerate(TEMPLATE_SLUGS)]
+
+    @staticmethod
+    def _art(slug: str, n: int) -> dict[str, Any]:
+        art_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"cardly-sandbox-art/{slug}"))
+        return {"id": art_id, "revision": 1, "name": slug.replace("-", " ").title(), "slug": slug,
+                "description": "Sandbox artwork", "artwork": [f"https://sandbox.invalid/art/{art_id}/1.png", None,
+                                                             None, None],
+                "media": {"id": "sandbox-media-a6", "name": "A6 folded card"},
+                "createdAt": "2026-01-01T00:00:00+00:00", "updatedAt": "2026-01-01T00:00:00+00:00"}
+
+    @staticmethod
+    def _template(slug: str, n: int) -> dict[str, Any]:
+        template_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"cardly-sandbox-template/{slug}"))
+        variables = {"firstName": {"description": "Recipient's first name", "example": "Ada"},
+                     "message": {"description": "The thank-you message", "example": "Thank you!"}}
+        return {"id": template_id, "name": slug.replace("-", " ").title(), "slug": slug,
+                "media": {"id": "sandbox-media-a6"},
+                "definition": {"version": 2, "style": {}, "pages": [], "variables": variables}}
+
+    # -- control -------------------------------------------------------------------------------------------
+    def set_credit(self, amount: float) -> None:
+        """Set the organisation's card credit balance."""
+        with self.lock:
+            self.credit = float(amount)
+
+    def inject_fault(self, mode: str, times: int = 1, *, endpoint: str = "orders/place",
+                     delay_seconds: float = 2.0) -> None:
+        """Make the next `times` calls to `endpoint` fail as `mode` says."""
+        if mode not in FAULT_MODES:
+            raise ValueError(f"unknown fault mode {mode!r}; use one of {', '.join(FAULT_MODES)}")
+        with self.lock:
+            self.faults.append(_Fault(mode, int(times), endpoint, float(delay_seconds)))
+
+    def revoke_key(self, api_key: str) -> None:
+        """From now on `api_key` is refused with 401."""
+        with self.lock:
+            self.revoked.add(api_key)
+
+    def placed_orders(self) -> list[dict[str, Any]]:
+        """Every order the sandbox placed (test mode included), oldest first, with the request that made it."""
+        with self.lock:
+            return [json.loads(json.dumps(o)) for o in self.orders.values()]
+
+    def place_requests(self) -> list[dict[str, Any]]:
+        """Every orders/place request received: idempotency key, HTTP status answered, whether replayed."""
+        with self.lock:
+            return [dict(r) for r in self.requests if r["path"] == "orders/place"]
+
+    def _take_fault(self, endpoint: str) -> _Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.endpoint == endpoint and fault.remaining > 0:
+                    fault.remaining -= 1
+                    return fault
+            return None
+
+
+# -- validation ---------------------------------------------------------------------------------------------
+def _validate_address(where: str, address: Any, errors: dict[str, list[str]], *, sender: bool = False) -> None:
+    if not isinstance(address, dict):
+        errors.setdefault(where, []).append("must be an object")
+        return
+    for name in ("firstName", "address", "city", "postcode", "country"):
+        value = address.get(name)
+        if not isinstance(value, str) or not value.strip():
+            errors.setdefault(f"{where}.{name}", []).append("is required")
+    country = address.get("country")
+    if isinstance(country, str) and country.strip():
+        if len(country) != 2 or not country.isalpha():
+            errors.setdefault(f"{where}.country", []).append("must be a 2-character ISO country code")
+        elif country.upper() in REGION_REQUIRED and not (address.get("region") or "").strip():
+            errors.setdefault(f"{where}.region", []).append(f"is required for {country.upper()} addresses")
+
+
+def _validate_card(where: str, card: Any, state: _State, errors: dict[str, list[str]]) -> None:
+    if not isinstance(card, dict):
+        errors.setdefault(where or "body", []).append("must be an object")
+        return
+    prefix = f"{where}." if where else ""
+    artwork = card.get("artwork")
+    if not isinstance(artwork, str) or not artwork:
+        errors.setdefault(f"{prefix}artwork", []).append("is required")
+    elif not any(artwork in (a["id"], a["slug"]) for a in state.art):
+        errors.setdefault(f"{prefix}artwork", []).append(f"artwork {artwork!r} does not exist or is not available")
+    template = card.get("template")
+    if template is not None and not any(template in (t["id"], t["slug"]) for t in state.templates):
+        errors.setdefault(f"{prefix}template", []).append(f"template {template!r} does not exist")
+    _validate_address(f"{prefix}recipient", card.get("recipient"), errors)
+    if card.get("sender") is not None:
+        _validate_address(f"{prefix}sender", card.get("sender"), errors, sender=True)
+    method = card.get("shippingMethod", "standard")
+    country = ((card.get("recipient") or {}).get("country") or "").upper() if isinstance(card.get("recipient"), dict) else ""
+    if method not in CARD_COST:
+        errors.setdefault(f"{prefix}shippingMethod", []).append(f"unknown shipping method {method!r}")
+    elif method != "standard" and method not in SHIPPING_BY_COUNTRY.get(country, ("standard",)):
+        errors.setdefault(f"{prefix}shippingMethod", []).append(f"{method} is not available for {country or 'this country'}")
+    requested = card.get("requestedArrival")
+    if requested is not None:
+        try:
+            if date.fromisoformat(str(requested)) <= datetime.now(UTC).date():
+                errors.setdefault(f"{prefix}requestedArrival", []).append("must be a future date")
+        except ValueError:
+            errors.setdefault(f"{prefix}requestedArrival", []).append("must be a date as YYYY-MM-DD")
+    quantity = card.get("quantity", 1)
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
+        errors.setdefault(f"{prefix}quantity", []).append("must be a whole number of at least 1")
+
+
+def _card_cost(card: dict[str, Any]) -> float:
+    quantity = card.get("quantity", 1)
+    cost = CARD_COST.get(card.get("shippingMethod", "standard"), 1.0) + (SHIP_TO_ME_COST if card.get("shipToMe") else 0)
+    return round(cost * quantity, 2)
+
+
+def _delivery(card: dict[str, Any]) -> dict[str, Any]:
+    today = datetime.now(UTC).date()
+    requested = card.get("requestedArrival")
+    dispatch = today
+    if requested:
+        dispatch = max(today, date.fromisoformat(requested) - timedelta(days=8))
+    return {"requested": requested, "dispatch": dispatch.isoformat(),
+            "estimatedMinArrival": (dispatch + timedelta(days=3)).isoformat(),
+            "estimatedMaxArrival": (dispatch + timedelta(days=8)).isoformat()}
+
+
+def _address_out(address: dict[str, Any]) -> dict[str, Any]:
+    name = " ".join(p for p in (address.get("firstName"), address.get("lastName")) if p)
+    return {"name": name, "address": address.get("address"), "address2": address.get("address2"),
+            "city": address.get("city"), "region": address.get("region") or "", "postcode": address.get("postcode"),
+            "country": (address.get("country") or "").upper()}
 
 
 def create_blueprint() -> Blueprint:
-    """The fake cardly API as a blueprint; its state lives on `blueprint.state`."""
-    blueprint = Blueprint("sandbox_cardly", __name__)
-    blueprint.state = _State()
-    return blueprint
+    """The fake Cardly API as a blueprint; its state lives on `blueprint.state`."""
+    bp = Blueprint("sandbox_cardly", __name__)
+    state = _State()
+    bp.state = state
+
+    def answer(body: dict, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+        response = Response(json.dumps(body), status=status, mimetype="application/json")
+        response.headers["Request-Id"] = f"req_{uuid.uuid4().hex[:20]}"
+        for name, value in (headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    def authenticate() -> tuple[bool, Response | None]:
+        key = request.headers.get("API-Key", "")
+        if not key or not key.startswith(("test_", "live_")) or key in state.revoked:
+            return False, answer(_envelope(None, status="ERROR", messages=["No valid API key was supplied."]), 401)
+        return key.startswith("test_"), None
+
+    def json_object() -> dict[str, Any] | None:
+        body = request.get_json(silent=True, force=True)
+        return body if isinstance(body, dict) else None
+
+    def faulted(endpoint: str) -> tuple[_Fault | None, Response | None]:
+        fault = state._take_fault(endpoint)
+        if fault is None:
+            return None, None
+        if fault.mode == "error_500":
+            return fault, answer(_envelope(None, status="ERROR", messages=["Internal server error."]), 500)
+        if fault.mode == "rate_limit":
+            return fault, answer(_envelope(None, status="ERROR", messages=["Too many requests."]), 429,
+                                 {"Retry-After": "1"})
+        return fault, None  # place_then_500 and timeout act after processing
+
+    @bp.before_request
+    def log_request():
+        if "/_control/" not in request.path:
+            g.cardly_request = {"path": request.path.split("/cardly/v2/", 1)[-1], "method": request.method,
+                                "idempotency_key": request.headers.get("Idempotency-Key"),
+                                "status": None, "replayed": False}
+            with state.lock:
+                state.requests.append(g.cardly_request)
+
+    def note(status: int, replayed: bool = False) -> None:
+        with state.lock:
+            if g.get("cardly_request") is not None:
+                g.cardly_request.update(status=status, replayed=replayed)
+
+    @bp.post("/orders/place")
+    def place_order():
+        test_mode, refused = authenticate()
+        if refused:
+            note(401)
+            return refused
+        body = json_object()
+        lines = body.get("lines") if body else None
+        if not isinstance(lines, list) or not lines:
+            note(400)  # missing parameters: the idempotency key is not consumed
+            return answer(_envelope(None, status="ERROR", messages=["lines: at least one order line is required"],
+                                    test_mode=test_mode), 400)
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not 1 <= len(key) <= 64:
+            note(400)
+            return answer(_envelope(None, status="ERROR",
+                                    messages=["Idempotency-Key: must be at most 64 characters"],
+                                    test_mode=test_mode), 400)
+        signature = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        scope = request.headers.get("API-Key", "")
+        if key is not None:
+            with state.lock:
+                stored = state.idempotency.get((scope, key))
+            if stored is not None:
+                stored_signature, stored_status, stored_body = stored
+                if stored_signature != signature:
+                    note(400)
+                    return answer(_envelope(None, status="ERROR", messages=[
+                        "Idempotency key reuse: this key was used with a different request; the request was "
+                        "changed but an idempotency key was being reused."], test_mode=test_mode), 400)
+                note(stored_status, replayed=True)
+                return answer(stored_body, stored_status, {"Idempotent-Replayed": "true"})
+        fault, failed = faulted("orders/place")
+        if failed is not None:
+            note(failed.status_code)
+            return failed
+        status, result = process_place(body, test_mode)
+        if key is not None:
+            with state.lock:
+                state.idempotency[(scope, key)] = (signature, status, result)
+        if fault is not None and fault.mode == "place_then_500":
+            note(500)
+            return answer(_envelope(None, status="ERROR", messages=["Internal server error."]), 500)
+        if fault is not None and fault.mode == "timeout":
+            state._wake.wait(fault.delay_seconds)  # the answer comes after the client gave up
+        note(status)
+        return answer(result, status)
+
+    def process_place(body: dict[str, Any], test_mode: bool) -> tuple[int, dict[str, Any]]:
+        errors: dict[str, list[str]] = {}
+        for n, line in enumerate(body["lines"]):
+            _validate_card(f"lines.{n}", line, state, errors)
+        if body.get("purchaseOrderNumber") is not None and not isinstance(body.get("purchaseOrderNumber"), str):
+            errors.setdefault("purchaseOrderNumber", []).append("must be a string")
+        if errors:
+            return 422, _envelope({"errors": errors}, status="ERROR", messages=["Validation failed."],
+                                  test_mode=test_mode)
+        cost = round(sum(_card_cost(line) for line in body["lines"]), 2)
+        with state.lock:
+            if state.credit + 1e-9 < cost:
+                return 402, _envelope(
+                    {"cost": cost, "balance": state.credit, "giftCredit": {"balance": 0, "currency": "USD"}},
+                    status="ERROR", test_mode=test_mode,
+                    messages=[f"Insufficient credit: this order costs {cost:.2f} credits and your balance is "
+                              f"{state.credit:.2f} credits."])
+            if not test_mode:
+                state.credit = round(state.credit - cost, 2)
+            order_id = str(uuid.uuid4())
+            now = _now_text()
+            items = []
+            for line in body["lines"]:
+                art = next(a for a in state.art if line["artwork"] in (a["id"], a["slug"]))
+                template = next((t for t in state.templates if line.get("template") in (t["id"], t["slug"])), None)
+                items.append({
+                    "id": str(uuid.uuid4()), "type": "card", "label": f"Cardly - {art['name']}",
+                    "quantity": line.get("quantity", 1), "costs": {"credits": _card_cost(line), "giftCredit": 0},
+                    "shipTo": "D", "shipMethod": line.get("shippingMethod", "standard"),
+                    "scheduledDate": f"{line['requestedArrival']} 00:00:00" if line.get("requestedArrival") else None,
+                    "recipient": _address_out(line["recipient"]),
+                    "sender": _address_out(line["sender"]) if line.get("sender") else {"name": "Sandbox Shop"},
+                    "timings": {"lodgeAfter": now, "shipped": None, "lodged": None, "held": None},
+                    "delivery": _delivery(line), "media": art["media"]["id"], "artwork": art["id"],
+                    "template": template["id"] if template else None, "related": [],
+                })
+            order = {"id": order_id, "status": "paid", "origin": "api", "description": None,
+                     "purchaseOrderNumber": body.get("purchaseOrderNumber"),
+                     "customer": {"firstName": "Sandbox Shop", "purchaseOrderNo": body.get("purchaseOrderNumber")},
+                     "currency": "USD", "costs": {"credits": cost, "giftCredit": 0},
+                     "timings": {"paid": now, "created": now, "updated": now}, "items": items}
+            state.orders[order_id] = {**order, "testMode": test_mode,
+                                      "idempotencyKey": request.headers.get("Idempotency-Key"),
+                                      "request": body}
+            data = {"balance": state.credit, "giftCredit": {"balance": 0, "currency": "USD"}, "order": order}
+        return 200, _envelope(data, test_mode=test_mode)
+
+    @bp.post("/orders/preview")
+    def preview_order():
+        test_mode, refused = authenticate()
+        if refused:
+            return refused
+        card = json_object()
+        if card is None:
+            return answer(_envelope(None, status="ERROR", messages=["The body must be a JSON object."],
+                                    test_mode=test_mode), 400)
+        fault, failed = faulted("orders/preview")
+        if failed is not None:
+            return failed
+        errors: dict[str, list[str]] = {}
+        _validate_card("", card, state, errors)
+        if errors:
+            return answer(_envelope({"errors": errors}, status="ERROR", messages=["Validation failed."],
+                                    test_mode=test_mode), 422)
+        preview_id = str(uuid.uuid4())
+        base = request.host_url.rstrip("/") + "/cardly/v2"
+        expires = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S")
+        with state.lock:
+            balance = state.credit
+        data = {"balance": balance, "giftCredit": {"balance": 0, "currency": "USD"},
+                "order": {"creditCost": _card_cost(card), "giftCreditCost": 0, "delivery": [_delivery(card)]},
+                "preview": {"expires": expires, "format": "pdf",
+                            "urls": {"card": f"{base}/preview/{preview_id}/card/pdf",
+                                     "envelope": f"{base}/preview/{preview_id}/envelope/pdf"}}}
+        return answer(_envelope(data, test_mode=test_mode))
+
+    @bp.get("/preview/<preview_id>/<kind>/pdf")
+    def preview_document(preview_id: str, kind: str):
+        # Cardly's preview URLs need no authentication; a tiny stand-in PDF.
+        return Response(b"%PDF-1.4\n% sandbox preview\n%%EOF\n", mimetype="application/pdf")
+
+    @bp.get("/orders/<order_id>")
+    def get_order(order_id: str):
+        test_mode, refused = authenticate()
+        if refused:
+            return refused
+        with state.lock:
+            order = state.orders.get(order_id)
+            order = {k: v for k, v in order.items() if k not in ("request", "idempotencyKey", "testMode")} if order else None
+        if order is None:
+            return answer(_envelope(None, status="ERROR", messages=[f"Order {order_id} was not found."],
+                                    test_mode=test_mode), 404)
+        return answer(_envelope(order, test_mode=test_mode))
+
+    @bp.get("/account/balance")
+    def account_balance():
+        test_mode, refused = authenticate()
+        if refused:
+            return refused
+        fault, failed = faulted("account/balance")
+        if failed is not None:
+            return failed
+        with state.lock:
+            balance = state.credit
+        return answer(_envelope({"balance": balance, "giftCredit": {"balance": 0, "currency": "USD"}},
+                                test_mode=test_mode))
+
+    def listing(records: list[dict[str, Any]], test_mode: bool) -> Response:
+        try:
+            limit = int(request.args.get("limit", 25))
+            offset = int(request.args["offset"]) if "offset" in request.args else None
+            page = int(request.args["page"]) if "page" in request.args else None
+        except ValueError:
+            return answer(_envelope(None, status="ERROR", messages=["limit, offset and page must be integers"],
+                                    test_mode=test_mode), 422)
+        if not 1 <= limit <= 100:
+            return answer(_envelope({"errors": {"limit": ["must be between 1 and 100"]}}, status="ERROR",
+                                    messages=["Validation failed."], test_mode=test_mode), 422)
+        if offset is None:
+            offset = (max(1, page) - 1) * limit if page else 0
+        chunk = records[offset:offset + limit]
+        meta = {"startRecord": offset + 1 if chunk else 0, "lastRecord": offset + len(chunk), "limit": limit,
+                "page": offset // limit + 1, "offset": offset, "totalRecords": len(records)}
+        return answer(_envelope({"meta": meta, "results": chunk}, test_mode=test_mode))
+
+    @bp.get("/art")
+    def list_art():
+        test_mode, refused = authenticate()
+        return refused or listing(state.art, test_mode)
+
+    @bp.get("/templates")
+    def list_templates():
+        test_mode, refused = authenticate()
+        return refused or listing(state.templates, test_mode)
+
+    # -- control over HTTP (no API key: tests and the demo only; the sandbox never runs in production) ---------
+    @bp.post("/_control/credit")
+    def control_credit():
+        body = json_object() or {}
+        state.set_credit(float(body.get("balance", 0)))
+        return {"balance": state.credit}
+
+    @bp.post("/_control/faults")
+    def control_faults():
+        body = json_object() or {}
+        try:
+            state.inject_fault(str(body.get("mode")), int(body.get("times", 1)),
+                               endpoint=str(body.get("endpoint", "orders/place")),
+                               delay_seconds=float(body.get("delay_seconds", 2.0)))
+        except ValueError as exc:
+            return {"error": str(exc)}, 400
+        return {"status": "armed"}
+
+    @bp.post("/_control/revoke-key")
+    def control_revoke():
+        state.revoke_key(str((json_object() or {}).get("api_key", "")))
+        return {"status": "revoked"}
+
+    @bp.get("/_control/orders")
+    def control_orders():
+        return {"orders": state.placed_orders(), "place_requests": state.place_requests()}
+
+    return bp

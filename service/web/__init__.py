@@ -9,11 +9,11 @@ from service.config import Settings
 
 def register_http(app: Flask, settings: Settings) -> None:
     """Register every blueprint, the rate limiter and the problem-details error handlers."""
-    from service.web import admin, carts, demo, membership, ops, webhooks, widget_assets
+    from service.web import admin, carts, demo, membership, ops, thank_you, webhooks, widget_assets
     from service.web.extensions import limiter
     from service.web.problems import register_error_handlers
 
     limiter.init_app(app)
     register_error_handlers(app)
-    for module in (ops, webhooks, admin, widget_assets, demo, carts, membership):
+    for module in (ops, webhooks, admin, widget_assets, demo, carts, thank_you, membership):
         app.register_blueprint(module.bp)

@@ -1,0 +1,340 @@
+"""Cardly v2 client: place, preview and read card orders; account balance; artwork and template listings.
+
+Every Cardly answer is `{"state": {"status": "OK"|"WARN"|"ERROR", "messages": [...]}, "data": …,
+"testMode"?}`. `_unwrap` is the one place that reads it: a 2xx whose `state.status` is ERROR is still a
+refusal, WARN is a success whose messages are kept as warnings. Errors are translated here into the
+service's provider errors (402 → ProviderPaymentRequired with cost and balance, 400/422 → ProviderRejected
+with "field: reason" text, 401/403 → ProviderAuthError); transport failures, 5xx and 429 are mapped by
+ProviderHttp. The API key never appears in a message.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import requests
+
+from service.errors import (
+    ProviderAuthError,
+    ProviderError,
+    ProviderPaymentRequired,
+    ProviderRejected,
+    ProviderResponseInvalid,
+)
+from service.logs import redact
+from service.providers.http import ProviderHttp, ProviderResponse
+
+PROVIDER = "cardly"
+# Cardly's text asks for "text/json" while its own echo sample shows application/json; one constant to change.
+JSON_CONTENT_TYPE = "application/json"
+MAX_IDEMPOTENCY_KEY_LENGTH = 64
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,64}$")
+IDEMPOTENCY_CONFLICT_CODE = "cardly_idempotency_conflict"
+
+
+def is_test_key(api_key: str) -> bool:
+    """Cardly test-mode keys start with `test_`; they validate but never place a real card."""
+    return api_key.startswith("test_")
+
+
+def credits(value: Any) -> Decimal | None:
+    """A Cardly credit amount (a JSON float) as an exact Decimal; None when absent or unreadable."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    requested: str | None = None
+    dispatch: str | None = None
+    estimated_min_arrival: str | None = None
+    estimated_max_arrival: str | None = None
+
+    @classmethod
+    def from_cardly(cls, raw: Any) -> Delivery:
+        raw = raw if isinstance(raw, dict) else {}
+        return cls(requested=raw.get("requested"), dispatch=raw.get("dispatch"),
+                   estimated_min_arrival=raw.get("estimatedMinArrival"),
+                   estimated_max_arrival=raw.get("estimatedMaxArrival"))
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    order_id: str
+    status: str | None
+    cost_credits: Decimal | None
+    balance_credits: Decimal | None
+    test_mode: bool
+    delivery: Delivery
+    request_id: str | None
+    warnings: tuple[str, ...] = ()
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class CardlyOrder:
+    order_id: str
+    status: str | None
+    cost_credits: Decimal | None
+    purchase_order_number: str | None
+    delivery: Delivery
+    test_mode: bool
+    raw: dict[str, Any] = field(repr=False, default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Preview:
+    card_url: str | None
+    envelope_url: str | None
+    format: str | None
+    expires: str | None
+    cost_credits: Decimal | None
+    balance_credits: Decimal | None
+    delivery: Delivery
+    test_mode: bool
+    request_id: str | None
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Balance:
+    credits: Decimal
+    test_mode: bool
+
+
+@dataclass(frozen=True)
+class Page:
+    results: list[dict[str, Any]]
+    total: int
+    limit: int
+    offset: int
+
+    @property
+    def next_offset(self) -> int | None:
+        """Offset of the next page, or None when this page reaches `meta.totalRecords`."""
+        nxt = self.offset + self.limit
+        return nxt if nxt < self.total and self.results else None
+
+
+@dataclass(frozen=True)
+class _Answer:
+    data: Any
+    test_mode: bool
+    warnings: tuple[str, ...]
+    request_id: str | None
+    replayed: bool
+
+
+def _message_text(message: Any) -> str:
+    """One Cardly feedback message as "field: reason" when it names a field, else as plain text."""
+    if isinstance(message, dict):
+        text = message.get("message") or message.get("reason") or message.get("detail") or ""
+        where = message.get("field") or message.get("path") or message.get("key")
+        return f"{where}: {text}" if where else str(text)
+    return str(message)
+
+
+def readable_reason(body: Any) -> str:
+    """Cardly's explanation of a refusal as "field: reason; field: reason" (or its plain messages)."""
+    body = body if isinstance(body, dict) else {}
+    data = body.get("data") if isinstance(body.get("data"), dict) else {}
+    parts: list[str] = []
+    errors = data.get("errors") if isinstance(data.get("errors"), dict) else None
+    if errors:
+        for name, reasons in errors.items():
+            for reason in reasons if isinstance(reasons, list) else [reasons]:
+                parts.append(f"{name}: {reason}")
+    state = body.get("state") if isinstance(body.get("state"), dict) else {}
+    messages = state.get("messages") if isinstance(state.get("messages"), list) else []
+    for message in messages:
+        text = _message_text(message).strip()
+        # A generic headline ("Validation failed") adds nothing when field reasons follow it.
+        if text and not (errors and ":" not in text):
+            parts.append(text)
+    return redact("; ".join(dict.fromkeys(parts))) or "no reason given"
+
+
+class CardlyClient:
+    """Talks to one Cardly account (live, test-mode or the sandbox) through ProviderHttp."""
+
+    def __init__(self, api_url: str, api_key: str, *, timeout_seconds: float = 15.0,
+                 session: requests.Session | None = None):
+        self.api_key_is_test = is_test_key(api_key)
+        self.http = ProviderHttp(
+            PROVIDER, api_url, timeout_seconds=timeout_seconds,
+            default_headers={"API-Key": api_key, "Content-Type": JSON_CONTENT_TYPE},
+            describe_error=self._describe_error, session=session,
+        )
+
+    @classmethod
+    def from_settings(cls, cardly_settings) -> CardlyClient:
+        """The client for `settings.cardly` (live API, test key or sandbox alike)."""
+        return cls(cardly_settings.api_url, cardly_settings.api_key,
+                   timeout_seconds=cardly_settings.timeout_seconds)
+
+    # -- operations --------------------------------------------------------------------------------------
+    def place_order(self, payload: dict[str, Any], idempotency_key: str) -> PlacedOrder:
+        """POST orders/place under `idempotency_key`; raises ProviderPaymentRequired on 402."""
+        validate_idempotency_key(idempotency_key)
+        answer = self._call("POST", "orders/place", json_body=payload,
+                            headers={"Idempotency-Key": idempotency_key})
+        data = answer.data if isinstance(answer.data, dict) else {}
+        order = data.get("order")
+        if not isinstance(order, dict) or not order.get("id"):
+            raise ProviderResponseInvalid(PROVIDER, "orders/place answered without data.order.id",
+                                          request_id=answer.request_id, body=_safe_body(data))
+        items = [i for i in order.get("items") or [] if isinstance(i, dict)]
+        return PlacedOrder(
+            order_id=str(order["id"]), status=order.get("status"),
+            cost_credits=_order_credits(order), balance_credits=credits(data.get("balance")),
+            test_mode=answer.test_mode, delivery=Delivery.from_cardly(items[0].get("delivery") if items else None),
+            request_id=answer.request_id, warnings=answer.warnings, replayed=answer.replayed,
+        )
+
+    def preview_order(self, payload: dict[str, Any]) -> Preview:
+        """POST orders/preview for one card: watermarked preview URLs, credit cost and delivery window."""
+        answer = self._call("POST", "orders/preview", json_body=payload)
+        data = answer.data if isinstance(answer.data, dict) else {}
+        preview = data.get("preview") if isinstance(data.get("preview"), dict) else {}
+        urls = preview.get("urls") if isinstance(preview.get("urls"), dict) else {}
+        order = data.get("order") if isinstance(data.get("order"), dict) else {}
+        if not urls.get("card"):
+            raise ProviderResponseInvalid(PROVIDER, "orders/preview answered without data.preview.urls.card",
+                                          request_id=answer.request_id)
+        delivery = order.get("delivery")
+        if isinstance(delivery, list):  # the preview gives one delivery estimate per card in a list
+            delivery = delivery[0] if delivery else None
+        return Preview(card_url=urls.get("card"), envelope_url=urls.get("envelope"),
+                       format=preview.get("format"), expires=preview.get("expires"),
+                       cost_credits=credits(order.get("creditCost")), balance_credits=credits(data.get("balance")),
+                       delivery=Delivery.from_cardly(delivery), test_mode=answer.test_mode,
+                       request_id=answer.request_id, warnings=answer.warnings)
+
+    def get_order(self, order_id: str) -> CardlyOrder:
+        """GET orders/{id}; ProviderNotFound when Cardly does not know it."""
+        answer = self._call("GET", f"orders/{requests.utils.quote(str(order_id), safe='')}")
+        order = answer.data if isinstance(answer.data, dict) else {}
+        if not order.get("id"):
+            raise ProviderResponseInvalid(PROVIDER, "orders/{id} answered without data.id",
+                                          request_id=answer.request_id)
+        items = [i for i in order.get("items") or [] if isinstance(i, dict)]
+        customer = order.get("customer") if isinstance(order.get("customer"), dict) else {}
+        return CardlyOrder(order_id=str(order["id"]), status=order.get("status"), cost_credits=_order_credits(order),
+                           purchase_order_number=order.get("purchaseOrderNumber") or customer.get("purchaseOrderNo"),
+                           delivery=Delivery.from_cardly(items[0].get("delivery") if items else None),
+                           test_mode=answer.test_mode, raw=order)
+
+    def account_balance(self) -> Balance:
+        """GET account/balance: the organisation's card credit balance."""
+        answer = self._call("GET", "account/balance")
+        data = answer.data if isinstance(answer.data, dict) else {}
+        balance = credits(data.get("balance"))
+        if balance is None:
+            raise ProviderResponseInvalid(PROVIDER, "account/balance answered without a numeric data.balance",
+                                          request_id=answer.request_id)
+        return Balance(credits=balance, test_mode=answer.test_mode)
+
+    def list_art(self, *, limit: int = 25, offset: int = 0, own_only: bool = False) -> Page:
+        """GET art: one page of the artwork available to the organisation."""
+        params: dict[str, Any] = {"ownOnly": 1} if own_only else {}
+        return self._page("art", limit, offset, params)
+
+    def list_templates(self, *, limit: int = 25, offset: int = 0) -> Page:
+        """GET templates: one page of the organisation's templates."""
+        return self._page("templates", limit, offset, {})
+
+    # -- plumbing ----------------------------------------------------------------------------------------
+    def _page(self, path: str, limit: int, offset: int, params: dict[str, Any]) -> Page:
+        if not 1 <= limit <= 100 or offset < 0:
+            raise ValueError("Cardly listings take 1 ≤ limit ≤ 100 and offset ≥ 0")
+        answer = self._call("GET", path, params={**params, "limit": limit, "offset": offset})
+        data = answer.data if isinstance(answer.data, dict) else {}
+        meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
+        results = data.get("results")
+        if not isinstance(results, list):
+            raise ProviderResponseInvalid(PROVIDER, f"{path} answered without data.results",
+                                          request_id=answer.request_id)
+        total = meta.get("totalRecords")
+        return Page(results=[r for r in results if isinstance(r, dict)],
+                    total=total if isinstance(total, int) else offset + len(results),
+                    limit=meta.get("limit") if isinstance(meta.get("limit"), int) else limit,
+                    offset=meta.get("offset") if isinstance(meta.get("offset"), int) else offset)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> _Answer:
+        return self._unwrap(method, path, self.http.request(method, path, **kwargs))
+
+    def _unwrap(self, method: str, path: str, response: ProviderResponse) -> _Answer:
+        """Read Cardly's envelope; a 2xx with state ERROR is a refusal, WARN messages become warnings."""
+        body = response.body
+        state = body.get("state") if isinstance(body, dict) else None
+        status = state.get("status") if isinstance(state, dict) else None
+        if status not in ("OK", "WARN", "ERROR"):
+            raise ProviderResponseInvalid(PROVIDER, f"{method} {path} answered {response.status} without a "
+                                          "readable state.status", http_status=response.status,
+                                          request_id=response.request_id)
+        if status == "ERROR":
+            reason = readable_reason(body)
+            raise ProviderRejected(PROVIDER, f"{method} {path} failed: {reason}", http_status=response.status,
+                                   body=_safe_body(body), request_id=response.request_id, reason=reason)
+        messages = state.get("messages") if isinstance(state.get("messages"), list) else []
+        warnings = tuple(redact(_message_text(m)) for m in messages) if status == "WARN" else ()
+        test_mode = body.get("testMode") is True
+        replayed = response.headers.get("Idempotent-Replayed", "").lower() == "true"
+        return _Answer(data=body.get("data"), test_mode=test_mode, warnings=warnings,
+                       request_id=response.request_id, replayed=replayed)
+
+    @staticmethod
+    def _describe_error(response: ProviderResponse) -> ProviderError | None:
+        """Cardly's 4xx vocabulary → the service's provider errors (5xx and 429 are ProviderHttp's)."""
+        reason = readable_reason(response.body)
+        common = dict(http_status=response.status, body=_safe_body(response.body), request_id=response.request_id,
+                      reason=reason)
+        if response.status == 402:
+            data = response.body.get("data") if isinstance(response.body, dict) else None
+            data = data if isinstance(data, dict) else {}
+            order = data.get("order") if isinstance(data.get("order"), dict) else {}
+            cost = credits(data.get("cost", data.get("creditCost", order.get("creditCost"))))
+            balance = credits(data.get("balance"))
+            return ProviderPaymentRequired(
+                PROVIDER, f"not enough credit: {reason}", cost_credits=str(cost) if cost is not None else None,
+                balance_credits=str(balance) if balance is not None else None, **common)
+        if response.status in (401, 403):
+            return ProviderAuthError(PROVIDER, f"the API key was refused ({reason}); check CARDLY_API_KEY",
+                                     **common)
+        if response.status in (400, 409, 422):
+            code = IDEMPOTENCY_CONFLICT_CODE if "idempotency" in reason.lower() else None
+            return ProviderRejected(PROVIDER, f"the request was refused: {reason}", code=code, **common)
+        return None
+
+
+def payment_required_amounts(exc: ProviderPaymentRequired) -> tuple[Decimal | None, Decimal | None]:
+    """(cost, balance) in credits carried by a Cardly 402, when Cardly stated them."""
+    return credits(exc.extra.get("cost_credits")), credits(exc.extra.get("balance_credits"))
+
+
+def validate_idempotency_key(key: str) -> None:
+    """Cardly accepts Idempotency-Key values of up to 64 visible ASCII characters."""
+    if not isinstance(key, str) or not _IDEMPOTENCY_KEY.match(key):
+        raise ValueError(f"an Idempotency-Key must be 1–{MAX_IDEMPOTENCY_KEY_LENGTH} visible ASCII characters")
+
+
+def _order_credits(order: dict[str, Any]) -> Decimal | None:
+    for holder in ("costs", "pricing"):
+        costs = order.get(holder)
+        if isinstance(costs, dict) and credits(costs.get("credits")) is not None:
+            return credits(costs.get("credits"))
+    return None
+
+
+def _safe_body(body: Any) -> Any:
+    """Bodies kept on errors are Cardly's envelope only; they never include our key or the recipient."""
+    if isinstance(body, dict):
+        return {k: body[k] for k in ("state", "testMode") if k in body}
+    return None
