@@ -1,0 +1,389 @@
+"""The Instagift sandbox follows the provider doc; exercised over real HTTP through the real client."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import requests
+
+from service.errors import (
+    ProviderAuthError,
+    ProviderError,
+    ProviderNotFound,
+    ProviderRateLimited,
+    ProviderRejected,
+    ProviderUnavailable,
+)
+from service.providers.instagift import InstagiftClient
+from service.sandbox.instagift import DEMO_CERTIFICATES, PAGE_SIZE, demo_certificate_id
+
+AUTH = {"X-Merchant-Key": "sandbox-merchant-key", "X-Merchant-Secret": "sandbox-merchant-secret"}
+CLIENT_TIMEOUT = 0.3  # seconds; the "timeout" fault holds answers back for longer
+
+
+@pytest.fixture
+def state(sandbox):
+    instagift = sandbox.app.extensions["sandbox"]["instagift"]
+    instagift.reset()
+    yield instagift
+    instagift.reset()  # also releases any answer still held back by a "timeout" fault
+
+
+@pytest.fixture
+def base(sandbox, state) -> str:
+    return f"{sandbox.url}/instagift/v2"
+
+
+@pytest.fixture
+def ig(base) -> InstagiftClient:
+    return InstagiftClient(base, "sandbox-merchant-key", "sandbox-merchant-secret", timeout_seconds=CLIENT_TIMEOUT)
+
+
+def demo_id(code: str) -> str:
+    return demo_certificate_id(code)
+
+
+# --- auth and lookups -------------------------------------------------------------------------------------
+
+
+def test_merchant_auth_is_required_with_the_doc_error_body(base):
+    for headers in ({}, {**AUTH, "X-Merchant-Secret": "wrong"}, {"X-Merchant-Key": AUTH["X-Merchant-Key"]}):
+        answer = requests.get(f"{base}/claim_codes/DEMO-100S-PLIT", headers=headers, timeout=5)
+        assert answer.status_code == 401
+        assert answer.json() == {"errors": [{"code": "401", "status": "Unauthorized", "title": "Permission denied"}]}
+
+
+def test_wrong_credentials_raise_auth_error(base):
+    client = InstagiftClient(base, "sandbox-merchant-key", "nope", timeout_seconds=CLIENT_TIMEOUT)
+    with pytest.raises(ProviderAuthError):
+        client.fetch_by_claim_code("DEMO-100S-PLIT")
+
+
+def test_codes_match_by_normalised_form(ig, base):
+    for typed in ("DEMO-100S-PLIT", "demo100splIT", " demo 100s-plit "):
+        cert = ig.fetch_by_claim_code(typed)
+        assert cert.id == demo_id("DEMO-100S-PLIT")
+        assert (cert.face_value_cents, cert.splittable, cert.status, cert.currency) == (10000, True, "assigned", "USD")
+        assert cert.claim_code_last4 == "PLIT"
+    hyphenated = requests.get(f"{base}/claim_codes/demo-100s-plit", headers=AUTH, timeout=5)
+    assert hyphenated.status_code == 200
+    assert hyphenated.json()["certificates"][0]["claim_code"] == "DEMO-100S-PLIT"
+
+
+def test_unknown_code_is_404_in_the_doc_format(ig, base):
+    with pytest.raises(ProviderNotFound):
+        ig.fetch_by_claim_code("NOPE-NOPE-NOPE")
+    answer = requests.get(f"{base}/claim_codes/NOPE-NOPE-NOPE", headers=AUTH, timeout=5)
+    assert answer.status_code == 404
+    assert answer.json() == {"errors": [{"code": "404", "status": "Not Found",
+                                         "title": "Resource with that ID not found"}]}
+    with pytest.raises(ProviderNotFound):
+        ig.fetch_certificate("no-such-id")
+    with pytest.raises(ProviderNotFound):
+        ig.redeem_certificate("no-such-id", 1000)
+
+
+def test_demo_certificates_are_seeded_and_reset_reseeds(ig, state):
+    assert len(DEMO_CERTIFICATES) >= 10
+    for demo in DEMO_CERTIFICATES:
+        assert len(demo["claim_code"]) >= 13
+        cert = ig.fetch_by_claim_code(demo["claim_code"])
+        assert cert.face_value_cents == demo["face_value_cents"]
+        assert cert.splittable is demo["splittable"]
+    ig.redeem_by_claim_code("DEMO-050S-PLIT", 1000)
+    state.reset()
+    assert ig.fetch_by_claim_code("DEMO-050S-PLIT").face_value_cents == 5000
+    assert state.redemptions_for(demo_id("DEMO-050S-PLIT")) == []
+
+
+def test_statuses_and_expiry_of_demo_certificates(ig):
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    reasons = {code: ig.fetch_by_claim_code(code).unredeemable_reason(now) for code in (
+        "DEMO-USED-0001", "DEMO-EXPD-0001", "DEMO-CANC-0001", "DEMO-PEND-0001", "DEMO-RETN-0001",
+        "DEMO-GIFT-0001", "DEMO-EXPS-2031")}
+    assert reasons == {"DEMO-USED-0001": "redeemed", "DEMO-EXPD-0001": "expired", "DEMO-CANC-0001": "cancelled",
+                       "DEMO-PEND-0001": "pending", "DEMO-RETN-0001": "returned", "DEMO-GIFT-0001": None,
+                       "DEMO-EXPS-2031": None}
+    assert ig.fetch_by_claim_code("DEMO-CAD0-0050").currency == "CAD"
+    assert ig.fetch_by_claim_code("DEMO-7550-CENT").face_value_cents == 7550
+
+
+# --- redemption rules -------------------------------------------------------------------------------------
+
+
+def test_partial_redemption_rounds_down_and_splits(ig, state):
+    original = ig.fetch_by_claim_code("DEMO-EXPS-2031")  # $40, splittable, expires 2031
+    redemption = ig.redeem_by_claim_code("DEMO-EXPS-2031", 2300)
+    assert redemption.amount_cents == 2300 and redemption.source == "api-v2-merchant"
+    assert redemption.certificate_id == original.id
+    after = ig.fetch_certificate(original.id)
+    assert (after.status, after.face_value_cents) == ("redeemed", 2300)
+    child = ig.find_child_certificate(original.id)
+    assert child is not None and child.id != original.id
+    assert (child.status, child.face_value_cents, child.parent_id) == ("assigned", 1700, original.id)
+    assert child.expires_at == original.expires_at and child.splittable
+    child_code = state.certificate(child.id)["claim_code"]
+    assert child_code != "DEMO-EXPS-2031"
+    assert ig.fetch_by_claim_code(child_code).id == child.id  # the new claim code works
+    assert len(state.redemptions_for(original.id)) == 1
+
+
+def test_amounts_are_rounded_down_to_whole_dollars_string_or_int(base, state):
+    cert_id = demo_id("DEMO-100S-PLIT")
+    answer = requests.post(f"{base}/certificates/{cert_id}/redemptions", headers=AUTH,
+                           json={"amount_to_redeem_cents": "2381"}, timeout=5)
+    assert answer.status_code == 201
+    redemption = answer.json()["redemptions"][0]
+    assert redemption["amount_cents"] == 2300 and redemption["amount_paid_cents"] == 2300
+    assert redemption["links"]["certificate"] == cert_id
+    assert set(redemption) >= {"id", "href", "amount_cents", "amount_paid_cents", "source", "links", "created_at"}
+    (child,) = state.children_of(cert_id)
+    assert child["face_value_cents"] == 7700
+
+
+def test_no_amount_redeems_the_whole_face_value(ig, state):
+    redemption = ig.redeem_by_claim_code("DEMO-7550-CENT", None)
+    assert redemption.amount_cents == 7550
+    assert state.children_of(demo_id("DEMO-7550-CENT")) == []
+
+
+def test_odd_cents_stay_on_the_child(ig, state):
+    ig.redeem_by_claim_code("DEMO-7550-CENT", 7500)
+    (child,) = state.children_of(demo_id("DEMO-7550-CENT"))
+    assert child["face_value_cents"] == 50
+
+
+def test_non_splittable_is_redeemed_whole_whatever_is_asked(ig, state):
+    redemption = ig.redeem_by_claim_code("DEMO-080N-OSPL", 1000)
+    assert redemption.amount_cents == 8000
+    assert state.children_of(demo_id("DEMO-080N-OSPL")) == []
+    assert ig.fetch_certificate(demo_id("DEMO-080N-OSPL")).status == "redeemed"
+
+
+def test_more_than_the_face_value_is_refused(ig):
+    with pytest.raises(ProviderRejected) as caught:
+        ig.redeem_by_claim_code("DEMO-050S-PLIT", 5100)
+    assert caught.value.reason == "rejected" and "more than the certificate" in str(caught.value)
+    assert ig.fetch_by_claim_code("DEMO-050S-PLIT").status == "assigned"
+
+
+def test_less_than_a_dollar_is_refused(base):
+    answer = requests.post(f"{base}/claim_codes/DEMO-050S-PLIT/redemptions", headers=AUTH,
+                           json={"amount_to_redeem_cents": 99}, timeout=5)
+    assert answer.status_code == 400
+    assert answer.json()["errors"][0]["title"] == "Unable to create redemption"
+
+
+def test_redeeming_twice_is_previously_redeemed(ig):
+    ig.redeem_by_claim_code("DEMO-025N-OSPL", 2500)
+    with pytest.raises(ProviderRejected) as caught:
+        ig.redeem_by_claim_code("DEMO-025N-OSPL", 2500)
+    assert caught.value.reason == "previously_redeemed"
+    with pytest.raises(ProviderRejected) as caught:
+        ig.redeem_certificate(demo_id("DEMO-USED-0001"), 1000)
+    assert caught.value.reason == "previously_redeemed"
+
+
+@pytest.mark.parametrize("code", ["DEMO-CANC-0001", "DEMO-PEND-0001", "DEMO-RETN-0001", "DEMO-EXPD-0001"])
+def test_unavailable_certificates_are_refused(ig, code, state):
+    with pytest.raises(ProviderRejected) as caught:
+        ig.redeem_by_claim_code(code, 1000)
+    assert caught.value.reason == "not_available"
+    assert state.redemptions_for(demo_id(code)) == []
+
+
+def test_gifted_certificates_can_be_redeemed(ig):
+    assert ig.redeem_by_claim_code("DEMO-GIFT-0001", 6000).amount_cents == 6000
+
+
+def test_location_can_be_required(ig, base):
+    assert requests.put(f"{base}/_control/settings", json={"require_location": True}, timeout=5).ok
+    with pytest.raises(ProviderRejected) as caught:
+        ig.redeem_by_claim_code("DEMO-050S-PLIT", 1000)
+    assert caught.value.reason == "location_required"
+    assert ig.redeem_by_claim_code("DEMO-050S-PLIT", 1000, location_id="LOC1").location_id == "LOC1"
+
+
+def test_concurrent_redemptions_of_one_certificate_succeed_once(base):
+    cert_id = demo_id("DEMO-200S-PLIT")
+    outcomes: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def redeem():
+        client = InstagiftClient(base, "sandbox-merchant-key", "sandbox-merchant-secret", timeout_seconds=5)
+        barrier.wait()
+        try:
+            client.redeem_certificate(cert_id, 5000)
+            outcomes.append("ok")
+        except ProviderRejected as exc:
+            outcomes.append(exc.reason or "")
+
+    threads = [threading.Thread(target=redeem) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["ok"] + ["previously_redeemed"] * 7
+
+
+# --- lists ----------------------------------------------------------------------------------------------
+
+
+def test_redemptions_are_paginated_oldest_first(ig, state):
+    ids = []
+    for i in range(PAGE_SIZE + 5):
+        cert_id, _ = state.add_certificate(1000 + i * 100, splittable=True)
+        ids.append(ig.redeem_certificate(cert_id, 1000).id)
+    assert [r.id for r in ig.list_redemptions(1)] == ids[:PAGE_SIZE]
+    assert [r.id for r in ig.list_redemptions(2)] == ids[PAGE_SIZE:]
+    assert ig.list_redemptions(3) == []
+    assert [r.id for r in ig.iter_redemptions()] == ids
+
+
+def test_certificate_list_is_paginated(ig, state, base):
+    for _ in range(PAGE_SIZE):
+        state.add_certificate(1000)
+    total = len(state.certificates)
+    assert total > PAGE_SIZE
+    seen = []
+    page = 1
+    while batch := ig.list_certificates(page):
+        assert len(batch) <= PAGE_SIZE
+        seen.extend(batch)
+        page += 1
+    assert len(seen) == total
+    meta = requests.get(f"{base}/certificates?page=1", headers=AUTH, timeout=5).json()["meta"]
+    assert meta["per_page"] == PAGE_SIZE and meta["total_count"] == total
+    assert requests.get(f"{base}/certificates?page=zero", headers=AUTH, timeout=5).status_code == 400
+
+
+def test_fetch_a_redemption_by_id(ig, base):
+    redemption = ig.redeem_by_claim_code("DEMO-050S-PLIT", 1000)
+    answer = requests.get(f"{base}/redemptions/{redemption.id}", headers=AUTH, timeout=5)
+    assert answer.status_code == 200 and answer.json()["redemptions"][0]["amount_cents"] == 1000
+    assert requests.get(f"{base}/redemptions/nope", headers=AUTH, timeout=5).status_code == 404
+
+
+# --- spending in store -------------------------------------------------------------------------------------
+
+
+def test_spend_elsewhere_is_an_in_store_redemption_that_splits(ig, state):
+    cert_id = demo_id("DEMO-100S-PLIT")
+    state.spend_elsewhere(cert_id, 7000)
+    (redemption,) = state.redemptions_for(cert_id)
+    assert redemption["source"] == "in-store" and redemption["amount_cents"] == 7000
+    assert ig.fetch_certificate(cert_id).status == "redeemed"
+    assert ig.find_child_certificate(cert_id).face_value_cents == 3000
+    assert [r.source for r in ig.iter_redemptions()] == ["in-store"]
+
+
+def test_spend_elsewhere_in_place_lowers_the_balance(ig, state):
+    cert_id = demo_id("DEMO-100S-PLT2")
+    state.spend_elsewhere(cert_id, 7000, split=False)
+    cert = ig.fetch_certificate(cert_id)
+    assert (cert.status, cert.face_value_cents) == ("assigned", 3000)
+    with pytest.raises(ProviderRejected):
+        ig.redeem_certificate(cert_id, 5200)
+    assert ig.redeem_certificate(cert_id, 3000).amount_cents == 3000
+
+
+# --- faults ------------------------------------------------------------------------------------------------
+
+
+def test_error_500_fails_without_acting(ig, state):
+    cert_id = demo_id("DEMO-100S-PLIT")
+    state.inject_fault("redeem_certificate", "error_500")
+    with pytest.raises(ProviderUnavailable):
+        ig.redeem_certificate(cert_id, 5200)
+    assert state.redemptions_for(cert_id) == []
+    assert ig.redeem_certificate(cert_id, 5200).amount_cents == 5200  # the fault was used up
+
+
+@pytest.mark.parametrize("mode", ["apply_then_500", "apply_then_drop", "timeout"])
+def test_uncertain_outcomes_apply_the_redemption(ig, state, mode):
+    cert_id = demo_id("DEMO-100S-PLIT")
+    state.inject_fault("redeem", mode, delay_seconds=5)
+    with pytest.raises(ProviderUnavailable) as caught:
+        ig.redeem_certificate(cert_id, 5200)
+    assert caught.value.uncertain
+    (redemption,) = state.redemptions_for(cert_id)
+    assert redemption["amount_cents"] == 5200
+    after = ig.fetch_certificate(cert_id)  # reading back is how a caller learns what happened
+    assert (after.status, after.face_value_cents) == ("redeemed", 5200)
+    with pytest.raises(ProviderRejected) as again:
+        ig.redeem_certificate(cert_id, 5200)
+    assert again.value.reason == "previously_redeemed"
+
+
+def test_rate_limit_fault_answers_429_with_retry_after(ig, state):
+    state.inject_fault("fetch_claim_code", "rate_limit", times=2, retry_after_seconds=3)
+    for _ in range(2):
+        with pytest.raises(ProviderRateLimited) as caught:
+            ig.fetch_by_claim_code("DEMO-100S-PLIT")
+        assert caught.value.retry_after_seconds == 3
+    assert ig.fetch_by_claim_code("DEMO-100S-PLIT").face_value_cents == 10000
+
+
+def test_reject_400_fault_carries_the_docs_details(ig, state):
+    state.inject_fault("redeem", "reject_400", details="This item has been refunded to the customer")
+    with pytest.raises(ProviderRejected) as caught:
+        ig.redeem_by_claim_code("DEMO-100S-PLIT", 1000)
+    assert caught.value.reason == "refunded"
+
+
+def test_faults_only_hit_their_endpoint_kind(ig, state):
+    state.inject_fault("fetch_certificate", "error_500")
+    assert ig.fetch_by_claim_code("DEMO-100S-PLIT").status == "assigned"
+    with pytest.raises(ProviderUnavailable):
+        ig.fetch_certificate(demo_id("DEMO-100S-PLIT"))
+
+
+def test_bad_fault_requests_are_refused(state):
+    with pytest.raises(ValueError):
+        state.inject_fault("redeem", "explode")
+    with pytest.raises(ValueError):
+        state.inject_fault("nowhere", "error_500")
+
+
+# --- control over HTTP --------------------------------------------------------------------------------------
+
+
+def test_control_endpoints_drive_the_sandbox_over_http(ig, base):
+    created = requests.post(f"{base}/_control/certificates", timeout=5, json={
+        "face_value_cents": 12000, "splittable": True, "claim_code": "CTRL-TEST-000001"})
+    assert created.status_code == 201
+    cert_id = created.json()["id"]
+    assert created.json()["claim_code"] == "CTRL-TEST-000001"
+    assert ig.fetch_by_claim_code("ctrl-test-000001").face_value_cents == 12000
+
+    fault = requests.post(f"{base}/_control/faults", timeout=5,
+                          json={"endpoint_kind": "redeem", "mode": "apply_then_500", "times": 1})
+    assert fault.status_code == 201
+    with pytest.raises(ProviderError):
+        ig.redeem_certificate(cert_id, 2000)
+
+    spent = requests.post(f"{base}/_control/certificates/{cert_id}/spend", json={"amount_cents": 1000}, timeout=5)
+    assert spent.status_code == 400  # already redeemed by the faulted call
+    listed = requests.get(f"{base}/_control/certificates/{cert_id}/redemptions", timeout=5).json()["redemptions"]
+    assert [r["amount_cents"] for r in listed] == [2000]
+    detail = requests.get(f"{base}/_control/certificates/{cert_id}", timeout=5).json()
+    assert detail["certificate"]["status"] == "redeemed" and detail["children"][0]["face_value_cents"] == 10000
+
+    child_id = detail["children"][0]["id"]
+    spent = requests.post(f"{base}/_control/certificates/{child_id}/spend",
+                          json={"amount_cents": 1000, "split": False}, timeout=5)
+    assert spent.status_code == 201 and spent.json()["certificate"]["face_value_cents"] == 9000
+
+    requests.post(f"{base}/_control/faults", json={"endpoint_kind": "any", "mode": "error_500", "times": 5},
+                  timeout=5)
+    assert requests.delete(f"{base}/_control/faults", timeout=5).ok
+    assert ig.fetch_certificate(child_id).face_value_cents == 9000
+
+    bad = requests.post(f"{base}/_control/faults", json={"endpoint_kind": "redeem", "mode": "nope"}, timeout=5)
+    assert bad.status_code == 400
+    assert requests.post(f"{base}/_control/reset", timeout=5).ok
+    with pytest.raises(ProviderNotFound):
+        ig.fetch_certificate(cert_id)
