@@ -25,22 +25,25 @@ class InstagiftClaimCode extends HTMLElement {
     this._token = null;
     const root = this.attachShadow({ mode: "open" });
     root.innerHTML =
-      `<style>${css}</style><div class="w" part="container"><form part="form" novalidate>` +
+      `<style>${css}</style><div class="w" part="container"><div part="form">` +
       `<label for="i" part="label"></label><div class="row"><input id="i" part="input" autocomplete="off" ` +
-      `autocapitalize="characters" spellcheck="false" aria-describedby="m"><button part="button apply-button">` +
-      `</button></div></form><p id="m" class="m" part="message" role="status"></p>` +
+      `autocapitalize="characters" spellcheck="false" aria-describedby="m"><button part="button apply-button" ` +
+      `type="button"></button></div></div><p id="m" class="m" part="message" role="status"></p>` +
       `<div class="c" part="confirm" hidden><p id="f"></p><div><button class="y" part="button confirm-button" ` +
       `type="button" aria-describedby="f"></button><button class="s n" part="button cancel-button" type="button">` +
-      `</button></div></div><ul part="cards" hidden></ul><p class="d" part="due" hidden><span></span><span></span></p></div>`;
+      `</button></div></div><ul part="cards" hidden></ul><p class="d" part="due" hidden><span></span> <span part="due-amount"></span></p></div>`;
     const $ = (s) => root.querySelector(s);
-    this._els = { form: $("form"), label: $("label"), input: $("input"), apply: $("form button"), msg: $(".m"),
+    this._els = { label: $("label"), input: $("input"), apply: $(".row button"), msg: $(".m"),
       confirm: $(".c"), ask: $("#f"), yes: $(".y"), no: $(".n"), list: $("ul"), due: $(".d") };
     const e = this._els;
-    // The inner form (shadow tree) makes Enter apply without ever submitting the shop's own form.
-    e.form.addEventListener("submit", (ev) => {
-      ev.preventDefault();
-      this._apply(false);
+    // No inner <form>: the parser drops a form nested in the shop's checkout form, even in a shadow root.
+    e.input.addEventListener("keydown", (ev) => {
+      if (ev.key === "Enter") {
+        ev.preventDefault();
+        this._apply(false);
+      }
     });
+    e.apply.addEventListener("click", () => this._apply(false));
     e.yes.addEventListener("click", () => this._apply(true));
     e.no.addEventListener("click", () => {
       this._hideConfirm();
@@ -195,7 +198,7 @@ class InstagiftClaimCode extends HTMLElement {
         this._show(view);
         const card = view.gift_cards.find((c) => !known.has(c.id)) || view.gift_cards[view.gift_cards.length - 1];
         this._say(fill(this._t().added, {
-          code: card?.code || "", amount: this._money(card?.applied_cents || 0), due: this._money(view.amount_due_cents),
+          code: card?.code || "", amount: this._money(card?.covers_cents ?? card?.applied_cents ?? 0), due: this._money(view.amount_due_cents),
         }));
       } catch (err) {
         await this._fail(err, code);
@@ -289,7 +292,7 @@ class InstagiftClaimCode extends HTMLElement {
     // aria-disabled rather than disabled: a disabled button would drop keyboard focus.
     this._els.apply.setAttribute("aria-disabled", String(busy));
     this._els.yes.setAttribute("aria-disabled", String(busy));
-    this._els.form.parentNode.setAttribute("aria-busy", String(busy));
+    this._els.apply.parentNode.parentNode.setAttribute("aria-busy", String(busy));
   }
 
   _say(text, isError = false) {
@@ -332,7 +335,8 @@ class InstagiftClaimCode extends HTMLElement {
     const cards = view.gift_cards || [];
     list.hidden = !cards.length;
     list.replaceChildren(...cards.map((card) => {
-      const rest = card.balance_cents - card.applied_cents;
+      // covers_cents/redeem_cents (when the service sends them) differ from applied_cents by rounding policy.
+      const rest = card.balance_cents - (card.redeem_cents ?? card.applied_cents);
       const note = card.splittable
         ? rest > 0 && fill(t.splitRest, { amount: this._money(rest) })
         : card.forfeit_cents > 0 && fill(t.forfeitNote, { amount: this._money(card.forfeit_cents) });
@@ -343,7 +347,7 @@ class InstagiftClaimCode extends HTMLElement {
       const item = h("li", {},
         h("b", { textContent: card.code }),
         h("span", { textContent: fill(t.balance, { amount: this._money(card.balance_cents) }) }),
-        h("span", { textContent: fill(t.applied, { amount: this._money(card.applied_cents) }) }),
+        h("span", { textContent: fill(t.applied, { amount: this._money(card.covers_cents ?? card.applied_cents) }) }),
         remove,
         note ? h("small", { textContent: note }) : null);
       item.setAttribute("part", "card");
