@@ -6,6 +6,9 @@ from tests.support import ADMIN, SHOP
 
 MERCHANT_ROUTES = [
     ("get", "/v1/orders/1001"),
+    ("get", "/v1/redemptions"),
+    ("get", "/v1/reconciliation"),
+    ("get", "/v1/reconciliation/instagift"),
     ("get", "/v1/jobs"),
     ("post", "/v1/jobs/1/retry"),
 ]
@@ -31,7 +34,8 @@ def test_admin_token_gets_past_authentication(client, method, path):
 
 def test_every_merchant_route_is_in_the_openapi_document(client):
     paths = client.get("/openapi.json").get_json()["paths"]
-    for path in ("/v1/orders/{order_id}", "/v1/jobs", "/v1/jobs/{job_id}/retry"):
+    for path in ("/v1/orders/{order_id}", "/v1/redemptions", "/v1/reconciliation", "/v1/reconciliation/instagift",
+                 "/v1/jobs", "/v1/jobs/{job_id}/retry"):
         assert path in paths, path
         for operation in paths[path].values():
             assert operation["security"] == [{"admin": []}]

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from flask import Blueprint, current_app
+from flask import Blueprint, Response, current_app, request, stream_with_context
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from service.domain import reconciliation as recon
 from service.domain.timeline import order_timeline
+from service.errors import ServiceError
 from service.jobs.queue import retry_by_person
 from service.persistence import db
+from service.persistence.checkout import REDEMPTION_STATES
 from service.persistence.jobs import JOB_STATES
 from service.web.openapi import document
 from service.web.parsing import load_query, require_bearer
@@ -97,6 +99,14 @@ class Paging(Schema):
                               validate=validate.Range(min=1, max=recon.MAX_PER_PAGE))
 
 
+class LedgerQuery(RangeQuery, Paging):
+    """The ledger may be read without a range (everything) and over any span."""
+
+    range_required = False
+    max_days = None
+    state = fields.String(load_default=None, validate=validate.OneOf(REDEMPTION_STATES))
+
+
 class JobsQuery(Paging):
     state = fields.String(load_default=None, validate=validate.OneOf(JOB_STATES))
     kind = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
@@ -108,6 +118,26 @@ class PageSchema(Schema):
     per_page = fields.Integer()
     total = fields.Integer()
     next_page = fields.Integer(allow_none=True)
+
+
+class ReportSchema(Schema):
+    range = fields.Dict()
+    generated_at = fields.String()
+    currency = fields.String()
+    days = fields.List(fields.Dict())
+    overall = fields.Dict()
+    open_holds_now = fields.Dict()
+
+
+class ComparisonSchema(Schema):
+    range = fields.Dict()
+    instagift_redemptions_read = fields.Integer()
+    summary = fields.Dict()
+    matched = fields.List(fields.Dict())
+    amount_mismatches = fields.List(fields.Dict())
+    unknown_here = fields.List(fields.Dict())
+    missing_at_instagift = fields.List(fields.Dict())
+    unsettled_here = fields.List(fields.Dict())
 
 
 class TimelineSchema(Schema):
@@ -182,3 +212,70 @@ def retry_job(job_id: int):
 document("/v1/jobs/{job_id}/retry", "post", "Retry a dead or parked job now", tag="merchant", response=JobSchema,
          status=202, auth="admin", problems=(401, 404, 409),
          parameters=(_param("job_id", "The job's id.", {"type": "integer"}, where="path"),))
+
+
+def _wants_csv() -> bool:
+    return request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv"
+
+
+def _csv_response(lines, filename: str) -> Response:
+    return Response(stream_with_context(lines), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def _span(window: recon.DateRange | None) -> str:
+    if window is None:
+        return "all"
+    return f"{window.days[0].isoformat()}_{window.days[-1].isoformat()}"
+
+
+@bp.get("/v1/redemptions")
+def get_redemptions():
+    """The redemption ledger: JSON pages, or every matching row as CSV with `Accept: text/csv`."""
+    query = load_query(LedgerQuery())
+    if _wants_csv():
+        rows = recon.iter_ledger(db.session, query["range"], state=query["state"])
+        lines = recon.csv_lines(recon.LEDGER_CSV_COLUMNS, (recon.ledger_csv_record(row) for row in rows))
+        return _csv_response(lines, f"redemptions_{_span(query['range'])}.csv")
+    page = recon.ledger_page(db.session, query["range"], state=query["state"], page=query["page"],
+                             per_page=query["per_page"])
+    return {"range": query["range"].as_dict() if query["range"] else None, **page.as_dict()}
+
+
+document("/v1/redemptions", "get", "The redemption ledger (JSON pages, or CSV with Accept: text/csv)",
+         tag="merchant", response=PageSchema, auth="admin", problems=(401, 422),
+         content_types=("application/json", "text/csv"),
+         parameters=(*RANGE_PARAMS, _param("state", "pending, uncertain, succeeded, shortfall, failed or cancelled."),
+                     *PAGE_PARAMS))
+
+
+@bp.get("/v1/reconciliation")
+def get_reconciliation():
+    """Totals per UTC day and overall; CSV (one row a day and a total row) with `Accept: text/csv`."""
+    query = load_query(RangeQuery())
+    report = recon.reconciliation_report(db.session, query["range"], now=datetime.now(UTC))
+    if _wants_csv():
+        lines = recon.csv_lines(recon.totals_csv_header(report), recon.totals_csv_records(report))
+        return _csv_response(lines, f"reconciliation_{_span(query['range'])}.csv")
+    return report
+
+
+document("/v1/reconciliation", "get", "Totals per day: applied vs redeemed vs shortfall, provider costs, failures",
+         tag="merchant", response=ReportSchema, auth="admin", problems=(401, 422),
+         content_types=("application/json", "text/csv"), parameters=RANGE_PARAMS)
+
+
+@bp.get("/v1/reconciliation/instagift")
+def get_instagift_comparison():
+    """The local ledger compared with Instagift's own redemption list (all of its pages)."""
+    query = load_query(RangeQuery())
+    client = current_app.extensions["providers"].instagift
+    if client is None:
+        raise ServiceError("The Instagift client is not configured.", code="instagift_not_configured",
+                           status=503, title="Instagift is not configured")
+    return recon.compare_with_instagift(db.session, client.iter_redemptions(), query["range"])
+
+
+document("/v1/reconciliation/instagift", "get", "The local ledger compared with Instagift's redemption list",
+         tag="merchant", response=ComparisonSchema, auth="admin", problems=(401, 422, 502, 503),
+         parameters=RANGE_PARAMS)
