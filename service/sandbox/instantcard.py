@@ -6,7 +6,8 @@ shipping provider to null, as the doc warns); charge details; submit refused whe
 the organization balance as "$5.50" / "($5.50)". Seeded with shipping provider 1 and card template 101.
 
 Controls for tests and the demo, on the state object and over HTTP under `/_control/…`:
-set_balance, add_funds, expire_tokens, token_lifetime, inject_fault(step, mode, times), counts.
+set_balance, add_funds, expire_tokens, expire_tokens_before(step), token_lifetime,
+inject_fault(step, mode, times), counts (state).
 Fault modes: "error_500" (answer 500 without acting), "apply_then_500" (act, then answer 500),
 "timeout" (act, then answer only after `timeout_delay_seconds`, longer than a test client waits).
 """
@@ -69,6 +70,7 @@ class _State:
             self.timeout_delay_seconds = 1.0
             self.calls: dict[str, int] = {}
             self.auth_count = 0
+            self.expire_before: set[str] = set()
 
     # controls -------------------------------------------------------------------------------------------
     def set_balance(self, cents: int) -> None:
@@ -83,6 +85,11 @@ class _State:
         """Every token issued so far is refused from now on (401)."""
         with self.lock:
             self.tokens.clear()
+
+    def expire_tokens_before(self, step: str) -> None:
+        """Expire every token just before the next call of `step` (a token dying mid-flow)."""
+        with self.lock:
+            self.expire_before.add(step)
 
     def set_token_lifetime(self, seconds: int) -> None:
         with self.lock:
@@ -195,6 +202,11 @@ def create_blueprint() -> Blueprint:
     def authenticate_request():
         if request.endpoint and (request.endpoint.endswith(".authenticate") or "._control" in request.endpoint):
             return None
+        step = (request.endpoint or "").rsplit(".", 1)[-1]
+        with state.lock:
+            if step in state.expire_before:
+                state.expire_before.discard(step)
+                state.expire_tokens()
         if not state.token_valid(request.headers.get("Authorization", "")):
             return _error(401, "Unauthorized")
         org = (request.view_args or {}).get("org")
@@ -542,6 +554,11 @@ def create_blueprint() -> Blueprint:
     def _control_expire_tokens():
         state.expire_tokens()
         return jsonify(status="expired")
+
+    @bp.post("/_control/expire_tokens_before")
+    def _control_expire_tokens_before():
+        state.expire_tokens_before(str(control_body().get("step")))
+        return jsonify(status="ok")
 
     @bp.post("/_control/token_lifetime")
     def _control_token_lifetime():

@@ -1,0 +1,242 @@
+"""End to end: order webhook → membership card jobs → the InstantCard sandbox over real HTTP, real database."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from service.domain.membership import FUNDS_CHECK_KIND, JOB_KIND
+from service.jobs.queue import enqueue
+from service.persistence import Job, MembershipCard, MembershipPrintJob, db, utcnow
+from tests.support import order_completed, signed_webhook
+
+GOLD = {"sku": "MEMBER-GOLD", "title": "Gold membership", "quantity": 1, "unit_price_cents": 5000}
+GIFT = {"sku": "MEMBER-GOLD", "title": "Gold membership (gift)", "quantity": 1, "unit_price_cents": 5000}
+TEE = {"sku": "TEE-1", "title": "T-shirt", "quantity": 2, "unit_price_cents": 1000}
+
+
+@pytest.fixture
+def instantcard(sandbox):
+    return sandbox.app.extensions["sandbox"]["instantcard"]
+
+
+def post_order(client, order_id="1001", lines=(GOLD, GIFT, TEE), **overrides):
+    raw, headers = signed_webhook(order_completed(order_id, line_items=list(lines), **overrides))
+    response = client.post("/v1/webhooks/orders", data=raw, headers=headers)
+    assert response.status_code == 202, response.get_json()
+
+
+def cancel_order(client, order_id="1001"):
+    raw, headers = signed_webhook({"type": "order.cancelled", "timestamp": "2026-11-21T10:05:00Z",
+                                   "data": {"id": order_id}})
+    assert client.post("/v1/webhooks/orders", data=raw, headers=headers).status_code == 202
+
+
+def cards(app) -> list[MembershipCard]:
+    with app.app_context():
+        rows = list(db.session.scalars(sa.select(MembershipCard).order_by(MembershipCard.id)))
+        db.session.expunge_all()
+        return rows
+
+
+def job_states(app, kind=JOB_KIND) -> list[str]:
+    with app.app_context():
+        return list(db.session.scalars(sa.select(Job.state).where(Job.kind == kind).order_by(Job.id)))
+
+
+def later(hours=2):
+    """A clock far enough ahead that every backoff delay has passed."""
+    moment = utcnow() + timedelta(hours=hours)
+    return lambda: moment
+
+
+def test_two_membership_lines_make_two_submitted_cards_shipped_to_the_order_address(app, client, run_jobs,
+                                                                                   instantcard):
+    post_order(client)
+    planned = cards(app)
+    assert [(c.line_index, c.unit_index, c.status) for c in planned] == [(0, 0, "pending"), (1, 0, "pending")]
+    assert len({c.member_number for c in planned}) == 2
+    assert all(c.member_number.startswith("M-") for c in planned)
+
+    run_jobs()
+
+    done = cards(app)
+    assert [c.status for c in done] == ["submitted", "submitted"]
+    assert job_states(app) == ["succeeded", "succeeded"]
+    assert instantcard.counts()["cards"] == 2
+    assert instantcard.counts()["submitted_print_jobs"] == 2
+    for card in done:
+        remote = instantcard.cards[int(card.instantcard_card_id)]
+        assert remote["status"] == "finalized"
+        assert remote["card_template_id"] == 101
+        assert remote["data"]["Name"] == "Ada Lovelace"
+        assert remote["data"]["Member Number"] == card.member_number
+        assert remote["data"]["Expires"] == "2027-11-21"  # placed 2026-11-21, 12-month term
+        with app.app_context():
+            print_job = db.session.get(MembershipPrintJob, card.print_job_id)
+            remote_job = instantcard.print_jobs[int(print_job.instantcard_print_job_id)]
+            assert print_job.status == "submitted" and print_job.cost_cents == 350
+        assert remote_job["card_ids"] == [int(card.instantcard_card_id)]
+        assert remote_job["number_of_copies"] == 1
+        assert remote_job["shipping_provider_id"] == 1
+        assert remote_job["address"] == {"full_name": "Ada Lovelace", "address_1": "10 Main St",
+                                         "city": "Springfield", "state": "IL", "zip_code": "62701",
+                                         "country": "US"}
+        assert card.job_cost_cents == 350
+    assert instantcard.counts()["balance_cents"] == 100_00 - 2 * 350
+
+
+def test_an_order_without_membership_products_makes_no_cards(app, client, run_jobs, instantcard):
+    post_order(client, lines=(TEE,))
+    run_jobs()
+    assert cards(app) == []
+    assert instantcard.counts()["cards"] == 0
+
+
+def test_quantity_n_makes_n_cards_with_distinct_member_numbers(app, client, run_jobs, instantcard):
+    post_order(client, lines=({**GOLD, "quantity": 3},))
+    run_jobs()
+    done = cards(app)
+    assert [(c.line_index, c.unit_index, c.status) for c in done] == [(0, i, "submitted") for i in range(3)]
+    assert len({c.member_number for c in done}) == 3
+    assert instantcard.counts()["submitted_print_jobs"] == 3
+
+
+@pytest.mark.parametrize("step", ["create_card", "finalize_card", "create_print_job", "charge_details",
+                                  "submit_print_job"])
+def test_token_expiring_mid_flow_is_refreshed_without_duplicates(app, client, run_jobs, instantcard, step):
+    post_order(client, lines=(GOLD,))
+    instantcard.expire_tokens_before(step)
+    run_jobs()
+    assert [c.status for c in cards(app)] == ["submitted"]
+    assert job_states(app) == ["succeeded"]  # the 401 was absorbed inside the one attempt
+    assert instantcard.counts()["cards"] == 1
+    assert instantcard.counts()["print_jobs"] == 1
+    assert instantcard.counts()["authentications"] == 2
+
+
+def test_the_token_is_cached_in_the_database_and_shared(app, client, run_jobs, instantcard):
+    post_order(client, lines=(GOLD,))
+    run_jobs()
+    post_order(client, order_id="1002", lines=(GOLD,))
+    run_jobs()
+    assert instantcard.counts()["authentications"] == 1
+    with app.app_context():
+        from service.persistence import ProviderToken
+        row = db.session.scalars(sa.select(ProviderToken)).one()
+        assert row.provider == "instantcard" and row.account == "sandbox@example.com"
+        assert row.expires_at is not None and row.expires_at > utcnow()
+
+
+@pytest.mark.parametrize("step", ["create_card", "finalize_card", "create_print_job", "submit_print_job"])
+@pytest.mark.parametrize("mode", ["apply_then_500", "error_500"])
+def test_a_crash_after_each_step_resumes_without_duplicates(app, client, run_jobs, instantcard, step, mode):
+    post_order(client, lines=(GOLD,))
+    instantcard.inject_fault(step, mode)
+    run_jobs()
+    first = cards(app)[0]
+    assert first.status != "submitted"
+    assert job_states(app) == ["queued"]  # retry scheduled with backoff
+
+    run_jobs(clock=later())
+
+    card = cards(app)[0]
+    assert card.status == "submitted", card.last_error
+    assert instantcard.counts()["cards"] == 1
+    assert instantcard.counts()["print_jobs"] == 1
+    assert instantcard.counts()["submitted_print_jobs"] == 1
+    assert instantcard.counts()["balance_cents"] == 100_00 - 350
+
+
+@pytest.mark.parametrize("step", ["create_card", "create_print_job"])
+def test_a_timeout_after_the_provider_acted_is_looked_up_not_repeated(app, client, run_jobs, instantcard, step):
+    app.extensions["providers"].instantcard.http.timeout = (3.05, 0.3)
+    instantcard.timeout_delay_seconds = 1.0
+    post_order(client, lines=(GOLD,))
+    instantcard.inject_fault(step, "timeout")
+    run_jobs()
+    assert job_states(app) == ["queued"]
+    run_jobs(clock=later())
+    assert [c.status for c in cards(app)] == ["submitted"]
+    assert instantcard.counts()["cards"] == 1
+    assert instantcard.counts()["print_jobs"] == 1
+
+
+def test_insufficient_funds_parks_then_submits_after_funds_are_added(app, client, run_jobs, instantcard):
+    instantcard.set_balance(100)  # $1.00; a card with shipping costs $3.50
+    post_order(client, lines=(GOLD,))
+    run_jobs()
+    card = cards(app)[0]
+    assert card.status == "waiting_for_funds"
+    assert "balance" in card.last_error
+    assert job_states(app) == ["parked"]
+    assert instantcard.counts()["submitted_print_jobs"] == 0
+
+    with app.app_context():  # the periodic check finds the balance still short: nothing wakes
+        enqueue(db.session, FUNDS_CHECK_KIND, dedupe_key="funds-1")
+        db.session.commit()
+    run_jobs()
+    assert job_states(app) == ["parked"]
+
+    instantcard.add_funds(10_00)
+    with app.app_context():
+        enqueue(db.session, FUNDS_CHECK_KIND, dedupe_key="funds-2")
+        db.session.commit()
+    run_jobs()
+
+    card = cards(app)[0]
+    assert card.status == "submitted" and card.last_error is None
+    assert job_states(app) == ["succeeded"]
+    assert instantcard.counts()["print_jobs"] == 1
+    assert instantcard.counts()["balance_cents"] == 11_00 - 350
+
+
+def test_submit_refused_for_funds_after_a_passing_check_also_parks(app, client, run_jobs, instantcard):
+    post_order(client, lines=(GOLD,))
+    # The balance drops between the charge-details check and the submit (another job spent it).
+    instantcard.set_balance(100_00)
+    original = instantcard.take_fault
+
+    def drain_balance(step):
+        if step == "submit_print_job":
+            instantcard.set_balance(0)
+        return original(step)
+
+    instantcard.take_fault = drain_balance
+    try:
+        run_jobs()
+    finally:
+        instantcard.take_fault = original
+    assert cards(app)[0].status == "waiting_for_funds"
+    assert job_states(app) == ["parked"]
+
+
+def test_a_cancelled_order_creates_no_cards(app, client, run_jobs, instantcard):
+    post_order(client, lines=(GOLD,))
+    cancel_order(client)
+    run_jobs()
+    assert [c.status for c in cards(app)] == ["cancelled"]
+    assert instantcard.counts()["cards"] == 0
+
+
+def test_a_cancellation_between_steps_stops_before_printing(app, client, run_jobs, instantcard):
+    post_order(client, lines=(GOLD,))
+    instantcard.inject_fault("create_print_job", "error_500")
+    run_jobs()
+    assert cards(app)[0].status == "finalized"
+    cancel_order(client)
+    run_jobs(clock=later())
+    assert cards(app)[0].status == "cancelled"
+    assert instantcard.counts()["print_jobs"] == 0
+
+
+def test_an_order_without_a_shipping_address_fails_with_the_reason(app, client, run_jobs, instantcard):
+    post_order(client, lines=(GOLD,), shipping_address=None)
+    run_jobs()
+    card = cards(app)[0]
+    assert card.status == "failed"
+    assert "shipping address" in card.last_error
+    assert job_states(app) == ["dead"]
+    assert instantcard.counts()["print_jobs"] == 0
