@@ -17,6 +17,8 @@ def register(app: Flask) -> None:
     app.cli.add_command(worker_command)
     app.cli.add_command(sandbox_command)
     app.cli.add_command(dev_command)
+    from service.cli_reconcile import reconcile_command
+    app.cli.add_command(reconcile_command)
 
 
 @click.command("worker")

@@ -1,0 +1,62 @@
+"""`flask --app service reconcile --date …`: the same figures as the API, as a table and as CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from tests.support import ADMIN
+from tests.test_reconciliation_support import seed_two_days
+
+
+@pytest.fixture
+def seeded(app):
+    with app.app_context():
+        seed_two_days()
+
+
+def _run(app, *args):
+    result = app.test_cli_runner().invoke(args=["reconcile", *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_csv_matches_the_api(app, client, seeded):
+    api = client.get("/v1/reconciliation?from=2026-11-21&to=2026-11-21", headers={**ADMIN, "Accept": "text/csv"})
+    output = _run(app, "--date", "2026-11-21", "--csv")
+    assert output.replace("\r\n", "\n") == api.get_data(as_text=True).replace("\r\n", "\n")
+    rows = list(csv.DictReader(io.StringIO(output)))
+    assert [row["date"] for row in rows] == ["2026-11-21", "total"]
+    assert rows[0]["gift_cards.redeemed_cents"] == "15800"
+    assert rows[0]["gift_cards.redeemed_usd"] == "158.00"
+    assert rows[0]["gift_cards.shortfall_usd"] == "15.00"
+    assert rows[0]["jobs.dead"] == "1"
+
+
+def test_table_shows_the_days_figures(app, seeded):
+    output = _run(app, "--date", "2026-11-21")
+    assert "GIFT CARDS" in output
+    assert "158.00  (15800 cents)" in output  # redeemed
+    assert "1.50" in output  # Cardly credits
+    assert "Open holds right now: 2 ($36.00)".replace("$", "") in output
+
+
+def test_ledger_csv_and_table(app, seeded):
+    rows = list(csv.DictReader(io.StringIO(_run(app, "--date", "2026-11-22", "--ledger", "--csv"))))
+    assert [row["order_id"] for row in rows] == ["1006", "1007"]
+    table = _run(app, "--date", "2026-11-22", "--ledger")
+    assert "2 row(s)" in table and "••••WXYZ" in table
+
+
+def test_instagift_comparison_on_the_command_line(app, seeded):
+    output = _run(app, "--date", "2026-11-21", "--instagift")
+    assert "Instagift comparison" in output
+    assert "MISSING AT INSTAGIFT order 1001" in output  # the sandbox never saw the seeded redemptions
+
+
+def test_bad_date_is_refused(app):
+    result = app.test_cli_runner().invoke(args=["reconcile", "--date", "21/11/2026"])
+    assert result.exit_code == 2
+    assert "not a date" in result.output
