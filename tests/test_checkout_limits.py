@@ -1,0 +1,101 @@
+"""Abuse limits on claim-code lookups: per client, per cart, cart lock after failures, Redis storage."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import redis
+
+from service.domain.checkout import LookupLimiter
+from service.providers.instagift import InstagiftClient
+
+REDIS_URL = "redis://127.0.0.1:6379"
+
+
+@pytest.fixture
+def instagift(app, sandbox):
+    providers = app.extensions["providers"]
+    if providers.instagift is None:  # until the registry builds it
+        providers.instagift = InstagiftClient.from_settings(app.extensions["settings"].instagift)
+    return sandbox.app.extensions["sandbox"]["instagift"]
+
+
+def from_ip(ip: str) -> dict:
+    return {"environ_base": {"REMOTE_ADDR": ip}}
+
+
+def balance(client, code: str, ip: str = "198.51.100.1"):
+    return client.post("/v1/gift-cards/balance", json={"claim_code": code}, **from_ip(ip))
+
+
+def assert_rate_limited(response) -> int:
+    assert response.status_code == 429, response.get_json()
+    assert response.mimetype == "application/problem+json"
+    assert response.get_json()["code"] == "rate_limited"
+    retry_after = int(response.headers["Retry-After"])
+    assert retry_after >= 1
+    return retry_after
+
+
+def test_client_lookups_are_limited_per_minute_with_retry_after(client, instagift):
+    """Defaults: 10 lookups a minute per client; found or not, each lookup counts."""
+    for n in range(10):
+        r = balance(client, "DEMO-100S-PLIT" if n % 2 else "ZZZZ-ZZZZ-ZZZZ")
+        assert r.status_code in (200, 404), r.get_json()
+    assert assert_rate_limited(balance(client, "DEMO-100S-PLIT")) <= 60
+    assert balance(client, "DEMO-100S-PLIT", ip="198.51.100.2").status_code == 200  # another client is fine
+
+
+def test_cart_lookups_are_limited_whatever_the_client_address(client, instagift):
+    token = client.post("/v1/carts", json={"total_cents": 5000}).get_json()["cart_token"]
+    for n in range(10):
+        r = client.post(f"/v1/carts/{token}/gift-cards", json={"claim_code": "DEMO-USED-0001"},
+                        **from_ip(f"203.0.113.{n}"))
+        assert r.status_code == 409
+    r = client.post(f"/v1/carts/{token}/gift-cards", json={"claim_code": "DEMO-100S-PLIT"}, **from_ip("203.0.113.99"))
+    assert_rate_limited(r)
+    assert client.get(f"/v1/carts/{token}").get_json()["gift_cards"] == []
+
+
+@pytest.fixture
+def environ_lenient(environ):
+    environ["LOOKUP_RATE_LIMIT"] = "1000/minute"
+    environ["CART_FAILURE_LIMIT"] = "5"
+    environ["CART_LOCK_MINUTES"] = "15"
+    return environ
+
+
+def test_failed_lookups_lock_the_cart(environ_lenient, request):
+    client = request.getfixturevalue("client")
+    request.getfixturevalue("instagift")
+    token = client.post("/v1/carts", json={"total_cents": 5000}).get_json()["cart_token"]
+    for code in ("ZZZZ-ZZZZ-ZZZ1", "bad!", "ZZZZ-ZZZZ-ZZZ2", "ZZZZ-ZZZZ-ZZZ3"):
+        assert client.post(f"/v1/carts/{token}/gift-cards", json={"claim_code": code}).status_code == 404
+    # A refused-but-real card is not a failed lookup.
+    assert client.post(f"/v1/carts/{token}/gift-cards", json={"claim_code": "DEMO-USED-0001"}).status_code == 409
+    assert client.post(f"/v1/carts/{token}/gift-cards", json={"claim_code": "ZZZZ-ZZZZ-ZZZ4"}).status_code == 404
+    locked = client.post(f"/v1/carts/{token}/gift-cards", json={"claim_code": "DEMO-100S-PLIT"})
+    retry_after = assert_rate_limited(locked)
+    assert 14 * 60 < retry_after <= 15 * 60 + 1
+    other = client.post("/v1/carts", json={"total_cents": 5000}).get_json()["cart_token"]
+    assert client.post(f"/v1/carts/{other}/gift-cards", json={"claim_code": "DEMO-100S-PLIT"}).status_code == 200
+
+
+def test_limits_shared_through_redis_storage(app, client, instagift):
+    """Multi-process mode: the counters live in Redis, so every web process sees the same limits."""
+    prefix = f"checkout-test-{uuid.uuid4().hex}"
+    app.extensions["checkout_limiter"] = LookupLimiter(REDIS_URL, "3/minute;5/hour", key_prefix=prefix)
+    other_process = LookupLimiter(REDIS_URL, "3/minute;5/hour", key_prefix=prefix)
+    store = redis.Redis.from_url(REDIS_URL)
+    try:
+        assert balance(client, "DEMO-100S-PLIT").status_code == 200
+        assert balance(client, "DEMO-050S-PLIT").status_code == 200
+        other_process.hit("client:198.51.100.1")  # a lookup answered by another web process
+        assert store.keys(f"{prefix}*"), "the limiter did not use Redis"
+        assert_rate_limited(balance(client, "DEMO-100S-PLIT"))
+    finally:
+        keys = store.keys(f"{prefix}*")
+        if keys:
+            store.delete(*keys)
+        store.close()
