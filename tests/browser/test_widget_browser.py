@@ -230,3 +230,58 @@ def test_shop_css_does_not_leak_into_the_widget(demo: Widget):
     # The demo page styles every <input> with a dotted red border; the widget's input must not get it.
     style = demo.input.evaluate("el => getComputedStyle(el).borderTopStyle")
     assert style == "solid"
+
+
+def test_place_order_sends_the_signed_webhook_and_shows_the_timeline(demo: Widget, live_server, run_jobs):
+    demo.apply(SPLITTABLE_100)
+    expect(demo.due).to_have_text("$0.50")
+    token = demo.cart_token()
+
+    demo.page.get_by_role("button", name="Place order").click()
+
+    expect(demo.page.get_by_role("heading", level=2)).to_contain_text("is placed")
+    order_id = demo.page.locator("#order-number").inner_text()
+    jobs = demo.page.locator("#jobs")
+    expect(jobs).to_contain_text("queued")
+    run_jobs()
+    expect(demo.page.locator("#timeline-status")).to_have_text("Done: the worker has finished this order.")
+    expect(demo.page.locator("#redemptions")).to_contain_text("••••PLIT: $74.00 — succeeded")
+    expect(demo.page.locator("#thank-you-card")).to_contain_text("placed")
+    expect(demo.page.locator("#membership-cards")).to_contain_text("submitted")
+    # The shop backend told the service what the order took from gift cards, against the widget's cart.
+    timeline = requests.get(f"{live_server.url}/v1/orders/{order_id}",
+                            headers={"Authorization": "Bearer dev-admin-token"}, timeout=5).json()
+    assert timeline["order"]["gift_card_cents"] == 7400
+    assert timeline["order"]["has_cart"] is True
+    assert token not in demo.page.content()
+    demo.page.screenshot(path=str(ARTIFACTS / "order-timeline.png"), full_page=True)
+
+
+def test_an_expired_cart_is_replaced_and_the_shopper_told(demo: Widget, app):
+    from datetime import timedelta
+
+    import sqlalchemy as sa
+
+    from service.domain.checkout import hash_token
+    from service.persistence import db, utcnow
+    from service.persistence.checkout import Cart
+
+    demo.apply(SPLITTABLE_50)
+    expect(demo.cards).to_have_count(1)
+    old_token = demo.cart_token()
+    with app.app_context():
+        db.session.execute(sa.update(Cart).where(Cart.token_hash == hash_token(old_token))
+                           .values(expires_at=utcnow() - timedelta(minutes=1)))
+        db.session.commit()
+
+    demo.apply(NON_SPLITTABLE_25)
+
+    expect(demo.message).to_have_text(
+        "Your checkout session expired, so gift cards were removed. Please enter your code again.")
+    expect(demo.cards).to_have_count(0)
+    expect(demo.due).to_have_text("$74.50")
+    expect(demo.page.locator("input[name=instagift_cart_token]")).not_to_have_value(old_token)
+    # The code is still in the input: one more press applies it to the new cart.
+    demo.apply_button.click()
+    expect(demo.cards).to_have_count(1)
+    expect(demo.due).to_have_text("$49.50")
