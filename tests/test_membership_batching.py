@@ -1,0 +1,145 @@
+"""Shipping to the store: finalized cards collect in one print job submitted at the daily US Eastern cutoff."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from service.domain.membership import BATCH_CHECK_KIND, next_cutoff_after
+from service.jobs.queue import enqueue
+from service.persistence import MembershipCard, MembershipPrintJob, db
+from tests.support import order_completed, signed_webhook
+
+STORE = {"name": "Front Desk", "company": "Demo Shop", "address1": "1 Market Sq", "city": "Boston",
+         "region": "MA", "postcode": "02109", "country": "US"}
+GOLD = {"sku": "MEMBER-GOLD", "title": "Gold membership", "quantity": 1, "unit_price_cents": 5000}
+
+
+@pytest.fixture
+def environ(environ):
+    environ.update(INSTANTCARD_SHIP_TO="store", INSTANTCARD_STORE_ADDRESS=json.dumps(STORE),
+                   INSTANTCARD_BATCH_CUTOFF="15:30", INSTANTCARD_BATCH_MAX_CARDS="50")
+    return environ
+
+
+@pytest.fixture
+def instantcard(sandbox):
+    return sandbox.app.extensions["sandbox"]["instantcard"]
+
+
+def at(text: str):
+    moment = datetime.fromisoformat(text).astimezone(UTC)
+    return lambda: moment
+
+
+def post_order(client, order_id, quantity=1):
+    raw, headers = signed_webhook(order_completed(order_id, line_items=[{**GOLD, "quantity": quantity}]))
+    assert client.post("/v1/webhooks/orders", data=raw, headers=headers).status_code == 202
+
+
+def check_cutoff(app, run_jobs, clock, key):
+    with app.app_context():
+        enqueue(db.session, BATCH_CHECK_KIND, dedupe_key=key)
+        db.session.commit()
+    run_jobs(clock=clock)
+
+
+def statuses(app):
+    with app.app_context():
+        return list(db.session.scalars(sa.select(MembershipCard.status).order_by(MembershipCard.id)))
+
+
+def batches(app):
+    with app.app_context():
+        rows = list(db.session.scalars(sa.select(MembershipPrintJob).order_by(MembershipPrintJob.id)))
+        db.session.expunge_all()
+        return rows
+
+
+def test_the_cutoff_is_daylight_saving_aware():
+    # 15:30 in New York is 19:30 UTC in July (EDT) and 20:30 UTC in December (EST).
+    assert next_cutoff_after(datetime(2027, 7, 14, 12, 0, tzinfo=UTC), "15:30") == datetime(2027, 7, 14, 19, 30, tzinfo=UTC)
+    assert next_cutoff_after(datetime(2027, 12, 14, 12, 0, tzinfo=UTC), "15:30") == datetime(2027, 12, 14, 20, 30, tzinfo=UTC)
+    # After today's cutoff the batch is for tomorrow's.
+    assert next_cutoff_after(datetime(2027, 7, 14, 19, 31, tzinfo=UTC), "15:30") == datetime(2027, 7, 15, 19, 30, tzinfo=UTC)
+    # Across the November change: 15:30 EDT on Saturday, 15:30 EST on Sunday.
+    assert next_cutoff_after(datetime(2027, 11, 6, 20, 0, tzinfo=UTC), "15:30") == datetime(2027, 11, 7, 20, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("day, before_utc, after_utc", [
+    ("2027-07-14", "19:29", "19:31"),   # EDT: cutoff 19:30 UTC
+    ("2027-12-14", "20:29", "20:31"),   # EST: cutoff 20:30 UTC
+])
+def test_a_days_cards_share_one_print_job_submitted_at_the_cutoff(app, client, run_jobs, instantcard,
+                                                                   day, before_utc, after_utc):
+    morning = at(f"{day}T10:00:00-05:00")
+    post_order(client, "2001")
+    post_order(client, "2002", quantity=2)
+    run_jobs(clock=morning)
+
+    assert statuses(app) == ["queued"] * 3
+    assert instantcard.counts()["print_jobs"] == 1
+    remote = next(iter(instantcard.print_jobs.values()))
+    assert len(remote["card_ids"]) == 3 and remote["status"] == 0
+    assert remote["address"]["address_1"] == "1 Market Sq" and remote["address"]["full_name"] == "Front Desk"
+    assert remote["shipping_provider_id"] == 1
+
+    check_cutoff(app, run_jobs, at(f"{day}T{before_utc}:00+00:00"), "check-before")
+    assert statuses(app) == ["queued"] * 3
+    assert instantcard.counts()["submitted_print_jobs"] == 0
+
+    check_cutoff(app, run_jobs, at(f"{day}T{after_utc}:00+00:00"), "check-after")
+    assert statuses(app) == ["submitted"] * 3
+    assert instantcard.counts()["print_jobs"] == 1
+    assert instantcard.counts()["submitted_print_jobs"] == 1
+    (batch,) = batches(app)
+    assert batch.status == "submitted" and batch.card_count == 3
+    assert batch.cost_cents == 3 * 250 + 100
+    with app.app_context():
+        shares = list(db.session.scalars(sa.select(MembershipCard.job_cost_cents)))
+    assert sum(shares) == batch.cost_cents
+
+
+def test_cards_after_the_cutoff_start_a_new_batch(app, client, run_jobs, instantcard):
+    post_order(client, "2001")
+    run_jobs(clock=at("2027-07-14T10:00:00-04:00"))
+    check_cutoff(app, run_jobs, at("2027-07-14T15:31:00-04:00"), "cutoff-1")
+    post_order(client, "2002")
+    run_jobs(clock=at("2027-07-14T16:00:00-04:00"))
+    assert statuses(app) == ["submitted", "queued"]
+    first, second = batches(app)
+    assert first.status == "submitted" and second.status == "open"
+    assert second.due_at == datetime(2027, 7, 15, 19, 30, tzinfo=UTC)
+    assert instantcard.counts()["print_jobs"] == 2
+
+
+def test_a_full_batch_is_submitted_at_once(app, client, run_jobs, instantcard, environ):
+    app.extensions["settings"] = _with_max_cards(app.extensions["settings"], 2)
+    post_order(client, "2001", quantity=3)
+    run_jobs(clock=at("2027-07-14T10:00:00-04:00"))
+    assert statuses(app) == ["submitted", "submitted", "queued"]
+    first, second = batches(app)
+    assert (first.status, first.card_count) == ("submitted", 2)
+    assert (second.status, second.card_count) == ("open", 1)
+    assert instantcard.counts()["submitted_print_jobs"] == 1
+
+
+def test_a_cancelled_card_is_taken_out_of_the_batch_before_submitting(app, client, run_jobs, instantcard):
+    post_order(client, "2001")
+    post_order(client, "2002")
+    run_jobs(clock=at("2027-07-14T10:00:00-04:00"))
+    raw, headers = signed_webhook({"type": "order.cancelled", "timestamp": "2027-07-14T15:00:00Z",
+                                   "data": {"id": "2002"}})
+    assert client.post("/v1/webhooks/orders", data=raw, headers=headers).status_code == 202
+    check_cutoff(app, run_jobs, at("2027-07-14T15:31:00-04:00"), "cutoff")
+    assert statuses(app) == ["submitted", "cancelled"]
+    remote = next(iter(instantcard.print_jobs.values()))
+    assert remote["status"] == 1 and len(remote["card_ids"]) == 1
+
+
+def _with_max_cards(settings, n):
+    import dataclasses
+    return dataclasses.replace(settings, instantcard=dataclasses.replace(settings.instantcard, batch_max_cards=n))
