@@ -49,12 +49,15 @@ def plan_for_completed_order(session: Session, order: Order, settings: Settings)
     """Create a pending ledger row and one redemption job per held certificate of the order's cart."""
     if not order.cart_token:
         return
-    cart = session.scalar(sa.select(Cart).where(Cart.token_hash == hash_token(order.cart_token)))
+    cart = session.scalar(lock_for_update(session, sa.select(Cart).where(
+        Cart.token_hash == hash_token(order.cart_token))))
     if cart is None:
         if order.gift_card_cents:
             order.attention = (f"The order took {money.format_usd(order.gift_card_cents)} from gift cards but "
                                "its cart_token matches no cart here: nothing was redeemed.")
         return
+    # The order is placed: the cart takes no more changes (its token now answers 404 cart_not_found).
+    cart.expires_at = min(cart.expires_at, order.completed_at)
     # Holds whose time ran out still belong to this order (the shopper paid with them); only holds the
     # shopper removed or that verify found unusable are left out.
     holds = list(session.scalars(lock_for_update(session, sa.select(GiftCardHold).where(
@@ -298,7 +301,8 @@ def _finish(session: Session, redemption: Redemption, now, *, redeemed: int, sta
     if redemption.state in ("shortfall", "failed"):
         order = session.get(Order, redemption.order_id)
         note = (f"Gift card ••••{redemption.code_last4}: intended {money.format_usd(redemption.intended_cents)}, "
-                f"redeemed {money.format_usd(redeemed)} (shortfall {money.format_usd(redemption.shortfall_cents)}).")
+                f"redeemed {money.format_usd(redeemed)} (shortfall {money.format_usd(redemption.shortfall_cents)})"
+                + (f": {redemption.error}." if redemption.error else "."))
         order.attention = f"{order.attention} {note}" if order.attention else note
     session.commit()
 
