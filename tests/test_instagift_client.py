@@ -346,3 +346,10 @@ def test_from_settings_uses_live_credentials():
     client = InstagiftClient.from_settings(settings.instagift)
     assert client.http.base_url == "https://ig.example/v2"
     assert client.http.default_headers == {"X-Merchant-Key": "k", "X-Merchant-Secret": "s"}
+
+
+def test_the_app_builds_an_instagift_client_for_the_sandbox(app, sandbox):
+    client = app.extensions["providers"].instagift
+    assert isinstance(client, InstagiftClient)
+    assert client.http.base_url == f"{sandbox.url}/instagift/v2"
+    assert client.fetch_by_claim_code("DEMO-050S-PLIT").face_value_cents == 5000

@@ -387,3 +387,9 @@ def test_control_endpoints_drive_the_sandbox_over_http(ig, base):
     assert requests.post(f"{base}/_control/reset", timeout=5).ok
     with pytest.raises(ProviderNotFound):
         ig.fetch_certificate(cert_id)
+
+
+def test_only_the_control_routes_skip_merchant_auth(base):
+    assert requests.get(f"{base}/claim_codes/_control", timeout=5).status_code == 401
+    assert requests.get(f"{base}/certificates/_control", timeout=5).status_code == 401
+    assert requests.get(f"{base}/_control/certificates/{demo_id('DEMO-100S-PLIT')}", timeout=5).status_code == 200
