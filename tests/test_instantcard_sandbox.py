@@ -1,0 +1,88 @@
+"""The InstantCard sandbox follows the doc: expiring tokens, draft → finalize, print job rules, balance strings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+
+@pytest.fixture
+def ic(sandbox):
+    requests.post(f"{sandbox.url}/_control/reset", timeout=5).raise_for_status()
+    return f"{sandbox.url}/instantcard/api/v2"
+
+
+def token(ic, how="form"):
+    creds = {"email": "sandbox@example.com", "password": "sandbox-password"}
+    kwargs = {"form": {"data": creds}, "json": {"json": creds}, "query": {"params": creds}}[how]
+    response = requests.post(f"{ic}/authenticate", timeout=5, **kwargs)
+    assert response.status_code == 200
+    return {"Authorization": f"bearer {response.json()['token']}"}
+
+
+@pytest.mark.parametrize("how", ["form", "json", "query"])
+def test_authenticate_accepts_form_json_or_query(ic, how):
+    assert requests.get(f"{ic}/profile/me", headers=token(ic, how), timeout=5).status_code == 200
+
+
+def test_bad_credentials_and_expired_tokens_are_401(ic):
+    assert requests.post(f"{ic}/authenticate", data={"email": "x", "password": "y"}, timeout=5).status_code == 401
+    auth = token(ic)
+    assert requests.get(f"{ic}/organizations/1/balance", timeout=5).status_code == 401
+    requests.post(f"{ic}/_control/expire_tokens", timeout=5).raise_for_status()
+    assert requests.get(f"{ic}/organizations/1/balance", headers=auth, timeout=5).status_code == 401
+
+
+def test_only_finalized_cards_join_print_jobs_and_patch_resets_shipping(ic):
+    auth = token(ic)
+    data = json.dumps([{"name": "Name", "value": "Ada"}, {"name": "Member Number", "value": "M-1"}])
+    card = requests.post(f"{ic}/organizations/1/cards", headers=auth, timeout=5,
+                         data={"card[card_template_id]": "101", "card[data]": data}).json()
+    job_form = {"print_job[card_ids][]": [str(card["id"])], "print_job[shipping_provider_id]": "1",
+                "print_job[address][address_1]": "10 Main St", "print_job[address][city]": "Springfield",
+                "print_job[address][country]": "US"}
+    refused = requests.post(f"{ic}/organizations/1/print_jobs", headers=auth, data=job_form, timeout=5)
+    assert refused.status_code == 422
+    requests.patch(f"{ic}/organizations/1/cards/{card['id']}/finalize", headers=auth, timeout=5).raise_for_status()
+    job = requests.post(f"{ic}/organizations/1/print_jobs", headers=auth, data=job_form, timeout=5).json()
+    assert job["shipping_provider_id"] == 1 and job["card_ids"] == [str(card["id"])]
+    patched = requests.patch(f"{ic}/organizations/1/print_jobs/{job['id']}", headers=auth,
+                             data={"print_job[number_of_copies]": "2"}, timeout=5).json()
+    assert patched["shipping_provider_id"] is None
+    submit = requests.post(f"{ic}/organizations/1/print_jobs/{job['id']}/print", headers=auth, timeout=5)
+    assert submit.status_code == 400 and "shipping provider" in submit.json()["error"]
+
+
+def test_unknown_template_fields_are_refused(ic):
+    response = requests.post(f"{ic}/organizations/1/cards", headers=token(ic), timeout=5,
+                             data={"card[card_template_id]": "101",
+                                   "card[data]": json.dumps([{"name": "Nickname", "value": "x"}])})
+    assert response.status_code == 400
+
+
+def test_balance_is_a_dollar_string_with_parentheses_when_negative(ic):
+    auth = token(ic)
+    requests.post(f"{ic}/_control/set_balance", json={"cents": -550}, timeout=5).raise_for_status()
+    assert requests.get(f"{ic}/organizations/1/balance", headers=auth, timeout=5).json() == {"balance": "($5.50)"}
+    requests.post(f"{ic}/_control/add_funds", json={"cents": 1100}, timeout=5).raise_for_status()
+    assert requests.get(f"{ic}/organizations/1/balance", headers=auth, timeout=5).json() == {"balance": "$5.50"}
+
+
+def test_setup_listings(ic):
+    auth = token(ic)
+    providers = requests.get(f"{ic}/organizations/1/shipping_providers", headers=auth, timeout=5).json()
+    assert providers[0]["id"] == 1
+    fields = requests.get(f"{ic}/organizations/1/card_templates/101/fields", headers=auth, timeout=5).json()
+    assert [f["name"] for f in fields] == ["Name", "Member Number", "Expires", "Email", "Order"]
+
+
+def test_injected_faults_over_http(ic):
+    auth = token(ic)
+    requests.post(f"{ic}/_control/inject_fault", json={"step": "balance", "mode": "error_500", "times": 2},
+                  timeout=5).raise_for_status()
+    codes = [requests.get(f"{ic}/organizations/1/balance", headers=auth, timeout=5).status_code for _ in range(3)]
+    assert codes == [500, 500, 200]
+    assert requests.post(f"{ic}/_control/inject_fault", json={"step": "x", "mode": "bogus"},
+                         timeout=5).status_code == 400
