@@ -285,3 +285,20 @@ def test_an_expired_cart_is_replaced_and_the_shopper_told(demo: Widget, app):
     demo.apply_button.click()
     expect(demo.cards).to_have_count(1)
     expect(demo.due).to_have_text("$49.50")
+
+
+def test_a_card_held_by_another_checkout_is_refused(demo: Widget, browser, live_server):
+    demo.apply(SPLITTABLE_50)
+    expect(demo.cards).to_have_count(1)
+    other_context = browser.new_context()
+    try:
+        other = other_context.new_page()
+        other.goto(f"{live_server.url}/demo")
+        second = Widget(other)
+        expect(second.due).to_have_text("$74.50")
+        second.apply(SPLITTABLE_50)
+        expect(second.message).to_have_text(
+            "That Instagift certificate is already being used in another checkout.")
+        expect(second.cards).to_have_count(0)
+    finally:
+        other_context.close()
