@@ -10,7 +10,6 @@ import requests
 import sqlalchemy as sa
 
 from service.persistence import GiftCardHold, Order, Redemption, db, utcnow
-from service.providers.instagift import InstagiftClient
 from tests.support import SHOP, order_completed, signed_webhook
 
 
@@ -24,9 +23,6 @@ def environ(environ):
 @pytest.fixture
 def instagift(app, sandbox):
     """The sandbox Instagift's state (seeded demo certificates, fault injection)."""
-    providers = app.extensions["providers"]
-    if providers.instagift is None:  # until the registry builds it
-        providers.instagift = InstagiftClient.from_settings(app.extensions["settings"].instagift)
     return sandbox.app.extensions["sandbox"]["instagift"]
 
 

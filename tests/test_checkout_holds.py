@@ -15,7 +15,6 @@ from service.domain import checkout
 from service.errors import Conflict
 from service.jobs import enqueue
 from service.persistence import Cart, GiftCardHold, Redemption, db, utcnow
-from service.providers.instagift import InstagiftClient
 from tests.support import order_completed, signed_webhook
 
 
@@ -27,9 +26,6 @@ def environ(environ):
 
 @pytest.fixture
 def instagift(app, sandbox):
-    providers = app.extensions["providers"]
-    if providers.instagift is None:  # until the registry builds it
-        providers.instagift = InstagiftClient.from_settings(app.extensions["settings"].instagift)
     return sandbox.app.extensions["sandbox"]["instagift"]
 
 

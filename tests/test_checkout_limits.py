@@ -8,16 +8,12 @@ import pytest
 import redis
 
 from service.domain.checkout import LookupLimiter
-from service.providers.instagift import InstagiftClient
 
 REDIS_URL = "redis://127.0.0.1:6379"
 
 
 @pytest.fixture
 def instagift(app, sandbox):
-    providers = app.extensions["providers"]
-    if providers.instagift is None:  # until the registry builds it
-        providers.instagift = InstagiftClient.from_settings(app.extensions["settings"].instagift)
     return sandbox.app.extensions["sandbox"]["instagift"]
 
 

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from service.domain import money
 from service.jobs.queue import retry_by_person
 from service.persistence import Cart, GiftCardHold, Job, Order, Redemption, db, utcnow
-from service.providers.instagift import InstagiftClient
 from tests.support import order_completed, signed_webhook
 
 
@@ -24,9 +23,6 @@ def environ(environ):
 
 @pytest.fixture
 def instagift(app, sandbox):
-    providers = app.extensions["providers"]
-    if providers.instagift is None:  # until the registry builds it
-        providers.instagift = InstagiftClient.from_settings(app.extensions["settings"].instagift)
     return sandbox.app.extensions["sandbox"]["instagift"]
 
 
