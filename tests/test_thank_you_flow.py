@@ -275,3 +275,23 @@ def test_a_cancellation_after_the_card_was_placed_is_noted_not_hidden(client, ap
 
     card = card_of(app, "6002")
     assert card.status == "placed" and "cancelled after its card was placed" in card.note
+
+
+@pytest.mark.parametrize("env", [{"JOB_MAX_ATTEMPTS": "2"}], indirect=True)
+def test_when_retries_run_out_the_card_fails_uncertain_and_a_manual_retry_keeps_the_key(
+        env, fast_retries, client, app, cardly, run_jobs):
+    cardly.inject_fault("error_500", times=2)
+    deliver(client, order_completed("7001"))
+    run_jobs()
+
+    card = card_of(app, "7001")
+    assert card.status == "failed" and card.failure_kind == "provider_unavailable"
+    assert card.outcome_uncertain is True and "answered 500" in card.last_error
+    [job] = jobs_of_kind(app)
+    assert job.state == "dead"
+
+    assert client.post(f"/v1/jobs/{job.id}/retry", headers=ADMIN).status_code == 202
+    run_jobs()
+    card = card_of(app, "7001")
+    assert card.status == "placed" and card.generation == 1  # the outcome was never definitive: same key
+    assert [r["idempotency_key"] for r in cardly.place_requests()] == ["order-7001-g1"] * 3
