@@ -174,9 +174,8 @@ def test_permanent_failure_is_dead_at_once_and_park_waits(app):
 
 def test_manual_retry_refuses_jobs_that_are_not_dead_or_parked(app):
     (job_id,) = _enqueue(app, "test_record")
-    with app.app_context():
-        with pytest.raises(Exception) as caught:
-            queue.retry_by_person(db.session, job_id)
+    with app.app_context(), pytest.raises(Exception) as caught:
+        queue.retry_by_person(db.session, job_id)
     assert getattr(caught.value, "code", None) == "job_not_retryable"
 
 
@@ -206,3 +205,22 @@ def test_periodic_jobs_are_enqueued_once_per_period_across_workers(app):
     with app.app_context():
         kinds = Counter(db.session.scalars(sa.select(Job.kind)))
     assert kinds["purge_periodic_jobs"] == 1
+
+
+def test_stop_requested_mid_batch_finishes_the_running_job_and_gives_back_the_rest(app):
+    ids = _enqueue(app, "test_behave", 4)
+    worker = Worker(app, threads=0, batch=4)
+    behaviour["outcome"] = None
+
+    @handler("test_stop_after_first")
+    def stop_after_first(ctx):
+        worker.stop()
+
+    with app.app_context():
+        db.session.execute(sa.update(Job).where(Job.id == ids[0]).values(kind="test_stop_after_first"))
+        db.session.commit()
+        worker.run_batch()
+        states = dict(db.session.execute(sa.select(Job.id, Job.state).where(Job.id.in_(ids))).all())
+        attempts = db.session.scalar(sa.select(sa.func.count()).select_from(JobAttempt))
+    assert states == {ids[0]: "succeeded", ids[1]: "queued", ids[2]: "queued", ids[3]: "queued"}
+    assert attempts == 1

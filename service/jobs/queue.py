@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from service.errors import Conflict, NotFound
 from service.logs import redact
@@ -63,17 +64,33 @@ def claim(session: Session, worker_id: str, *, limit: int = 1, lease_seconds: in
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     jobs = list(session.scalars(stmt))
+    if not jobs:
+        session.rollback()
+        return []
+    lease_until = now + timedelta(seconds=lease_seconds)
     for job in jobs:
         if job.state == "running":
             # Its worker died or stalled: close that attempt before starting another.
             _finish_open_attempts(session, job, now, "lease_expired", "lease expired before the job finished")
-        job.state = "running"
-        job.attempts += 1
-        job.lease_expires_at = now + timedelta(seconds=lease_seconds)
-        job.locked_by = worker_id
-        job.updated_at = now
-        session.add(JobAttempt(job_id=job.id, attempt=job.attempts, worker=worker_id, started_at=now))
+    ids = [job.id for job in jobs]
+    # One UPDATE and one multi-row INSERT per claim, whatever the batch size.
+    session.execute(
+        sa.update(Job).where(Job.id.in_(ids))
+        .values(state="running", attempts=Job.attempts + 1, lease_expires_at=lease_until, locked_by=worker_id,
+                updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(sa.insert(JobAttempt), [
+        dict(job_id=job.id, attempt=job.attempts + 1, worker=worker_id, started_at=now, outcome="running")
+        for job in jobs
+    ])
     session.commit()
+    for job in jobs:
+        # Mirror the UPDATE in memory without marking anything dirty (the worker's session keeps attributes
+        # across commits, so this saves a reload of every job).
+        for name, value in (("state", "running"), ("attempts", job.attempts + 1),
+                            ("lease_expires_at", lease_until), ("locked_by", worker_id)):
+            set_committed_value(job, name, value)
     return jobs
 
 
@@ -92,16 +109,21 @@ def _still_ours(session: Session, job: Job, worker_id: str) -> bool:
 
 
 def mark_succeeded(session: Session, job: Job, worker_id: str, now: datetime | None = None) -> bool:
+    """Record success, unless the lease was lost meanwhile (another worker owns the job now)."""
     now = now or utcnow()
-    if not _still_ours(session, job, worker_id):
+    won = session.execute(
+        sa.update(Job)
+        .where(Job.id == job.id, Job.state == "running", Job.locked_by == worker_id)
+        .values(state="succeeded", finished_at=now, lease_expires_at=None, locked_by=None, parked_reason=None,
+                updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+    if won:
+        _finish_open_attempts(session, job, now, "succeeded", None)
+        session.commit()
+    else:
         session.rollback()
-        return False
-    job.state, job.finished_at, job.lease_expires_at, job.locked_by = "succeeded", now, None, None
-    job.parked_reason = None
-    job.updated_at = now
-    _finish_open_attempts(session, job, now, "succeeded", None)
-    session.commit()
-    return True
+    return won
 
 
 def mark_retry(session: Session, job: Job, worker_id: str, error: str, backoff: Backoff, *,
@@ -158,12 +180,14 @@ def mark_dead(session: Session, job: Job, worker_id: str, error: str, now: datet
 def release(session: Session, jobs: list[Job], worker_id: str, now: datetime | None = None) -> None:
     """Give back claimed jobs that were never started (shutdown), without counting an attempt."""
     now = now or utcnow()
-    for job in jobs:
-        if not _still_ours(session, job, worker_id):
-            continue
-        job.state, job.lease_expires_at, job.locked_by, job.updated_at = "queued", None, None, now
-        job.attempts -= 1
-        session.execute(sa.delete(JobAttempt).where(JobAttempt.job_id == job.id, JobAttempt.outcome == "running"))
+    ids = [job.id for job in jobs]
+    session.execute(
+        sa.update(Job).where(Job.id.in_(ids), Job.state == "running", Job.locked_by == worker_id)
+        .values(state="queued", lease_expires_at=None, locked_by=None, attempts=Job.attempts - 1, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(sa.delete(JobAttempt).where(JobAttempt.job_id.in_(ids), JobAttempt.outcome == "running",
+                                                JobAttempt.worker == worker_id))
     session.commit()
 
 

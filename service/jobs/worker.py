@@ -83,18 +83,24 @@ class Worker:
             return queue.mark_retry(session, job, worker_id, f"{type(exc).__name__}: {exc}", self.backoff,
                                     rng=self.rng, now=self.clock())
         queue.mark_succeeded(session, job, worker_id, now=self.clock())
-        return job.state
+        return "succeeded"
 
     def run_batch(self) -> int:
         """Claim and run one batch of due jobs; returns how many were claimed."""
         session = db.session
+        # Attributes survive commits (no reload of every job after each step); the session is closed after
+        # each job so nothing stale is carried from one job to the next.
+        session().expire_on_commit = False
         jobs = queue.claim(session, self.worker_id, limit=self.batch,
                            lease_seconds=self.settings.job_lease_seconds, now=self.clock(), kinds=self.kinds)
         for index, job in enumerate(jobs):
             if self.stopping.is_set():
                 queue.release(session, jobs[index:], self.worker_id, now=self.clock())
                 break
-            self.execute(job)
+            try:
+                self.execute(job)
+            finally:
+                session.close()
         return len(jobs)
 
     def drain(self, max_jobs: int = 10_000) -> int:
