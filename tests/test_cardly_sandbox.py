@@ -127,3 +127,15 @@ def test_control_over_http(cardly, base):
     listed = requests.get(f"{base}/_control/orders", timeout=5).json()
     assert len(listed["orders"]) == 1
     assert [r["status"] for r in listed["place_requests"]] == [500, 200]
+
+
+def test_racing_requests_with_one_key_place_one_order(cardly, base):
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = {"purchaseOrderNumber": "#race", "lines": [line()]}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda _: place(base, body, "k-race"), range(8)))
+    assert {a.status_code for a in answers} == {200}
+    assert len({a.json()["data"]["order"]["id"] for a in answers}) == 1
+    assert len(cardly.placed_orders()) == 1
+    assert sum(a.headers.get("Idempotent-Replayed") == "true" for a in answers) == 7

@@ -310,7 +310,7 @@ def send_thank_you_card(ctx: JobContext) -> None:
     if cancelled_meanwhile:
         card.note = ("The order was cancelled while the card was being placed; Cardly cannot reliably cancel "
                      "lodged orders — contact Cardly support if it must be stopped.")
-    log.info("order %s: thank-you card placed as Cardly order %s (%s credits%s)", order_id, placed.order_id,
+    log.info("order %s: thank-you card placed as Cardly order %s (%s credits%s)", order.shop_order_id, placed.order_id,
              placed.cost_credits, ", test mode" if placed.test_mode else "")
 
 

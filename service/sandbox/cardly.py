@@ -1,4 +1,4 @@
-"""Sandbox Cardly v2, following docs/provider-docs/cardly-api-v2.txt closely enough to test against.
+"""Sandbox Cardly v2, following the Cardly v2 API documentation closely enough to test against.
 
 What it does as Cardly documents: `API-Key` authentication (`test_…` keys answer `testMode: true`; keys
 without a `test_`/`live_` prefix or revoked ones → 401), a card credit balance, `orders/place` with field
@@ -280,9 +280,10 @@ def create_blueprint() -> Blueprint:
                                     test_mode=test_mode), 400)
         signature = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
         scope = request.headers.get("API-Key", "")
-        if key is not None:
-            with state.lock:
-                stored = state.idempotency.get((scope, key))
+        # Lookup, processing and storing happen under one lock so two racing requests with one key place
+        # one order (the second gets the replay), as Cardly's idempotency promises.
+        with state.lock:
+            stored = state.idempotency.get((scope, key)) if key is not None else None
             if stored is not None:
                 stored_signature, stored_status, stored_body = stored
                 if stored_signature != signature:
@@ -292,13 +293,12 @@ def create_blueprint() -> Blueprint:
                         "changed but an idempotency key was being reused."], test_mode=test_mode), 400)
                 note(stored_status, replayed=True)
                 return answer(stored_body, stored_status, {"Idempotent-Replayed": "true"})
-        fault, failed = faulted("orders/place")
-        if failed is not None:
-            note(failed.status_code)
-            return failed
-        status, result = process_place(body, test_mode)
-        if key is not None:
-            with state.lock:
+            fault, failed = faulted("orders/place")
+            if failed is not None:
+                note(failed.status_code)
+                return failed
+            status, result = process_place(body, test_mode)
+            if key is not None:
                 state.idempotency[(scope, key)] = (signature, status, result)
         if fault is not None and fault.mode == "place_then_500":
             note(500)
