@@ -295,3 +295,30 @@ def test_when_retries_run_out_the_card_fails_uncertain_and_a_manual_retry_keeps_
     card = card_of(app, "7001")
     assert card.status == "placed" and card.generation == 1  # the outcome was never definitive: same key
     assert [r["idempotency_key"] for r in cardly.place_requests()] == ["order-7001-g1"] * 3
+
+
+class _CancelledWhileCardlyWorks:
+    """Cardly as seen by the job while the shop cancels the order (through the service's real HTTP, so in
+    another session) during the orders/place call."""
+
+    def __init__(self, real, service_url, shop_order_id):
+        self.real, self.service_url, self.shop_order_id = real, service_url, shop_order_id
+
+    def place_order(self, payload, key):
+        raw, headers = signed_webhook({"type": "order.cancelled", "timestamp": "2026-11-21T10:05:00Z",
+                                       "data": {"id": self.shop_order_id}})
+        response = requests.post(f"{self.service_url}/v1/webhooks/orders", data=raw, headers=headers, timeout=10)
+        assert response.status_code == 202, response.text
+        return self.real.place_order(payload, key)
+
+
+def test_a_cancellation_racing_the_placement_keeps_cardly_answer_and_notes_it(client, app, live_server, cardly,
+                                                                              run_jobs):
+    deliver(client, order_completed("6003"))
+    providers = app.extensions["providers"]
+    providers.cardly = _CancelledWhileCardlyWorks(providers.cardly, live_server.url, "6003")
+    run_jobs()
+
+    card = card_of(app, "6003")
+    assert card.status == "placed" and card.cardly_order_id == cardly.placed_orders()[0]["id"]
+    assert "cancelled while the card was being placed" in card.note

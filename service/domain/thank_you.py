@@ -242,7 +242,10 @@ def _skip_cancelled(card: ThankYouCard) -> None:
 
 # -- the job -----------------------------------------------------------------------------------------------
 def _locked_card(session: Session, order_id: int) -> ThankYouCard | None:
-    return session.scalar(lock_for_update(session, sa.select(ThankYouCard).where(ThankYouCard.order_id == order_id)))
+    # populate_existing: the worker's session keeps attributes across commits, and a cancellation may have
+    # changed the row while Cardly was being called.
+    stmt = sa.select(ThankYouCard).where(ThankYouCard.order_id == order_id).execution_options(populate_existing=True)
+    return session.scalar(lock_for_update(session, stmt))
 
 
 def _iso_date(value: Any) -> date | None:
@@ -266,7 +269,7 @@ def send_thank_you_card(ctx: JobContext) -> None:
         _park_unless_credit_covers(client, cost, settings)
 
     card = _locked_card(session, order_id)
-    order = session.get(Order, order_id)
+    order = session.get(Order, order_id, populate_existing=True)
     if card.status in ("placed", "skipped"):
         return
     now = ctx.now()
