@@ -224,3 +224,17 @@ def test_stop_requested_mid_batch_finishes_the_running_job_and_gives_back_the_re
         attempts = db.session.scalar(sa.select(sa.func.count()).select_from(JobAttempt))
     assert states == {ids[0]: "succeeded", ids[1]: "queued", ids[2]: "queued", ids[3]: "queued"}
     assert attempts == 1
+
+
+@pytest.mark.parametrize("outcome", [PermanentFailure("gone"), RetryLater("later", delay_seconds=60),
+                                     Park("waiting", recheck_seconds=60), RuntimeError("bug")])
+def test_every_job_of_a_batch_records_its_failure(app, outcome):
+    ids = _enqueue(app, "test_behave", 3)
+    behaviour["outcome"] = outcome
+    worker = Worker(app, threads=0, batch=3)
+    with app.app_context():
+        assert worker.run_batch() == 3
+    states = {_job(app, i).state for i in ids}
+    assert states == {{PermanentFailure: "dead", RetryLater: "queued", Park: "parked",
+                       RuntimeError: "queued"}[type(outcome)]}
+    assert all(_job(app, i).last_error for i in ids)

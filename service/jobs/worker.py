@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
+import sqlalchemy as sa
 from flask import Flask
 
 from service.errors import ProviderError, ProviderRateLimited
@@ -48,6 +49,8 @@ class Worker:
     def execute(self, job: Job) -> str:
         """Run one claimed job's handler and record its outcome; returns the job's new state."""
         session = db.session
+        if sa.inspect(job).detached:
+            session.add(job)  # the previous job's session.close() detached the rest of the batch
         worker_id = job.locked_by or self.worker_id
         handler = get_handler(job.kind)
         if handler is None:
