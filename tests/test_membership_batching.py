@@ -18,12 +18,6 @@ STORE = {"name": "Front Desk", "company": "Demo Shop", "address1": "1 Market Sq"
 GOLD = {"sku": "MEMBER-GOLD", "title": "Gold membership", "quantity": 1, "unit_price_cents": 5000}
 
 
-@pytest.fixture
-def run_jobs(run_jobs):
-    """One job per claim. Worker.run_batch (dfbd853) closes the session after each job, which detaches the
-    other jobs of the same claim, so a later job that fails cannot record its retry; see the report."""
-    return lambda **options: run_jobs(**{"batch": 1, **options})
-
 
 @pytest.fixture
 def environ(environ):

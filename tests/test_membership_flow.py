@@ -17,12 +17,6 @@ GIFT = {"sku": "MEMBER-GOLD", "title": "Gold membership (gift)", "quantity": 1, 
 TEE = {"sku": "TEE-1", "title": "T-shirt", "quantity": 2, "unit_price_cents": 1000}
 
 
-@pytest.fixture
-def run_jobs(run_jobs):
-    """One job per claim. Worker.run_batch (dfbd853) closes the session after each job, which detaches the
-    other jobs of the same claim, so a later job that fails cannot record its retry; see the report."""
-    return lambda **options: run_jobs(**{"batch": 1, **options})
-
 
 @pytest.fixture
 def instantcard(sandbox):
