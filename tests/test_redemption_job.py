@@ -152,3 +152,30 @@ def test_planned_amounts_never_exceed_what_was_held(balances, total, rounding, s
         assert amount.amount_cents <= money.redeemable_cents(part.balance_cents)
         if taken[part.key] > 0 and rounding == "down" and part.splittable:
             assert amount.intended_cents <= taken[part.key]
+
+
+def test_cancellation_landing_while_the_job_reads_the_certificate_stops_it(app, client, instagift, run_jobs):
+    cert_id = ordered_cart(client, instagift, "4008")
+    real = app.extensions["providers"].instagift
+
+    class CancelledMeanwhile:
+        """The sandbox client, except that the shop cancels the order while the certificate is being read."""
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def fetch_certificate(self, certificate_id):
+            certificate = real.fetch_certificate(certificate_id)
+            raw, headers = signed_webhook({"type": "order.cancelled", "timestamp": "2026-11-21T10:05:00Z",
+                                           "data": {"id": "4008"}})
+            assert client.post("/v1/webhooks/orders", data=raw, headers=headers).status_code == 202
+            return certificate
+
+    app.extensions["providers"].instagift = CancelledMeanwhile()
+    run_jobs()
+    assert instagift.redemptions_for(cert_id) == []
+    row = the_redemption(app)
+    assert (row.state, row.attempts) == ("cancelled", 0)
+    with app.app_context():
+        assert db.session.get(GiftCardHold, row.hold_id).status == "released"
+        assert db.session.scalar(sa.select(Order.attention)) is None

@@ -154,18 +154,16 @@ def _load(session: Session, redemption_id: int) -> Redemption:
 def redeem(session: Session, settings: Settings, client, redemption_id: int, now) -> None:
     """Run one step of a redemption; raises RetryLater/Park/PermanentFailure as the outcome requires."""
     redemption = _load(session, redemption_id)
-    if redemption.state in FINAL_STATES:
-        return
-    order = session.get(Order, redemption.order_id)
-    if order.cancelled_at is not None and not redemption.outcome_unknown:
-        redemption.state, redemption.error, redemption.updated_at = "cancelled", "order cancelled", now()
-        session.commit()
+    if _settled_or_cancelled(session, redemption, now):
         return
     certificate_id = redemption.certificate_id
     session.commit()  # no transaction held across provider calls
 
     certificate = _fetch(client, certificate_id)
     redemption = _load(session, redemption_id)
+    # Re-checked under the row lock: a cancellation may have landed while we read the certificate.
+    if _settled_or_cancelled(session, redemption, now):
+        return
     if redemption.outcome_unknown:
         if _earlier_call_succeeded(session, client, redemption, certificate, now):
             return
@@ -218,6 +216,23 @@ def redeem(session: Session, settings: Settings, client, redemption_id: int, now
     child_id, child_balance = _child(client, redemption, result.amount_cents)
     _finish(session, redemption, now, redeemed=result.amount_cents, provider_id=result.id,
             child_id=child_id, child_balance=child_balance)
+
+
+def _settled_or_cancelled(session: Session, redemption: Redemption, now) -> bool:
+    """True (and committed) when there is nothing to do: a final state, or an order cancelled before any call."""
+    if redemption.state in FINAL_STATES:
+        session.commit()
+        return True
+    order = session.get(Order, redemption.order_id)
+    session.refresh(order)
+    if order.cancelled_at is not None and not redemption.outcome_unknown:
+        redemption.state, redemption.error, redemption.updated_at = "cancelled", "order cancelled", now()
+        hold = session.get(GiftCardHold, redemption.hold_id)
+        if hold.status == "redeeming":
+            _release([hold], "order cancelled before redemption", now())
+        session.commit()
+        return True
+    return False
 
 
 def _fetch(client, certificate_id: str):
