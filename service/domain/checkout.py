@@ -37,7 +37,7 @@ from service.providers.instagift import looks_like_claim_code, normalise_claim_c
 
 log = logging.getLogger("service.checkout")
 
-MAX_CARDS_PER_CART = 5
+MAX_CARDS_PER_CART = 20  # the per-cart lookup limit already slows abuse; this bounds a cart's work
 
 
 # -- tokens and codes ----------------------------------------------------------------------------------
