@@ -24,7 +24,7 @@ from limits import parse_many
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from service.config import Settings
 from service.domain import money
@@ -155,22 +155,39 @@ def _require_usd(currency: str | None) -> str:
 
 
 def create_cart(session: Session, settings: Settings, total_cents: int, currency: str | None,
-                now: datetime) -> tuple[str, Cart]:
-    """Open a cart; returns the token (shown once to the caller) and the row."""
+                now: datetime) -> tuple[str, dict[str, Any]]:
+    """Open a cart; returns the token (shown once to the caller) and the cart view."""
     currency = _require_usd(currency)
     token = new_cart_token()
     cart = Cart(token_hash=hash_token(token), total_cents=total_cents, currency=currency,
                 expires_at=now + timedelta(minutes=settings.hold_minutes), failed_lookups=0,
                 created_at=now, updated_at=now)
     session.add(cart)
+    session.flush()
+    view = cart_view(cart, token)
     session.commit()
-    return token, cart
+    return token, view
+
+
+def _commit_with_view(session: Session, cart: Cart) -> dict[str, Any]:
+    """Flush, render the view from memory, commit: saves reloading everything the commit expired."""
+    session.flush()
+    view = cart_view(cart)
+    session.commit()
+    return view
 
 
 def find_cart(session: Session, token: str, now: datetime, *, for_update: bool = False) -> Cart:
     """The open cart for a token; 404 cart_not_found when unknown or expired (one answer for both)."""
-    stmt = sa.select(Cart).where(Cart.token_hash == hash_token(token or ""))
-    cart = session.scalar(lock_for_update(session, stmt) if for_update else stmt)
+    # One round trip for the cart and its holds; FOR UPDATE OF carts locks the cart row only.
+    stmt = (sa.select(Cart).where(Cart.token_hash == hash_token(token or ""))
+            .options(joinedload(Cart.holds)))
+    if for_update:
+        # Locked reads must see the latest rows, not what the session already holds.
+        stmt = stmt.execution_options(populate_existing=True)
+        if session.get_bind().dialect.name == "postgresql":
+            stmt = stmt.with_for_update(of=Cart)
+    cart = session.scalars(stmt).unique().first()
     if cart is None or cart.expires_at <= now:
         raise NotFound("This cart does not exist or has expired; start a new one.", code="cart_not_found",
                        title="Cart not found")
@@ -201,7 +218,7 @@ def recompute(cart: Cart, settings: Settings, extra: money.CardInput | None = No
 
 
 def update_cart_total(session: Session, settings: Settings, token: str, total_cents: int,
-                      currency: str | None, now: datetime) -> Cart:
+                      currency: str | None, now: datetime) -> dict[str, Any]:
     """Change the cart total; applied amounts are recomputed (the card applied last shrinks first)."""
     cart = find_cart(session, token, now, for_update=True)
     if currency is not None and currency.upper() != cart.currency:
@@ -211,8 +228,7 @@ def update_cart_total(session: Session, settings: Settings, token: str, total_ce
     cart.total_cents = total_cents
     _touch(cart, settings, now)
     recompute(cart, settings)
-    session.commit()
-    return cart
+    return _commit_with_view(session, cart)
 
 
 # -- lookups -------------------------------------------------------------------------------------------
@@ -303,8 +319,8 @@ class ApplyRequest:
 
 
 def apply_gift_card(session: Session, settings: Settings, client, limiter: LookupLimiter, request: ApplyRequest,
-                    now: datetime) -> Cart:
-    """Look a claim code up, check it can pay, and hold it on the cart; returns the recomputed cart."""
+                    now: datetime) -> dict[str, Any]:
+    """Look a claim code up, check it can pay, and hold it on the cart; returns the recomputed cart view."""
     cart = find_cart(session, request.token, now)
     cart_id = cart.id
     _check_cart_lock(cart, now)
@@ -343,15 +359,15 @@ def apply_gift_card(session: Session, settings: Settings, client, limiter: Looku
             forfeit_cents=part.forfeit_cents, balance_cents=certificate.face_value_cents,
             applied_cents=part.applied_cents, redeem_cents=part.redeem_cents)
 
-    # Take the certificate over from a hold whose time ran out (the periodic job may not have run yet).
-    session.execute(sa.update(GiftCardHold)
-                    .where(GiftCardHold.certificate_id == certificate.id, GiftCardHold.status == "active",
-                           GiftCardHold.expires_at <= now)
-                    .values(status="expired", status_reason="hold expired", updated_at=now))
-    if session.scalar(sa.select(GiftCardHold.id).where(GiftCardHold.certificate_id == certificate.id,
-                                                         GiftCardHold.status.in_(LOCKING_HOLD_STATUSES))):
-        session.rollback()
-        raise _in_use()
+    holder = session.scalar(lock_for_update(session, sa.select(GiftCardHold).where(
+        GiftCardHold.certificate_id == certificate.id, GiftCardHold.status.in_(LOCKING_HOLD_STATUSES))))
+    if holder is not None:
+        if holder.status != "active" or holder.expires_at > now:
+            session.rollback()
+            raise _in_use()
+        # Its time ran out (the periodic job may not have run yet): take the certificate over.
+        holder.status, holder.status_reason, holder.updated_at = "expired", "hold expired", now
+        session.flush()
     position = max([h.position for h in cart.holds] or [0]) + 1
     hold = GiftCardHold(
         cart=cart, certificate_id=certificate.id, claim_code_hash=code_hash, code_last4=normalised[-4:],
@@ -369,14 +385,13 @@ def apply_gift_card(session: Session, settings: Settings, client, limiter: Looku
         raise _in_use() from None
     _touch(cart, settings, now)
     recompute(cart, settings)
+    log.info("cart %s: gift card %s held (%s applied)", cart.id, mask(normalised),
+             money.format_usd(hold.applied_cents))
     try:
-        session.commit()
+        return _commit_with_view(session, cart)
     except IntegrityError:
         session.rollback()
         raise _in_use() from None
-    log.info("cart %s: gift card %s held (%s applied)", cart.id, mask(normalised),
-             money.format_usd(hold.applied_cents))
-    return cart
 
 
 def _in_use() -> Conflict:
@@ -407,7 +422,8 @@ def _refuse_nothing_due(cart: Cart, settings: Settings) -> None:
         raise _nothing_due(cart, settings)
 
 
-def remove_gift_card(session: Session, settings: Settings, token: str, gift_card_id: int, now: datetime) -> Cart:
+def remove_gift_card(session: Session, settings: Settings, token: str, gift_card_id: int,
+                     now: datetime) -> dict[str, Any]:
     """Release one hold and recompute the cart."""
     cart = find_cart(session, token, now, for_update=True)
     hold = next((h for h in cart.holds if h.id == gift_card_id and h.status == "active"), None)
@@ -418,14 +434,14 @@ def remove_gift_card(session: Session, settings: Settings, token: str, gift_card
     hold.applied_cents = hold.covers_cents = hold.redeem_cents = hold.forfeit_cents = 0
     _touch(cart, settings, now)
     recompute(cart, settings)
-    session.commit()
-    return cart
+    return _commit_with_view(session, cart)
 
 
 # -- verify (shop backend, just before payment) -------------------------------------------------------
 
-def verify_cart(session: Session, settings: Settings, client, token: str, now: datetime) -> tuple[Cart, list[dict]]:
-    """Re-fetch every held certificate; returns the (recomputed) cart and what changed, per card."""
+def verify_cart(session: Session, settings: Settings, client, token: str,
+                now: datetime) -> tuple[dict[str, Any], list[dict]]:
+    """Re-fetch every held certificate; returns the (recomputed) cart view and what changed, per card."""
     cart = find_cart(session, token, now)
     targets = [(h.id, h.certificate_id) for h in cart.holds if h.status == "active"]
     session.rollback()
@@ -466,8 +482,7 @@ def verify_cart(session: Session, settings: Settings, client, token: str, now: d
                or by_id[c["id"]].applied_cents != before[c["id"]][0]]
     cart.last_verified_at = now
     _touch(cart, settings, now)
-    session.commit()
-    return cart, changes
+    return _commit_with_view(session, cart), changes
 
 
 # -- hold expiry ---------------------------------------------------------------------------------------

@@ -45,8 +45,8 @@ def _limiter() -> checkout.LookupLimiter:
 def create_cart():
     """Open a cart; the token is returned once and is the only way back to it."""
     body = load(CreateCartSchema())
-    token, cart = checkout.create_cart(db.session, _settings(), body["total_cents"], body["currency"], utcnow())
-    return checkout.cart_view(cart, token), 201
+    _token, view = checkout.create_cart(db.session, _settings(), body["total_cents"], body["currency"], utcnow())
+    return view, 201
 
 
 @bp.get("/v1/carts/<token>")
@@ -59,8 +59,8 @@ def get_cart(token: str):
 def update_cart(token: str):
     """Change the total; applied amounts are recomputed."""
     body = load(UpdateCartSchema())
-    cart = checkout.update_cart_total(db.session, _settings(), token, body["total_cents"], body["currency"], utcnow())
-    return checkout.cart_view(cart)
+    return checkout.update_cart_total(db.session, _settings(), token, body["total_cents"], body["currency"],
+                                      utcnow())
 
 
 @bp.post("/v1/carts/<token>/gift-cards")
@@ -69,15 +69,13 @@ def apply_gift_card(token: str):
     body = load(ApplyGiftCardSchema())
     request = checkout.ApplyRequest(token=token, claim_code=body["claim_code"],
                                     accept_forfeit=body["accept_forfeit"], client_key=client_address())
-    cart = checkout.apply_gift_card(db.session, _settings(), _instagift(), _limiter(), request, utcnow())
-    return checkout.cart_view(cart)
+    return checkout.apply_gift_card(db.session, _settings(), _instagift(), _limiter(), request, utcnow())
 
 
 @bp.delete("/v1/carts/<token>/gift-cards/<int:gift_card_id>")
 def remove_gift_card(token: str, gift_card_id: int):
     """Remove a gift card and release its hold."""
-    cart = checkout.remove_gift_card(db.session, _settings(), token, gift_card_id, utcnow())
-    return checkout.cart_view(cart)
+    return checkout.remove_gift_card(db.session, _settings(), token, gift_card_id, utcnow())
 
 
 @bp.post("/v1/gift-cards/balance")
@@ -92,8 +90,7 @@ def balance():
 def verify(token: str):
     """Shop backend, right before payment: re-check every held certificate."""
     require_bearer(_settings().shop_api_token, "shop")
-    cart, changes = checkout.verify_cart(db.session, _settings(), _instagift(), token, utcnow())
-    view = checkout.cart_view(cart)
+    view, changes = checkout.verify_cart(db.session, _settings(), _instagift(), token, utcnow())
     if changes:
         raise Conflict("A gift card on this cart can no longer cover what it was applied for; the amounts were "
                        "recomputed. Show the shopper the new amount due before taking payment.",
