@@ -145,7 +145,10 @@ def redeem_gift_card(ctx: JobContext) -> None:
 
 
 def _load(session: Session, redemption_id: int) -> Redemption:
-    redemption = session.scalar(lock_for_update(session, sa.select(Redemption).where(Redemption.id == redemption_id)))
+    # populate_existing: the worker's session keeps attributes across commits, and a locked read must see
+    # what other transactions (a cancellation) wrote meanwhile.
+    redemption = session.scalar(lock_for_update(session, sa.select(Redemption).where(Redemption.id == redemption_id))
+                                .execution_options(populate_existing=True))
     if redemption is None:
         raise PermanentFailure(f"redemption {redemption_id} does not exist")
     return redemption
