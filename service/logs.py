@@ -102,3 +102,5 @@ def configure_logging(log_format: str, level: int = logging.INFO) -> None:
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root.addHandler(handler)
     root.setLevel(level)
+    # urllib3 logs full provider URLs at DEBUG; Instagift's carry claim codes. Keep it quiet at any level.
+    logging.getLogger("urllib3").setLevel(logging.WARNING)

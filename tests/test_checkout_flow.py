@@ -332,3 +332,18 @@ def test_orders_without_cart_or_holds_redeem_nothing(app, shop, instagift):
     with app.app_context():
         from service.persistence import Job
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Job).where(Job.state == "dead")) == 0
+
+
+def test_uncertain_outcome_on_a_non_splittable_card_with_cents_is_recognised(app, shop, instagift):
+    # Instagift redeems a non-splittable certificate whole, cents included, whatever amount we ask for: the
+    # read-back must recognise its own success by the unchanged face value, not by the amount requested.
+    cert_id, code = instagift.add_certificate(2550, splittable=False)
+    token = shop.cart(4000)
+    assert shop.apply(token, code).status_code == 200
+    shop.complete("2090", token, gift_card_cents=2550, total_cents=4000)
+    instagift.inject_fault("redeem_certificate", "apply_then_500")
+    shop.drain()
+    [row] = redemptions(app, "2090")
+    [redeemed] = instagift.redemptions_for(cert_id)
+    assert redeemed["amount_cents"] == 2550
+    assert (row.state, row.redeemed_cents, row.shortfall_cents) == ("succeeded", 2550, 0)

@@ -115,3 +115,10 @@ def test_logging_filter_masks_whatever_the_caller_passes():
     entry = json.loads(line)
     assert "U4KR-9CLT-3KNPU4" not in line and entry["message"].endswith("for cart")
     assert entry["request_id"] == "r1" and entry["level"] == "info"
+
+
+def test_problem_instance_masks_a_cart_token_in_the_path(client):
+    token = "Zq8yQ2rP0sT4uV6wX8yZ0aB2cD4eF6gH"
+    body = client.get(f"/v1/carts/{token}").get_json()
+    assert body["code"] == "cart_not_found"
+    assert token not in body["instance"] and body["instance"].endswith(token[-4:])

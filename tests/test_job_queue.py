@@ -238,3 +238,28 @@ def test_every_job_of_a_batch_records_its_failure(app, outcome):
     assert states == {{PermanentFailure: "dead", RetryLater: "queued", Park: "parked",
                        RuntimeError: "queued"}[type(outcome)]}
     assert all(_job(app, i).last_error for i in ids)
+
+
+def test_a_slow_batch_renews_the_leases_of_its_waiting_jobs_and_skips_ones_taken_over(app):
+    slow, taken_over, waiting = _enqueue(app, "test_record", 3)
+    start = utcnow()
+    clock = {"now": start}
+    lease = app.extensions["settings"].job_lease_seconds
+
+    @handler("test_slow")
+    def slow_job(ctx):
+        # The job takes longer than the whole lease; meanwhile another worker takes over the second job.
+        clock["now"] = start + timedelta(seconds=lease + 1)
+        with app.app_context():
+            stolen = queue.claim(db.session, "other", limit=1, now=clock["now"], kinds=("test_record",))
+            assert [j.id for j in stolen] == [taken_over]
+
+    with app.app_context():
+        db.session.execute(sa.update(Job).where(Job.id == slow).values(kind="test_slow"))
+        db.session.commit()
+        worker = Worker(app, threads=0, batch=3, worker_id="slow-worker", clock=lambda: clock["now"])
+        assert worker.run_batch() == 3
+    assert runs[waiting] == 1 and runs[taken_over] == 0  # skipped: it belongs to "other" now
+    taken = _job(app, taken_over)
+    assert taken.state == "running" and taken.locked_by == "other"
+    assert _job(app, waiting).state == "succeeded"

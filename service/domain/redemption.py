@@ -248,10 +248,13 @@ def _fetch(client, certificate_id: str):
 def _earlier_call_succeeded(session: Session, client, redemption: Redemption, certificate, now) -> bool:
     """Decide what an uncertain earlier call did; True when it succeeded (recorded). Parks when unclear."""
     requested = redemption.requested_cents
-    if certificate is not None and certificate.status == "redeemed" and certificate.face_value_cents == requested:
-        provider_id = _find_provider_redemption(client, redemption.certificate_id, requested)
-        child_id, child_balance = _child(client, redemption, requested)
-        _finish(session, redemption, now, redeemed=requested, provider_id=provider_id, child_id=child_id,
+    # A split leaves the original with exactly the amount redeemed; a whole redemption (non-splittable, which
+    # Instagift takes cents included whatever we asked) leaves the face value as it was.
+    taken = requested if redemption.splittable else redemption.balance_before_cents
+    if certificate is not None and certificate.status == "redeemed" and certificate.face_value_cents == taken:
+        provider_id = _find_provider_redemption(client, redemption.certificate_id, taken)
+        child_id, child_balance = _child(client, redemption, taken)
+        _finish(session, redemption, now, redeemed=taken, provider_id=provider_id, child_id=child_id,
                 child_balance=child_balance,
                 error=None if provider_id else "redeemed (read back); Instagift's redemption id was not found")
         log.info("redemption %s: an earlier uncertain call had succeeded; recorded without calling again",

@@ -94,6 +94,21 @@ def claim(session: Session, worker_id: str, *, limit: int = 1, lease_seconds: in
     return jobs
 
 
+def renew_leases(session: Session, job_ids: list[int], worker_id: str, lease_seconds: int,
+                 now: datetime | None = None) -> set[int]:
+    """Extend the leases of claimed jobs still held by `worker_id`; returns the ids that are still ours."""
+    now = now or utcnow()
+    kept = set(session.scalars(
+        sa.update(Job)
+        .where(Job.id.in_(job_ids), Job.state == "running", Job.locked_by == worker_id)
+        .values(lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now)
+        .returning(Job.id)
+        .execution_options(synchronize_session=False)
+    ))
+    session.commit()
+    return kept
+
+
 def _finish_open_attempts(session: Session, job: Job, now: datetime, outcome: str, error: str | None) -> None:
     session.execute(
         sa.update(JobAttempt)
@@ -177,10 +192,9 @@ def mark_dead(session: Session, job: Job, worker_id: str, error: str, now: datet
     session.commit()
 
 
-def release(session: Session, jobs: list[Job], worker_id: str, now: datetime | None = None) -> None:
-    """Give back claimed jobs that were never started (shutdown), without counting an attempt."""
+def release(session: Session, ids: list[int], worker_id: str, now: datetime | None = None) -> None:
+    """Give back claimed jobs (by id) that were never started (shutdown), without counting an attempt."""
     now = now or utcnow()
-    ids = [job.id for job in jobs]
     session.execute(
         sa.update(Job).where(Job.id.in_(ids), Job.state == "running", Job.locked_by == worker_id)
         .values(state="queued", lease_expires_at=None, locked_by=None, attempts=Job.attempts - 1, updated_at=now)

@@ -94,12 +94,27 @@ class Worker:
         # Attributes survive commits (no reload of every job after each step); the session is closed after
         # each job so nothing stale is carried from one job to the next.
         session().expire_on_commit = False
-        jobs = queue.claim(session, self.worker_id, limit=self.batch,
-                           lease_seconds=self.settings.job_lease_seconds, now=self.clock(), kinds=self.kinds)
+        lease_seconds = self.settings.job_lease_seconds
+        jobs = queue.claim(session, self.worker_id, limit=self.batch, lease_seconds=lease_seconds,
+                           now=self.clock(), kinds=self.kinds)
+        # Ids are taken now: a rollback after a lost lease expires every loaded job, and a closed session
+        # cannot reload them.
+        ids = [job.id for job in jobs]
+        leased_at = self.clock()
+        skipped: set[int] = set()
         for index, job in enumerate(jobs):
             if self.stopping.is_set():
-                queue.release(session, jobs[index:], self.worker_id, now=self.clock())
+                queue.release(session, ids[index:], self.worker_id, now=self.clock())
                 break
+            if (self.clock() - leased_at).total_seconds() > lease_seconds / 3:
+                # Slow jobs earlier in the batch: keep the rest leased, and leave any job whose lease
+                # already ran out to the worker that took it over.
+                still_ours = queue.renew_leases(session, ids[index:], self.worker_id, lease_seconds,
+                                                now=self.clock())
+                skipped |= set(ids[index:]) - still_ours
+                leased_at = self.clock()
+            if ids[index] in skipped:
+                continue
             try:
                 self.execute(job)
             finally:

@@ -9,6 +9,7 @@ from flask import Flask, Response, g, json, request
 from werkzeug.exceptions import HTTPException
 
 from service.errors import ServiceError
+from service.logs import redact
 
 log = logging.getLogger("service.web")
 
@@ -39,7 +40,8 @@ def problem(status: int, code: str, title: str, detail: str | None = None,
     }
     if detail:
         body["detail"] = detail
-    body["instance"] = request.path if request else None
+    # Paths can carry a cart token (a bearer capability): shown masked like every other secret.
+    body["instance"] = redact(request.path) if request else None
     if g.get("request_id"):
         body["request_id"] = g.request_id
     body.update({k: v for k, v in extra.items() if v is not None})
