@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -50,8 +51,10 @@ def gunicorn(app_spec: str, env: dict[str, str], workers: int = 2, threads: int 
     port = free_port()
     cmd = [sys.executable, "-m", "gunicorn", "--no-control-socket", "--workers", str(workers), "--threads",
            str(threads), "--bind", f"127.0.0.1:{port}", "--log-level", "warning", app_spec]
+    # Logs go to a file: a pipe nobody reads fills up and blocks the server's logging.
+    log_file = tempfile.NamedTemporaryFile(prefix="bench-gunicorn-", suffix=".log", delete=False)  # noqa: SIM115 (lives as long as the server)
     process = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
+                               stderr=log_file)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -62,7 +65,7 @@ def gunicorn(app_spec: str, env: dict[str, str], workers: int = 2, threads: int 
             time.sleep(0.1)
     else:
         process.kill()
-        raise RuntimeError("gunicorn did not start: " + process.stderr.read().decode()[-2000:])
+        raise RuntimeError("gunicorn did not start: " + Path(log_file.name).read_text()[-2000:])
     try:
         yield url
     finally:

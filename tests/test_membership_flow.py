@@ -56,6 +56,7 @@ def later(hours=2):
 def test_two_membership_lines_make_two_submitted_cards_shipped_to_the_order_address(app, client, run_jobs,
                                                                                    instantcard):
     post_order(client)
+    run_jobs(kinds=("plan_order_effects",))  # the cards are planned by the order's planning job
     planned = cards(app)
     assert [(c.line_index, c.unit_index, c.status) for c in planned] == [(0, 0, "pending"), (1, 0, "pending")]
     assert len({c.member_number for c in planned}) == 2

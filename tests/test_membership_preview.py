@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import sqlalchemy as sa
 
 from service.persistence import MembershipCard, db
@@ -11,18 +10,11 @@ from tests.support import ADMIN, SHOP, order_completed, signed_webhook
 GOLD = {"sku": "MEMBER-GOLD", "title": "Gold membership", "quantity": 1, "unit_price_cents": 5000}
 
 
-@pytest.fixture
-def run_jobs(run_jobs):
-    """One job per claim. Worker.run_batch (dfbd853) closes the session after each job, which detaches the
-    other jobs of the same claim, so a later job that fails cannot record its retry; see the report."""
-    return lambda **options: run_jobs(**{"batch": 1, **options})
-
 
 def make_card(client, run_jobs, app, *, run=True) -> int:
     raw, headers = signed_webhook(order_completed("3001", line_items=[GOLD]))
     assert client.post("/v1/webhooks/orders", data=raw, headers=headers).status_code == 202
-    if run:
-        run_jobs()
+    run_jobs(**({} if run else {"kinds": ("plan_order_effects",)}))
     with app.app_context():
         return db.session.scalars(sa.select(MembershipCard.id)).one()
 

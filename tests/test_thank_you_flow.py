@@ -60,6 +60,7 @@ def jobs_of_kind(app, kind="send_thank_you_card") -> list[Job]:
 
 def test_completed_order_places_one_card_to_the_shipping_address_with_the_order_key(client, app, cardly, run_jobs):
     deliver(client, order_completed("1001"))
+    run_jobs(kinds=("plan_order_effects",))  # the card is planned by the order's planning job
     assert card_of(app).status == "pending"
 
     run_jobs()

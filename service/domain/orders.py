@@ -1,8 +1,9 @@
 """Order intake: record a verified order event and everything it causes, in one transaction.
 
-Exactly-once intake rests on two unique keys: the webhook id (a redelivery) and (order, event type)
-(the same event under a new webhook id). Under concurrency the database decides which insert wins; the
-loser rolls back and reports a duplicate, so there is one order and one set of jobs whatever the timing.
+Exactly-once intake rests on two unique keys of `order_events`: the webhook id (a redelivery) and (order,
+event type) (the same event under a new webhook id). Under concurrency the database decides which insert
+wins; the loser rolls back and reports a duplicate, so there is one order and one set of jobs whatever the
+timing.
 """
 
 from __future__ import annotations
@@ -13,18 +14,25 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from service.config import Settings
 from service.domain import membership, redemption, thank_you
-from service.persistence import Order, OrderEvent, WebhookReceipt, utcnow
+from service.jobs import enqueue
+from service.jobs.registry import JobContext, handler
+from service.persistence import Order, OrderEvent, utcnow
 from service.persistence.db import insert_ignoring_conflict, lock_for_update
 
 log = logging.getLogger("service.orders")
 
-# Each feature plans its own effects of a completed order (jobs and their first rows), and reacts to a
-# cancellation; they run inside the intake transaction, so an accepted webhook always has its jobs.
-EFFECTS = (redemption, thank_you, membership)
+# Each feature plans its own effects of a completed order (jobs and their first rows) and reacts to a
+# cancellation. Redemption is planned inside the intake transaction: it closes the cart and settles its holds
+# the moment the order exists. The post-order cards are planned by one job written in that same transaction
+# (so an accepted webhook always leads to them) and run by a worker, which keeps intake fast.
+PLANNED_AT_INTAKE = (redemption,)
+PLANNED_BY_JOB = (thank_you, membership)
+EFFECTS = PLANNED_AT_INTAKE + PLANNED_BY_JOB
+PLAN_JOB = "plan_order_effects"
 
 
 @dataclass(frozen=True)
@@ -40,28 +48,22 @@ def record_order_event(session: Session, settings: Settings, *, webhook_id: str,
     now = utcnow()
     shop_order_id = data["id"]
     duplicate = IntakeResult(new=False, shop_order_id=shop_order_id, event_type=event_type)
-    if not insert_ignoring_conflict(
-        session, WebhookReceipt,
-        dict(webhook_id=webhook_id, event_type=event_type, shop_order_id=shop_order_id, received_at=now),
-        ["webhook_id"],
-    ):
-        session.rollback()
-        return duplicate
-
     order = _upsert_order(session, event_type, data, now)
     if not insert_ignoring_conflict(
         session, OrderEvent,
         dict(order_id=order.id, event_type=event_type, webhook_id=webhook_id, occurred_at=occurred_at,
              received_at=now),
-        ["order_id", "event_type"],
-    ):
+    ):  # either unique key: a redelivered webhook id, or this order's event again under a new id
         session.rollback()
         return duplicate
 
     if event_type == "order.completed":
-        order.completed_at = now
-        for effect in EFFECTS:
+        if order.completed_at is None:
+            order.completed_at = now
+        for effect in PLANNED_AT_INTAKE:
             effect.plan_for_completed_order(session, order, settings)
+        enqueue(session, PLAN_JOB, {"order_id": order.id}, dedupe_key=f"order:{order.id}:plan",
+                order_id=order.id, max_attempts=settings.job_max_attempts)
     elif event_type == "order.cancelled":
         order.cancelled_at = now
         for effect in EFFECTS:
@@ -71,27 +73,47 @@ def record_order_event(session: Session, settings: Settings, *, webhook_id: str,
     return IntakeResult(new=True, shop_order_id=shop_order_id, event_type=event_type)
 
 
+@handler(PLAN_JOB)
+def plan_order_effects(ctx: JobContext) -> None:
+    """Plan the post-order cards of a completed order once (the order row lock makes a rerun a no-op)."""
+    order = ctx.session.scalar(lock_for_update(ctx.session, sa.select(Order).where(Order.id == ctx.payload["order_id"]))
+                               .execution_options(populate_existing=True))
+    if order is None or order.effects_planned_at is not None:
+        return
+    for effect in PLANNED_BY_JOB:
+        effect.plan_for_completed_order(ctx.session, order, ctx.settings)
+    order.effects_planned_at = ctx.now()
+
+
 def _upsert_order(session: Session, event_type: str, data: dict[str, Any], now: datetime) -> Order:
-    """Create the order row once (racing intakes agree on one row) and fill it from a completed event."""
-    insert_ignoring_conflict(
-        session, Order,
-        dict(shop_order_id=data["id"], currency=data.get("currency") or "USD",
-             total_cents=data.get("total_cents") or 0, gift_card_cents=data.get("gift_card_cents") or 0,
-             payload={}, created_at=now),
-        ["shop_order_id"],
-    )
-    order = session.execute(lock_for_update(session, sa.select(Order).where(Order.shop_order_id == data["id"]))).scalar_one()
-    if event_type == "order.completed":
-        customer = data.get("customer") or {}
-        order.number = data.get("number")
-        order.cart_token = data.get("cart_token")
-        order.currency = data["currency"]
-        order.total_cents = data["total_cents"]
-        order.gift_card_cents = data.get("gift_card_cents") or 0
-        order.customer_email = customer.get("email")
-        order.placed_at = data.get("placed_at")
-        order.payload = _jsonable(data)
+    """The event's order: inserted whole when new (racing intakes agree on one row), else locked and filled."""
+    completed = event_type == "order.completed"
+    values: dict[str, Any] = dict(shop_order_id=data["id"], currency=data.get("currency") or "USD",
+                                  total_cents=data.get("total_cents") or 0,
+                                  gift_card_cents=data.get("gift_card_cents") or 0, payload={}, created_at=now)
+    if completed:
+        values.update(_completed_fields(data), completed_at=now)
+    new_id = insert_ignoring_conflict(session, Order, values, ["shop_order_id"])
+    if new_id:
+        # The row is exactly `values` (every other column NULL): attach it as loaded instead of reading it
+        # back, one round trip less on every new order.
+        order = Order(id=new_id, **{c.key: values.get(c.key) for c in Order.__table__.columns if c.key != "id"})
+        make_transient_to_detached(order)
+        session.add(order)
+        return order
+    order = session.execute(lock_for_update(session, sa.select(Order).where(Order.shop_order_id == data["id"]))
+                            .execution_options(populate_existing=True)).scalar_one()
+    if completed:
+        for name, value in _completed_fields(data).items():
+            setattr(order, name, value)
     return order
+
+
+def _completed_fields(data: dict[str, Any]) -> dict[str, Any]:
+    customer = data.get("customer") or {}
+    return dict(number=data.get("number"), cart_token=data.get("cart_token"), currency=data["currency"],
+                total_cents=data["total_cents"], gift_card_cents=data.get("gift_card_cents") or 0,
+                customer_email=customer.get("email"), placed_at=data.get("placed_at"), payload=_jsonable(data))
 
 
 def _jsonable(value: Any) -> Any:

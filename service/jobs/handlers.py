@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 
 HANDLER_MODULES = (
+    "service.domain.orders",
     "service.domain.redemption",
     "service.domain.thank_you",
     "service.domain.membership",

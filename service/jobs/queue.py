@@ -47,7 +47,7 @@ def enqueue(session: Session, kind: str, payload: dict[str, Any] | None = None, 
     values = dict(kind=kind, payload=payload or {}, state="queued", dedupe_key=dedupe_key, order_id=order_id,
                   attempts=0, failures=0, max_attempts=max_attempts, run_at=run_at or utcnow(),
                   created_at=utcnow(), updated_at=utcnow())
-    return insert_ignoring_conflict(session, Job, values, ["dedupe_key"])
+    return insert_ignoring_conflict(session, Job, values, ["dedupe_key"]) is not None
 
 
 def claim(session: Session, worker_id: str, *, limit: int = 1, lease_seconds: int = 120,

@@ -82,14 +82,39 @@ def _sqlite_on_begin(conn):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def insert_ignoring_conflict(session, model, values: dict, conflict_columns: list[str]) -> bool:
-    """INSERT … ON CONFLICT DO NOTHING on either database; True when the row went in."""
-    from sqlalchemy.dialects import postgresql, sqlite
+_conflict_inserts: dict[tuple, sa.TextClause] = {}
 
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict_columns)
-    # rowcount is not reliable across drivers for ON CONFLICT; RETURNING says whether a row went in.
-    return session.execute(stmt.returning(*model.__table__.primary_key.columns)).first() is not None
+
+def insert_ignoring_conflict(session, model, values: dict, conflict_columns: list[str] | None = None):
+    """INSERT … ON CONFLICT DO NOTHING on either database; the new row's id, or None when it clashed.
+
+    Without `conflict_columns` a clash with any unique constraint counts. The statement is built once per
+    table and column set as typed text: SQLAlchemy's dialect-specific INSERT constructs are never cached, and
+    compiling one per call cost more than the rest of webhook intake's SQL put together.
+    """
+    table = model.__table__
+    row = dict(values)
+    for column in table.columns:
+        if column.name not in row and column.default is not None and not column.primary_key:
+            default = column.default
+            row[column.name] = default.arg(None) if default.is_callable else default.arg
+    dialect = session.get_bind().dialect
+    key = (table.name, tuple(conflict_columns or ()), dialect.name, tuple(sorted(row)))
+    stmt = _conflict_inserts.get(key)
+    if stmt is None:
+        quote = dialect.identifier_preparer.quote
+        names = sorted(row)
+        target = f" ({', '.join(quote(c) for c in conflict_columns)})" if conflict_columns else ""
+        returning = ", ".join(quote(c.name) for c in table.primary_key.columns)
+        stmt = sa.text(
+            f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
+            f"VALUES ({', '.join(':' + n for n in names)}) ON CONFLICT{target} DO NOTHING RETURNING {returning}"
+        ).bindparams(*[sa.bindparam(n, type_=table.c[n].type) for n in names])
+        _conflict_inserts[key] = stmt
+    session.flush()  # keep ORM-pending rows ahead of this statement, as session.execute(orm stmt) would
+    # RETURNING, not rowcount (drivers report it differently for ON CONFLICT), says whether a row went in.
+    inserted = session.connection().execute(stmt, row).first()
+    return inserted[0] if inserted else None
 
 
 def lock_for_update(session, stmt):

@@ -1,4 +1,4 @@
-"""Orders as the shop reported them, and the receipts of the webhooks that reported them."""
+"""Orders as the shop reported them, and the webhook events that reported them."""
 
 from __future__ import annotations
 
@@ -9,18 +9,6 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.persistence.db import BigIntId, UTCDateTime, db, utcnow
-
-
-class WebhookReceipt(db.Model):
-    """One accepted webhook delivery, keyed by its `webhook-id` so a redelivery is recognised."""
-
-    __tablename__ = "webhook_receipts"
-
-    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
-    webhook_id: Mapped[str] = mapped_column(sa.String(200), unique=True)
-    event_type: Mapped[str] = mapped_column(sa.String(50))
-    shop_order_id: Mapped[str] = mapped_column(sa.String(100))
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Order(db.Model):
@@ -40,6 +28,8 @@ class Order(db.Model):
     placed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set by the planning job once the post-order effects (cards) have their rows and jobs.
+    effects_planned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set when something needs a person: e.g. cancelled after its gift cards were redeemed.
     attention: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -48,7 +38,8 @@ class Order(db.Model):
 
 
 class OrderEvent(db.Model):
-    """One event type per order, once: the same order and type under a new webhook id is a duplicate."""
+    """One accepted webhook. Two unique keys make redelivery harmless: its `webhook-id`, and (order, event
+    type), since the same event may be sent again under a new webhook id."""
 
     __tablename__ = "order_events"
     __table_args__ = (sa.UniqueConstraint("order_id", "event_type"),)
@@ -56,7 +47,7 @@ class OrderEvent(db.Model):
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
     order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id"))
     event_type: Mapped[str] = mapped_column(sa.String(50))
-    webhook_id: Mapped[str] = mapped_column(sa.String(200))
+    webhook_id: Mapped[str] = mapped_column(sa.String(200), unique=True)
     occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: b6fc409f24df
+Revision ID: 672f4d2110a9
 Revises: 
-Create Date: 2026-11-22 03:10:55.339354
+Create Date: 2026-11-22 03:31:31.468706
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = 'b6fc409f24df'
+revision = '672f4d2110a9'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -70,6 +70,7 @@ def upgrade():
     sa.Column('placed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('completed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('cancelled_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('effects_planned_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('attention', sa.Text(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_orders')),
@@ -87,15 +88,6 @@ def upgrade():
     sa.Column('obtained_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_provider_tokens')),
     sa.UniqueConstraint('provider', 'account', name=op.f('uq_provider_tokens_provider_account'))
-    )
-    op.create_table('webhook_receipts',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('webhook_id', sa.String(length=200), nullable=False),
-    sa.Column('event_type', sa.String(length=50), nullable=False),
-    sa.Column('shop_order_id', sa.String(length=100), nullable=False),
-    sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_receipts')),
-    sa.UniqueConstraint('webhook_id', name=op.f('uq_webhook_receipts_webhook_id'))
     )
     op.create_table('gift_card_holds',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -200,7 +192,8 @@ def upgrade():
     sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_order_events_order_id_orders')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_order_events')),
-    sa.UniqueConstraint('order_id', 'event_type', name=op.f('uq_order_events_order_id_event_type'))
+    sa.UniqueConstraint('order_id', 'event_type', name=op.f('uq_order_events_order_id_event_type')),
+    sa.UniqueConstraint('webhook_id', name=op.f('uq_order_events_webhook_id'))
     )
     op.create_table('thank_you_cards',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -333,7 +326,6 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_gift_card_holds_cart_id'))
 
     op.drop_table('gift_card_holds')
-    op.drop_table('webhook_receipts')
     op.drop_table('provider_tokens')
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_orders_cart_token'))
