@@ -68,10 +68,11 @@ def main() -> None:
 
             def shopper(n: int) -> None:
                 s = requests.Session()
-                cart = s.post(f"{service_url}/v1/carts", json={"total_cents": 1_000_000}, timeout=30).json()
                 barrier.wait()
                 for r in range(args.rounds):
                     code = codes[n * args.rounds + r]
+                    # Each round is a new checkout (not timed): one cart, one card, as a shopper would.
+                    cart = s.post(f"{service_url}/v1/carts", json={"total_cents": 20000}, timeout=30).json()
                     t0 = time.perf_counter()
                     direct = s.get(f"{sandbox_url}/instagift/v2/claim_codes/{code}", headers=MERCHANT, timeout=30)
                     t1 = time.perf_counter()

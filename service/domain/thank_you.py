@@ -200,7 +200,7 @@ def idempotency_key(shop_order_id: str, generation: int) -> str:
 
 # -- intake -------------------------------------------------------------------------------------------------
 def plan_for_completed_order(session: Session, order: Order, settings: Settings) -> None:
-    """Decide the order's card inside the intake transaction: a skipped row, or a pending row plus its job."""
+    """Decide the order's card (in the order's planning job): a skipped row, or a pending row plus its job."""
     now = utcnow()
     decision = thank_you_decision(order.payload or {}, settings, today=now.date(),
                                   cancelled=order.cancelled_at is not None)
