@@ -40,6 +40,24 @@ def sandbox():
 
 
 @pytest.fixture
+def instagift(sandbox):
+    """The sandbox Instagift's state: seeded demo certificates, `add_certificate`, fault injection."""
+    return sandbox.app.extensions["sandbox"]["instagift"]
+
+
+@pytest.fixture
+def cardly(sandbox):
+    """The sandbox Cardly's state: credit, placed orders, fault injection."""
+    return sandbox.app.extensions["sandbox"]["cardly"]
+
+
+@pytest.fixture
+def instantcard(sandbox):
+    """The sandbox InstantCard's state: tokens, cards, print jobs, balance, fault injection."""
+    return sandbox.app.extensions["sandbox"]["instantcard"]
+
+
+@pytest.fixture
 def environ(database_url, sandbox) -> dict[str, str]:
     """The environment a test app is built from; tests may add to it before asking for `app`."""
     return {

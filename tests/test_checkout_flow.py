@@ -20,11 +20,6 @@ def environ(environ):
     return environ
 
 
-@pytest.fixture
-def instagift(app, sandbox):
-    """The sandbox Instagift's state (seeded demo certificates, fault injection)."""
-    return sandbox.app.extensions["sandbox"]["instagift"]
-
 
 class Shop:
     """A storefront and shop backend talking to the service over HTTP."""

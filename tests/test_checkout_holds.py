@@ -24,10 +24,6 @@ def environ(environ):
     return environ
 
 
-@pytest.fixture
-def instagift(app, sandbox):
-    return sandbox.app.extensions["sandbox"]["instagift"]
-
 
 def new_cart(client, total_cents: int = 5000) -> str:
     r = client.post("/v1/carts", json={"total_cents": total_cents})

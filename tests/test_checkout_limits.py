@@ -12,10 +12,6 @@ from service.domain.checkout import LookupLimiter
 REDIS_URL = "redis://127.0.0.1:6379"
 
 
-@pytest.fixture
-def instagift(app, sandbox):
-    return sandbox.app.extensions["sandbox"]["instagift"]
-
 
 def from_ip(ip: str) -> dict:
     return {"environ_base": {"REMOTE_ADDR": ip}}

@@ -26,10 +26,6 @@ def environ(environ):
     return environ
 
 
-@pytest.fixture
-def instantcard(sandbox):
-    return sandbox.app.extensions["sandbox"]["instantcard"]
-
 
 def at(text: str):
     moment = datetime.fromisoformat(text).astimezone(UTC)

@@ -18,10 +18,6 @@ TEE = {"sku": "TEE-1", "title": "T-shirt", "quantity": 2, "unit_price_cents": 10
 
 
 
-@pytest.fixture
-def instantcard(sandbox):
-    return sandbox.app.extensions["sandbox"]["instantcard"]
-
 
 def post_order(client, order_id="1001", lines=(GOLD, GIFT, TEE), **overrides):
     raw, headers = signed_webhook(order_completed(order_id, line_items=list(lines), **overrides))

@@ -21,10 +21,6 @@ def environ(environ):
     return environ
 
 
-@pytest.fixture
-def instagift(app, sandbox):
-    return sandbox.app.extensions["sandbox"]["instagift"]
-
 
 def ordered_cart(client, instagift, order_id: str, *, balance: int = 10000, total: int = 3000,
                  splittable: bool = True, accept_forfeit: bool = False) -> str:

@@ -30,10 +30,6 @@ def env(request, environ):
     return environ
 
 
-@pytest.fixture
-def cardly(sandbox):
-    return sandbox.app.extensions["sandbox"]["cardly"]
-
 
 def deliver(client, body, msg_id=None):
     raw, headers = signed_webhook(body, msg_id=msg_id)

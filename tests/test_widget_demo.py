@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import re
 
-import pytest
 import requests
 import sqlalchemy as sa
 
 from service.persistence import Order, db
-
-
-@pytest.fixture
-def instagift(sandbox):
-    return sandbox.app.extensions["sandbox"]["instagift"]
 
 
 def cart_with_card(live_server, code: str, total_cents: int = 7450) -> str:
