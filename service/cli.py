@@ -22,9 +22,9 @@ def register(app: Flask) -> None:
 
 
 @click.command("worker")
-@click.option("--threads", default=lambda: int(os.environ.get("WORKER_THREADS", "2")), show_default="2",
-              help="Threads claiming and running jobs in this process.")
-@click.option("--batch", default=10, show_default=True, help="Jobs claimed per claim.")
+@click.option("--threads", type=int, default=lambda: int(os.environ.get("WORKER_THREADS", "2")),
+              show_default="WORKER_THREADS or 2", help="Threads claiming and running jobs in this process.")
+@click.option("--batch", type=int, default=10, show_default=True, help="Jobs claimed per claim.")
 def worker_command(threads: int, batch: int) -> None:
     """Run jobs until SIGTERM/SIGINT; in-flight jobs finish, unstarted ones are given back."""
     from service.jobs.handlers import load_handlers
