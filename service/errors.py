@@ -51,7 +51,7 @@ class Conflict(ServiceError):
 class ValidationFailed(ServiceError):
     """The request was understood but its content is invalid; `errors` maps field → messages."""
 
-    status, code, title = 422, "validation_failed", "The request body is invalid"
+    status, code, title = 422, "validation_failed", "The request is invalid"
 
     def __init__(self, errors: dict[str, Any], detail: str | None = None, **kwargs: Any):
         super().__init__(detail or "One or more fields are invalid.", errors=errors, **kwargs)
