@@ -263,3 +263,27 @@ def test_a_slow_batch_renews_the_leases_of_its_waiting_jobs_and_skips_ones_taken
     taken = _job(app, taken_over)
     assert taken.state == "running" and taken.locked_by == "other"
     assert _job(app, waiting).state == "succeeded"
+
+
+def test_a_job_running_longer_than_its_lease_keeps_it_through_the_heartbeat(app):
+    (job_id,) = _enqueue(app, "test_record")
+    start = utcnow()
+    clock = {"now": start}
+    lease = app.extensions["settings"].job_lease_seconds
+    worker = Worker(app, threads=0, worker_id="busy", clock=lambda: clock["now"])
+    stolen: list = []
+
+    @handler("test_long")
+    def long_job(ctx):
+        clock["now"] = start + timedelta(seconds=lease / 2)
+        worker.renew_held_leases()  # what run_forever's heartbeat does while a job runs
+        clock["now"] = start + timedelta(seconds=lease + 1)  # past the first lease
+        with app.app_context():
+            stolen.extend(queue.claim(db.session, "other", limit=1, now=clock["now"]))
+
+    with app.app_context():
+        db.session.execute(sa.update(Job).where(Job.id == job_id).values(kind="test_long"))
+        db.session.commit()
+        assert worker.run_batch() == 1
+    assert stolen == []
+    assert _job(app, job_id).state == "succeeded"

@@ -44,6 +44,12 @@ class Worker:
         self.kinds = kinds
         self.backoff = queue.Backoff(self.settings.job_backoff_base_seconds, self.settings.job_backoff_cap_seconds)
         self.stopping = threading.Event()
+        # Jobs this worker has claimed and not finished (running or waiting in a batch), and those of them
+        # whose lease another worker has taken over meanwhile.
+        self._held: set[int] = set()
+        self._lost: set[int] = set()
+        self._held_lock = threading.Lock()
+        self._renewed_at = clock()
 
     # -- running one job ---------------------------------------------------------------------------------
     def execute(self, job: Job) -> str:
@@ -100,26 +106,43 @@ class Worker:
         # Ids are taken now: a rollback after a lost lease expires every loaded job, and a closed session
         # cannot reload them.
         ids = [job.id for job in jobs]
-        leased_at = self.clock()
-        skipped: set[int] = set()
-        for index, job in enumerate(jobs):
-            if self.stopping.is_set():
-                queue.release(session, ids[index:], self.worker_id, now=self.clock())
-                break
-            if (self.clock() - leased_at).total_seconds() > lease_seconds / 3:
-                # Slow jobs earlier in the batch: keep the rest leased, and leave any job whose lease
-                # already ran out to the worker that took it over.
-                still_ours = queue.renew_leases(session, ids[index:], self.worker_id, lease_seconds,
-                                                now=self.clock())
-                skipped |= set(ids[index:]) - still_ours
-                leased_at = self.clock()
-            if ids[index] in skipped:
-                continue
-            try:
-                self.execute(job)
-            finally:
-                session.close()
+        with self._held_lock:
+            self._held.update(ids)
+        try:
+            for index, job in enumerate(jobs):
+                if self.stopping.is_set():
+                    queue.release(session, ids[index:], self.worker_id, now=self.clock())
+                    break
+                if self._lease_renewal_due():
+                    self.renew_held_leases()
+                if ids[index] in self._lost:
+                    continue  # its lease ran out and another worker has it now
+                try:
+                    self.execute(job)
+                finally:
+                    session.close()
+                    with self._held_lock:
+                        self._held.discard(ids[index])
+        finally:
+            with self._held_lock:
+                self._held.difference_update(ids)
+                self._lost.difference_update(ids)
         return len(jobs)
+
+    def _lease_renewal_due(self) -> bool:
+        return (self.clock() - self._renewed_at).total_seconds() > self.settings.job_lease_seconds / 3
+
+    def renew_held_leases(self) -> None:
+        """Extend the lease of every job this worker holds, so a slow job or batch is not taken over."""
+        self._renewed_at = self.clock()
+        with self._held_lock:
+            ids = sorted(self._held - self._lost)
+        if not ids:
+            return
+        kept = queue.renew_leases(db.session, ids, self.worker_id, self.settings.job_lease_seconds,
+                                  now=self.clock())
+        with self._held_lock:
+            self._lost.update(set(ids) - kept)
 
     def drain(self, max_jobs: int = 10_000) -> int:
         """Run due jobs in this thread until none is left; returns how many runs happened."""
@@ -156,7 +179,7 @@ class Worker:
                     self.stopping.wait(self.poll_seconds)
 
     def run_forever(self) -> None:
-        """Run until `stop()` (SIGTERM): worker threads plus the periodic scheduler in this thread."""
+        """Run until `stop()` (SIGTERM): worker threads; this thread schedules periodic jobs and renews leases."""
         log.info("worker %s starting with %d thread(s)", self.worker_id, self.threads)
         workers = [threading.Thread(target=self._thread_loop, name=f"worker-{i}", daemon=True)
                    for i in range(self.threads)]
@@ -166,10 +189,13 @@ class Worker:
             while not self.stopping.is_set():
                 try:
                     self.schedule_periodic()
+                    # The heartbeat: a job running longer than its lease keeps it while this process lives.
+                    if self._lease_renewal_due():
+                        self.renew_held_leases()
                 except Exception:
-                    log.exception("could not schedule periodic jobs")
+                    log.exception("could not schedule periodic jobs or renew leases")
                     db.session.rollback()
-                self.stopping.wait(5)
+                self.stopping.wait(min(5, self.settings.job_lease_seconds / 6))
         for thread in workers:
             thread.join()
         log.info("worker %s stopped", self.worker_id)
