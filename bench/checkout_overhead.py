@@ -60,7 +60,8 @@ def main() -> None:
                                     json={"face_value_cents": 10000}, timeout=10).json()
             codes.append(created["claim_code"])
         env = {"DATABASE_URL": db_url, "SANDBOX_URL": sandbox_url, "SERVICE_ENV": "development",
-               "LOOKUP_RATE_LIMIT": "100000/minute", "LOG_FORMAT": "json"}
+               "LOOKUP_RATE_LIMIT": "100000/minute", "CART_CREATE_RATE_LIMIT": "100000/minute",
+               "LOG_FORMAT": "json"}
         with gunicorn("service:create_app()", env, workers=2, threads=8) as service_url:
             samples: dict[str, list[float]] = {k: [] for k in ("direct", "balance", "apply")}
             lock = threading.Lock()

@@ -96,6 +96,7 @@ class Settings:
     allowed_origins: tuple[str, ...]
     ratelimit_storage_uri: str
     lookup_rate_limit: str
+    cart_create_rate_limit: str
     cart_failure_limit: int
     cart_lock_minutes: int
     gift_card_rounding: str
@@ -339,6 +340,7 @@ def load_settings(environ: dict[str, str] | None = None, instance_path: str = "i
         allowed_origins=read.list("ALLOWED_ORIGINS", () if production else DEV_ALLOWED_ORIGINS),
         ratelimit_storage_uri=read.str("RATELIMIT_STORAGE_URI", "memory://"),
         lookup_rate_limit=read.str("LOOKUP_RATE_LIMIT", "10/minute;30/hour"),
+        cart_create_rate_limit=read.str("CART_CREATE_RATE_LIMIT", "30/minute;300/hour"),
         cart_failure_limit=read.int("CART_FAILURE_LIMIT", 5),
         cart_lock_minutes=read.int("CART_LOCK_MINUTES", 15),
         gift_card_rounding=read.choice("GIFT_CARD_ROUNDING", "down", ("down", "up")),

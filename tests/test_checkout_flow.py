@@ -16,6 +16,7 @@ from tests.support import SHOP, order_completed, signed_webhook
 @pytest.fixture
 def environ(environ):
     environ["LOOKUP_RATE_LIMIT"] = "1000/minute"
+    environ["CART_CREATE_RATE_LIMIT"] = "1000/minute"
     environ["INSTAGIFT_TIMEOUT_SECONDS"] = "1"
     return environ
 

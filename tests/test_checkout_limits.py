@@ -6,8 +6,10 @@ import uuid
 
 import pytest
 import redis
+import sqlalchemy as sa
 
 from service.domain.checkout import LookupLimiter
+from service.persistence import Cart, db
 
 REDIS_URL = "redis://127.0.0.1:6379"
 
@@ -53,6 +55,7 @@ def test_cart_lookups_are_limited_whatever_the_client_address(client, instagift)
 @pytest.fixture
 def environ_lenient(environ):
     environ["LOOKUP_RATE_LIMIT"] = "1000/minute"
+    environ["CART_CREATE_RATE_LIMIT"] = "1000/minute"
     environ["CART_FAILURE_LIMIT"] = "5"
     environ["CART_LOCK_MINUTES"] = "15"
     return environ
@@ -91,3 +94,20 @@ def test_limits_shared_through_redis_storage(app, client, instagift):
         if keys:
             store.delete(*keys)
         store.close()
+
+
+@pytest.fixture
+def few_carts(environ):
+    environ["CART_CREATE_RATE_LIMIT"] = "3/minute"
+    return environ
+
+
+def test_cart_creation_is_rate_limited_per_client_with_a_problem_and_retry_after(few_carts, client, app):
+    for _ in range(3):
+        assert client.post("/v1/carts", json={"total_cents": 1000}).status_code == 201
+    refused = client.post("/v1/carts", json={"total_cents": 1000})
+    assert refused.status_code == 429 and refused.mimetype == "application/problem+json"
+    assert refused.get_json()["code"] == "rate_limited"
+    assert 0 < int(refused.headers["Retry-After"]) <= 60
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Cart)) == 3

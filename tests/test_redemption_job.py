@@ -18,6 +18,7 @@ from tests.support import order_completed, signed_webhook
 @pytest.fixture
 def environ(environ):
     environ["LOOKUP_RATE_LIMIT"] = "10000/minute"
+    environ["CART_CREATE_RATE_LIMIT"] = "10000/minute"
     return environ
 
 

@@ -14,6 +14,7 @@ from tests.support import ADMIN, SHOP, order_completed, signed_webhook
 @pytest.fixture
 def environ(environ):
     environ["LOOKUP_RATE_LIMIT"] = "1000/minute"
+    environ["CART_CREATE_RATE_LIMIT"] = "1000/minute"
     return environ
 
 

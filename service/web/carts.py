@@ -15,7 +15,7 @@ from service.web.checkout_schemas import (
     CreateCartSchema,
     UpdateCartSchema,
 )
-from service.web.extensions import client_address
+from service.web.extensions import client_address, limiter
 from service.web.openapi import document
 from service.web.parsing import load, require_bearer
 
@@ -42,6 +42,7 @@ def _limiter() -> checkout.LookupLimiter:
 
 
 @bp.post("/v1/carts")
+@limiter.limit(lambda: current_app.extensions["settings"].cart_create_rate_limit)
 def create_cart():
     """Open a cart; the token is returned once and is the only way back to it."""
     body = load(CreateCartSchema())

@@ -11,4 +11,6 @@ def client_address() -> str:
     return request.remote_addr or "unknown"
 
 
+# Route limits (e.g. cart creation per client). Claim-code lookups have their own per-client *and* per-cart
+# limits in service.domain.checkout.LookupLimiter, on the same storage (RATELIMIT_STORAGE_URI).
 limiter = Limiter(key_func=client_address, default_limits=[], headers_enabled=True)

@@ -28,6 +28,7 @@ def browser() -> Browser:
 def environ(environ):
     """Browser tests make more lookups than a shopper would; keep the per-client limit out of their way."""
     environ["LOOKUP_RATE_LIMIT"] = "1000/minute"
+    environ["CART_CREATE_RATE_LIMIT"] = "1000/minute"
     return environ
 
 
