@@ -44,8 +44,11 @@ def sandbox_command(host: str, port: int) -> None:
     """Serve the sandbox providers (development only; refuses to run in production)."""
     from werkzeug.serving import run_simple
 
+    from service.logs import configure_logging
     from service.sandbox import create_sandbox_app
 
+    # Its access log has claim codes in paths (they are Instagift's URLs): log through the masking handler.
+    configure_logging("text")
     run_simple(host, port, create_sandbox_app(), threaded=True)
 
 

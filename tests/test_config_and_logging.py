@@ -122,3 +122,37 @@ def test_problem_instance_masks_a_cart_token_in_the_path(client):
     body = client.get(f"/v1/carts/{token}").get_json()
     assert body["code"] == "cart_not_found"
     assert token not in body["instance"] and body["instance"].endswith(token[-4:])
+
+
+def test_the_sandbox_process_masks_claim_codes_in_its_access_log(tmp_path):
+    import socket
+    import time
+
+    import requests
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log_path = tmp_path / "sandbox.log"
+    with open(log_path, "w") as log_file:
+        process = subprocess.Popen([sys.executable, "-m", "flask", "--app", "service", "sandbox", "--port", str(port)],
+                                   cwd=ROOT, env={**os.environ, "SERVICE_ENV": "development"}, stdout=log_file,
+                                   stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 30
+            while True:  # wait until it listens
+                try:
+                    requests.get(f"http://127.0.0.1:{port}/_health", timeout=1)
+                    break
+                except requests.ConnectionError:
+                    assert time.monotonic() < deadline, "the sandbox did not start"
+                    time.sleep(0.1)
+            response = requests.get(f"http://127.0.0.1:{port}/instagift/v2/claim_codes/DEMO-100S-PLIT", timeout=5,
+                                    headers={"X-Merchant-Key": "sandbox-merchant-key",
+                                             "X-Merchant-Secret": "sandbox-merchant-secret"})
+            assert response.status_code == 200
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    logged = log_path.read_text()
+    assert "claim_codes/••••PLIT" in logged and "DEMO-100S-PLIT" not in logged
