@@ -20,6 +20,7 @@ _CLAIM_CODE = re.compile(r"\b(?=[A-Z0-9-]*\d)(?=[A-Z0-9-]*[A-Z])[A-Z0-9]{2,8}(?:
 _BEARER = re.compile(r"(?i)\b(bearer|token|api[-_]?key|secret|password|authorization)(\s*[:=]\s*|\s+)(['\"]?)([^\s'\",}]+)")
 _SECRET_PREFIXED = re.compile(r"\b(whsec_|test_|live_|sk_)[A-Za-z0-9+/=_-]{6,}")
 _LONG_TOKEN = re.compile(r"\b[A-Za-z0-9_-]{24,}\b")
+MASK = "••••"
 
 
 def mask(value: str | None, visible: int = 4) -> str:
@@ -29,7 +30,12 @@ def mask(value: str | None, visible: int = 4) -> str:
     cleaned = str(value)
     if len(cleaned) <= visible:
         return "•" * len(cleaned)
-    return "••••" + cleaned[-visible:]
+    return MASK + cleaned[-visible:]
+
+
+def masked_last4(last4: str | None) -> str:
+    """A stored last four shown the way `mask` shows a whole code: '••••R2NT'."""
+    return MASK + (last4 or "")[-4:]
 
 
 def redact(text: str) -> str:

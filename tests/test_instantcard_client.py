@@ -25,7 +25,6 @@ from service.providers.instantcard import (
     DatabaseTokenStore,
     InstantCardClient,
     MemoryTokenStore,
-    format_money,
     jwt_expiry,
     parse_balance,
     parse_card,
@@ -34,6 +33,7 @@ from service.providers.instantcard import (
     parse_print_job,
     parse_token,
 )
+from service.sandbox.instantcard import format_money  # what the fake emits, read by the client
 
 BASE = "https://ic.test/api/v2"
 ORG = f"{BASE}/organizations/20003827"

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, joinedload
 from service.config import Settings
 from service.domain import money
 from service.errors import Conflict, NotFound, ProviderNotFound, RateLimited, ValidationFailed
-from service.logs import mask
+from service.logs import mask, masked_last4
 from service.persistence import Cart, GiftCardHold
 from service.persistence.checkout import LOCKING_HOLD_STATUSES
 from service.persistence.db import lock_for_update
@@ -94,11 +94,6 @@ class LookupLimiter:
 
 def iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
-
-
-def masked_last4(last4: str) -> str:
-    """A stored last-four shown the way `service.logs.mask` shows a whole code."""
-    return "••••" + last4
 
 
 def gift_card_view(hold: GiftCardHold) -> dict[str, Any]:

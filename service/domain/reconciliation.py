@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from service.logs import redact
+from service.logs import masked_last4, redact
 from service.persistence import Job, Order
 from service.persistence.checkout import LOCKING_HOLD_STATUSES, GiftCardHold, Redemption
 from service.persistence.jobs import JOB_STATES
@@ -183,7 +183,7 @@ def ledger_row(row: Redemption, shop_order_id: str | None, order_number: str | N
     """One ledger row as JSON: amounts in cents, times in UTC, the code masked to its last 4."""
     return {
         "id": row.id, "order_id": shop_order_id, "order_number": order_number, "state": row.state,
-        "certificate_id": row.certificate_id, "code": masked_code(row.code_last4), "currency": row.currency,
+        "certificate_id": row.certificate_id, "code": masked_last4(row.code_last4), "currency": row.currency,
         "splittable": row.splittable, "applied_cents": row.applied_cents, "taken_cents": row.taken_cents,
         "intended_cents": row.intended_cents, "redeemed_cents": row.redeemed_cents,
         "rounding_cents": rounding_cents(row), "shortfall_cents": row.shortfall_cents,
@@ -192,11 +192,6 @@ def ledger_row(row: Redemption, shop_order_id: str | None, order_number: str | N
         "attempts": row.attempts, "error": redact(row.error) if row.error else None,
         "created_at": iso(row.created_at), "redeemed_at": iso(row.redeemed_at),
     }
-
-
-def masked_code(last4: str | None) -> str:
-    """A claim code as the merchant sees it: only its last four characters."""
-    return "••••" + (last4 or "")[-4:]
 
 
 def _ledger_select(window: DateRange | None, state: str | None) -> sa.Select:

@@ -33,6 +33,7 @@ from service.errors import (
 )
 from service.jobs import enqueue
 from service.jobs.registry import JobContext, Park, PermanentFailure, RetryLater, handler
+from service.logs import masked_last4
 from service.persistence import Cart, GiftCardHold, Order, Redemption
 from service.persistence.db import lock_for_update
 
@@ -176,7 +177,7 @@ def redeem(session: Session, settings: Settings, client, redemption_id: int, now
     if certificate is None or certificate.unredeemable_reason(now()) is not None:
         reason = "not found at Instagift" if certificate is None else certificate.unredeemable_reason(now())
         _finish(session, redemption, now, state="failed", redeemed=0, error=f"certificate is {reason}")
-        raise PermanentFailure(f"gift card ••••{redemption.code_last4} could not be redeemed: certificate is {reason}")
+        raise PermanentFailure(f"gift card {masked_last4(redemption.code_last4)} could not be redeemed: certificate is {reason}")
 
     if redemption.splittable:
         amount = money.redemption_amount(redemption.intended_cents, redemption.intended_cents,
@@ -266,7 +267,7 @@ def _earlier_call_succeeded(session: Session, client, redemption: Redemption, ce
         return False
     seen = ("not found" if certificate is None
             else f"status {certificate.status}, face value {money.format_usd(certificate.face_value_cents)}")
-    reason = (f"gift card ••••{redemption.code_last4}: an earlier redeem call of "
+    reason = (f"gift card {masked_last4(redemption.code_last4)}: an earlier redeem call of "
               f"{money.format_usd(requested or 0)} had an unknown outcome and the certificate now shows {seen} "
               f"(balance before was {money.format_usd(redemption.balance_before_cents or 0)}); "
               "a person must check it at Instagift before anything is retried")
@@ -321,7 +322,7 @@ def _finish(session: Session, redemption: Redemption, now, *, redeemed: int, sta
     hold.updated_at = now()
     if redemption.state in ("shortfall", "failed"):
         order = session.get(Order, redemption.order_id)
-        note = (f"Gift card ••••{redemption.code_last4}: intended {money.format_usd(redemption.intended_cents)}, "
+        note = (f"Gift card {masked_last4(redemption.code_last4)}: intended {money.format_usd(redemption.intended_cents)}, "
                 f"redeemed {money.format_usd(redeemed)} (shortfall {money.format_usd(redemption.shortfall_cents)})"
                 + (f": {redemption.error}." if redemption.error else "."))
         order.attention = f"{order.attention} {note}" if order.attention else note
@@ -353,7 +354,7 @@ def _definite_refusal(session: Session, redemption_id: int, now, exc: ProviderEr
     hold = session.get(GiftCardHold, redemption.hold_id)
     hold.status, hold.status_reason = "failed", redemption.error
     order = session.get(Order, redemption.order_id)
-    note = f"Gift card ••••{redemption.code_last4} could not be redeemed: {exc}"
+    note = f"Gift card {masked_last4(redemption.code_last4)} could not be redeemed: {exc}"
     order.attention = f"{order.attention} {note}" if order.attention else note
     session.commit()
     raise PermanentFailure(note)

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from service.config import Settings
+from service.domain import money
 from service.errors import (
     Conflict,
     ProviderAuthError,
@@ -160,8 +161,8 @@ def skip_reason(order_data: Mapping[str, Any], settings: Settings, *, cancelled:
         return Skip("not_configured", "No card artwork is configured (CARDLY_ARTWORK).")
     total = order_data.get("total_cents") or 0
     if total < cardly.min_order_cents:
-        return Skip("below_minimum", f"The order total {total / 100:.2f} is below the minimum "
-                    f"{cardly.min_order_cents / 100:.2f} (CARDLY_MIN_ORDER_CENTS).",
+        return Skip("below_minimum", f"The order total {money.format_usd(total)} is below the minimum "
+                    f"{money.format_usd(cardly.min_order_cents)} (CARDLY_MIN_ORDER_CENTS).",
                     {"total_cents": total, "min_order_cents": cardly.min_order_cents})
     address = order_data.get("shipping_address")
     if not address:

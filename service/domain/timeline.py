@@ -9,9 +9,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
 from service.domain.checkout import hash_token
-from service.domain.reconciliation import credits, iso, job_dict, ledger_row, masked_code
+from service.domain.reconciliation import credits, iso, job_dict, ledger_row
 from service.errors import NotFound
-from service.logs import redact
+from service.logs import masked_last4, redact
 from service.persistence import Job, Order
 from service.persistence.checkout import Cart, GiftCardHold, Redemption
 from service.persistence.membership import MembershipCard
@@ -35,7 +35,7 @@ def order_timeline(session: Session, shop_order_id: str) -> dict[str, Any]:
     # verify keeps the last time it ran on the cart and marks the holds it refused (status_reason "verify: …").
     body["verifies"] = [] if cart is None or cart.last_verified_at is None else [{
         "last_verified_at": iso(cart.last_verified_at),
-        "refused": [{"gift_card_id": h.id, "code": masked_code(h.code_last4), "reason": h.status_reason}
+        "refused": [{"gift_card_id": h.id, "code": masked_last4(h.code_last4), "reason": h.status_reason}
                     for h in cart.holds if (h.status_reason or "").startswith("verify:")],
     }]
     body["redemptions"] = [
@@ -69,7 +69,7 @@ def order_summary(order: Order) -> dict[str, Any]:
 def hold_dict(hold: GiftCardHold) -> dict[str, Any]:
     """A gift-card hold with its code masked."""
     return {
-        "id": hold.id, "code": masked_code(hold.code_last4), "certificate_id": hold.certificate_id,
+        "id": hold.id, "code": masked_last4(hold.code_last4), "certificate_id": hold.certificate_id,
         "position": hold.position, "status": hold.status, "status_reason": hold.status_reason,
         "splittable": hold.splittable, "balance_cents": hold.balance_cents, "applied_cents": hold.applied_cents,
         "covers_cents": hold.covers_cents, "redeem_cents": hold.redeem_cents, "forfeit_cents": hold.forfeit_cents,

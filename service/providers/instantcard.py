@@ -604,12 +604,6 @@ def parse_money_cents(value: Any) -> int:
     return int((amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-def format_money(cents: int) -> str:
-    """Cents in InstantCard's balance notation (used by the sandbox): 550 → "$5.50", -550 → "($5.50)"."""
-    text = f"${abs(cents) // 100:,}.{abs(cents) % 100:02d}"
-    return f"({text})" if cents < 0 else text
-
-
 def parse_preview(body: Any) -> Preview:
     """Front and back images: `front`/`back` (or `front_image`/`back_image`, or a two-item list)."""
     obj = _unwrap(body, "preview", "images")

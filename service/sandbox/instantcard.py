@@ -22,7 +22,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, abort, jsonify, make_response, request
+
+from service.domain import money
 
 SANDBOX_EMAIL = "sandbox@example.com"
 SANDBOX_PASSWORD = "sandbox-password"
@@ -44,8 +46,9 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _money(cents: int) -> str:
-    text = f"${abs(cents) // 100:,}.{abs(cents) % 100:02d}"
+def format_money(cents: int) -> str:
+    """Cents in InstantCard's balance notation: 550 → "$5.50", -550 → "($5.50)"."""
+    text = money.format_usd(abs(cents))
     return f"({text})" if cents < 0 else text
 
 
@@ -388,14 +391,19 @@ def create_blueprint() -> Blueprint:
 
         return faulty("list_print_jobs", act)
 
-    def get_job(job_id: int):
-        return state.print_jobs.get(job_id)
+    def job_or_404(job_id: int, *, unsubmitted: bool = False) -> dict:
+        """The print job, or the documented 404 (and 400 for a submitted job when `unsubmitted`)."""
+        job = state.print_jobs.get(job_id)
+        if not job:
+            abort(make_response(*_error(404, "Print job not found")))
+        if unsubmitted and job["status"] == 1:
+            abort(make_response(*_error(400, "Print job was already submitted")))
+        return job
 
     @bp.get("/organizations/<org>/print_jobs/<int:job_id>")
     def fetch_print_job(org: str, job_id: int):
         def act():
-            job = get_job(job_id)
-            return jsonify(state.job_json(job)) if job else _error(404, "Print job not found")
+            return jsonify(state.job_json(job_or_404(job_id)))
 
         return faulty("fetch_print_job", act)
 
@@ -405,11 +413,7 @@ def create_blueprint() -> Blueprint:
         if provider == -1:
             return _error(400, "unknown shipping provider")
         with state.lock:
-            job = get_job(job_id)
-            if not job:
-                return _error(404, "Print job not found")
-            if job["status"] == 1:
-                return _error(400, "Print job was already submitted")
+            job = job_or_404(job_id, unsubmitted=True)
             ids, problem = finalized_or_problem(_form_list("print_job[card_ids]"))
             if problem:
                 return problem
@@ -425,11 +429,7 @@ def create_blueprint() -> Blueprint:
         card_ids = _form_list("print_job[card_ids]")
 
         def act():
-            job = get_job(job_id)
-            if not job:
-                return _error(404, "Print job not found")
-            if job["status"] == 1:
-                return _error(400, "Print job was already submitted")
+            job = job_or_404(job_id, unsubmitted=True)
             ids, problem = finalized_or_problem(card_ids)
             if problem:
                 return problem
@@ -441,7 +441,7 @@ def create_blueprint() -> Blueprint:
     @bp.delete("/organizations/<org>/print_jobs/<int:job_id>/remove_cards/<int:card_id>")
     def remove_card(org: str, job_id: int, card_id: int):
         with state.lock:
-            job = get_job(job_id)
+            job = state.print_jobs.get(job_id)
             if not job or card_id not in job["card_ids"]:
                 return _error(404, "Not found")
             if job["status"] == 1:
@@ -452,9 +452,7 @@ def create_blueprint() -> Blueprint:
     @bp.get("/organizations/<org>/print_jobs/<int:job_id>/check_balance")
     def check_balance(org: str, job_id: int):
         def act():
-            job = get_job(job_id)
-            if not job:
-                return _error(404, "Print job not found")
+            job = job_or_404(job_id)
             return jsonify(sum(state.job_cost(job)) <= state.balance_cents)
 
         return faulty("check_balance", act)
@@ -462,25 +460,19 @@ def create_blueprint() -> Blueprint:
     @bp.get("/organizations/<org>/print_jobs/<int:job_id>/charge_details")
     def charge_details(org: str, job_id: int):
         def act():
-            job = get_job(job_id)
-            if not job:
-                return _error(404, "Print job not found")
+            job = job_or_404(job_id)
             cards_cost, shipping = state.job_cost(job)
             items = [{"card_id": str(c), "quantity": job["number_of_copies"],
-                      "cost": _money(CARD_PRICE_CENTS * job["number_of_copies"])} for c in job["card_ids"]]
+                      "cost": format_money(CARD_PRICE_CENTS * job["number_of_copies"])} for c in job["card_ids"]]
             return jsonify(has_balance=cards_cost + shipping <= state.balance_cents, items=items,
-                           job_total_cost=_money(cards_cost + shipping), shipping_cost=_money(shipping))
+                           job_total_cost=format_money(cards_cost + shipping), shipping_cost=format_money(shipping))
 
         return faulty("charge_details", act)
 
     @bp.post("/organizations/<org>/print_jobs/<int:job_id>/print")
     def submit_print_job(org: str, job_id: int):
         def act():
-            job = get_job(job_id)
-            if not job:
-                return _error(404, "Print job not found")
-            if job["status"] == 1:
-                return _error(400, "Print job was already submitted")
+            job = job_or_404(job_id, unsubmitted=True)
             if not job["card_ids"]:
                 return _error(400, "Print job has no cards")
             if job["shipping_provider_id"] is None:
@@ -489,8 +481,8 @@ def create_blueprint() -> Blueprint:
                 return _error(400, "Print job has no address")
             total = sum(state.job_cost(job))
             if total > state.balance_cents:
-                return _error(400, f"Insufficient funds: the job costs {_money(total)}, "
-                                   f"the balance is {_money(state.balance_cents)}")
+                return _error(400, f"Insufficient funds: the job costs {format_money(total)}, "
+                                   f"the balance is {format_money(state.balance_cents)}")
             state.balance_cents -= total
             job["status"], job["submitted_at"] = 1, _now().isoformat()
             for card_id in job["card_ids"]:
@@ -508,7 +500,7 @@ def create_blueprint() -> Blueprint:
 
     @bp.get("/organizations/<org>/balance")
     def balance(org: str):
-        return faulty("balance", lambda: jsonify(balance=_money(state.balance_cents)))
+        return faulty("balance", lambda: jsonify(balance=format_money(state.balance_cents)))
 
     @bp.post("/organizations/<org>/add_funds")
     def add_funds_route(org: str):
@@ -517,11 +509,11 @@ def create_blueprint() -> Blueprint:
         except (TypeError, ValueError):
             return _error(400, "amount_cents is required")
         state.add_funds(cents)
-        return jsonify(balance=_money(state.balance_cents))
+        return jsonify(balance=format_money(state.balance_cents))
 
     @bp.get("/organizations/<org>/shipping_providers")
     def shipping_providers(org: str):
-        return jsonify([{"id": p["id"], "name": p["name"], "cost": _money(p["cost_cents"])}
+        return jsonify([{"id": p["id"], "name": p["name"], "cost": format_money(p["cost_cents"])}
                         for p in SHIPPING_PROVIDERS.values()])
 
     @bp.get("/organizations/<org>/card_templates")
