@@ -222,7 +222,7 @@ def test_failure_without_acting_is_retried_once_more(app, shop, instagift):
     assert (row.state, row.attempts) == ("succeeded", 2)
 
 
-def test_previously_redeemed_on_first_call_reads_back(app, shop, instagift):
+def test_worker_killed_after_an_unrecorded_redeem_call_reads_back_instead_of_calling_again(app, shop, instagift):
     cert_id, code = instagift.add_certificate(10000)
     token = shop.cart(3000)
     shop.apply(token, code)
@@ -238,6 +238,23 @@ def test_previously_redeemed_on_first_call_reads_back(app, shop, instagift):
     [row] = redemptions(app, "2008")
     assert len(instagift.redemptions_for(cert_id)) == 1
     assert (row.state, row.redeemed_cents) == ("succeeded", 3000)
+
+
+def test_previously_redeemed_answer_is_read_back_and_an_unchanged_card_redeemed_once(app, shop, instagift):
+    cert_id, code = instagift.add_certificate(10000)
+    token = shop.cart(3000)
+    shop.apply(token, code)
+    shop.complete("2010", token, gift_card_cents=3000, total_cents=3000)
+    # Instagift refuses with "previously redeemed" but had not acted: never trusted, always read back.
+    instagift.inject_fault("redeem_certificate", "reject_400", details="This item has previously been redeemed")
+    shop.run_jobs()
+    [row] = redemptions(app, "2010")
+    assert (row.state, row.outcome_unknown) == ("uncertain", True)
+    assert instagift.redemptions_for(cert_id) == []
+    shop.drain()
+    [row] = redemptions(app, "2010")
+    assert [x["amount_cents"] for x in instagift.redemptions_for(cert_id)] == [3000]
+    assert (row.state, row.redeemed_cents, row.attempts) == ("succeeded", 3000, 2)
 
 
 def test_changed_certificate_after_uncertain_outcome_parks_for_a_person(app, shop, instagift):

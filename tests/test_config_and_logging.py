@@ -156,3 +156,20 @@ def test_the_sandbox_process_masks_claim_codes_in_its_access_log(tmp_path):
             process.wait(timeout=30)
     logged = log_path.read_text()
     assert "claim_codes/••••PLIT" in logged and "DEMO-100S-PLIT" not in logged
+
+
+def test_the_request_id_is_returned_and_appears_in_the_request_log_line(client, caplog):
+    with caplog.at_level(logging.INFO, logger="service.web"):
+        response = client.get("/healthz", headers={"X-Request-Id": "shop-trace-77"})
+    assert response.headers["X-Request-Id"] == "shop-trace-77"
+    [line] = [r for r in caplog.records if r.name == "service.web" and "/healthz" in r.getMessage()]
+    assert line.request_id == "shop-trace-77"
+
+
+def test_readiness_is_503_when_the_database_is_unreachable():
+    from service import create_app
+
+    app = create_app({"SERVICE_ENV": "development", "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/nowhere"})
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["database"] == "unreachable"

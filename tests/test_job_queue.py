@@ -287,3 +287,20 @@ def test_a_job_running_longer_than_its_lease_keeps_it_through_the_heartbeat(app)
         assert worker.run_batch() == 1
     assert stolen == []
     assert _job(app, job_id).state == "succeeded"
+
+
+def test_finished_periodic_jobs_older_than_a_day_are_purged_and_business_jobs_kept(app):
+    now = utcnow()
+    with app.app_context():
+        for key, finished in (("periodic:a:1", now - timedelta(days=2)), ("periodic:a:2", now - timedelta(hours=1)),
+                              ("order:1:plan", now - timedelta(days=30))):
+            queue.enqueue(db.session, "test_record", dedupe_key=key)
+            db.session.flush()
+            db.session.execute(sa.update(Job).where(Job.dedupe_key == key)
+                               .values(state="succeeded", finished_at=finished))
+        queue.enqueue(db.session, "purge_periodic_jobs", dedupe_key="periodic:purge_periodic_jobs:1")
+        db.session.commit()
+    Worker(app, threads=0, clock=lambda: now + timedelta(minutes=1)).drain()
+    with app.app_context():
+        left = set(db.session.scalars(sa.select(Job.dedupe_key)))
+    assert left == {"periodic:a:2", "order:1:plan", "periodic:purge_periodic_jobs:1"}

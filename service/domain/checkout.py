@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, joinedload
 from service.config import Settings
 from service.domain import money
 from service.errors import Conflict, NotFound, ProviderNotFound, RateLimited, ValidationFailed
+from service.jobs.registry import JobContext, handler
 from service.logs import mask, masked_last4
 from service.persistence import Cart, GiftCardHold
 from service.persistence.checkout import LOCKING_HOLD_STATUSES
@@ -491,3 +492,10 @@ def release_expired_holds(session: Session, now: datetime) -> int:
     )
     return result.rowcount or 0
 
+
+@handler("release_expired_holds", every_seconds=60)
+def release_expired_holds_job(ctx: JobContext) -> None:
+    """Periodic: free certificates whose holds ran out."""
+    released = release_expired_holds(ctx.session, ctx.now())
+    if released:
+        log.info("released %d expired gift card hold(s)", released)

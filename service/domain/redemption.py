@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from service.config import Settings
 from service.domain import money
-from service.domain.checkout import hash_token, release_expired_holds
+from service.domain.checkout import hash_token
 from service.errors import (
     ProviderAuthError,
     ProviderError,
@@ -358,13 +358,3 @@ def _definite_refusal(session: Session, redemption_id: int, now, exc: ProviderEr
     order.attention = f"{order.attention} {note}" if order.attention else note
     session.commit()
     raise PermanentFailure(note)
-
-
-# -- hold expiry (registered here: this module is in the worker's handler list) -------------------------
-
-@handler("release_expired_holds", every_seconds=60)
-def release_expired_holds_job(ctx: JobContext) -> None:
-    """Periodic: free certificates whose holds ran out."""
-    released = release_expired_holds(ctx.session, ctx.now())
-    if released:
-        log.info("released %d expired gift card hold(s)", released)

@@ -6,6 +6,7 @@ import importlib
 
 HANDLER_MODULES = (
     "service.domain.orders",
+    "service.domain.checkout",
     "service.domain.redemption",
     "service.domain.thank_you",
     "service.domain.membership",
