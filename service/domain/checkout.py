@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from service.config import Settings
 from service.domain import money
+from service.domain.formats import iso
 from service.errors import Conflict, NotFound, ProviderNotFound, RateLimited, ValidationFailed
 from service.jobs.registry import JobContext, handler
 from service.logs import mask, masked_last4
@@ -92,10 +93,6 @@ class LookupLimiter:
 
 
 # -- the cart view -------------------------------------------------------------------------------------
-
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
 
 def gift_card_view(hold: GiftCardHold) -> dict[str, Any]:
     """One gift card as the widget sees it: masked code, balance, what the cart takes from it."""

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from service.config import InstantCardSettings, Settings
+from service.domain.formats import iso
 from service.errors import (
     NotFound,
     ProviderAuthError,
@@ -642,17 +643,16 @@ def _image(value: str) -> str:
 
 
 def card_view(card: MembershipCard) -> dict[str, Any]:
-    """A card as the admin API and the order timeline show it."""
-    return {"id": card.id, "order_line": card.line_index, "unit": card.unit_index, "sku": card.sku,
-            "member_number": card.member_number, "template_id": card.template_id, "status": card.status,
-            "expires_on": card.expires_on.isoformat() if card.expires_on else None,
-            "instantcard_card_id": card.instantcard_card_id, "print_job_id": card.print_job_id,
-            "job_cost_cents": card.job_cost_cents, "last_error": card.last_error,
-            "submitted_at": card.submitted_at.isoformat() if card.submitted_at else None}
-
-
-def cards_for_order(session: Session, order_id: int) -> list[dict[str, Any]]:
-    """The order's membership cards for its timeline (`membership_cards[]`)."""
-    rows = session.scalars(sa.select(MembershipCard).where(MembershipCard.order_id == order_id)
-                           .order_by(MembershipCard.line_index, MembershipCard.unit_index))
-    return [card_view(card) for card in rows]
+    """A membership card as the merchant sees it: InstantCard's card id, its print job and what it cost."""
+    job = card.print_job
+    return {
+        "id": card.id, "line_index": card.line_index, "unit_index": card.unit_index, "sku": card.sku,
+        "member_number": card.member_number, "template_id": card.template_id, "status": card.status,
+        "expires_on": iso(card.expires_on), "instantcard_card_id": card.instantcard_card_id,
+        "print_job": None if job is None else {
+            "id": job.id, "instantcard_print_job_id": job.instantcard_print_job_id, "status": job.status,
+            "mode": job.mode, "cost_cents": job.cost_cents, "shipping_cost_cents": job.shipping_cost_cents,
+            "submitted_at": iso(job.submitted_at)},
+        "job_cost_cents": card.job_cost_cents, "last_error": redact(card.last_error) if card.last_error else None,
+        "created_at": iso(card.created_at), "submitted_at": iso(card.submitted_at),
+    }

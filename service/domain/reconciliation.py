@@ -19,6 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from service.domain.formats import iso
+from service.domain.thank_you import credits
 from service.logs import masked_last4, redact
 from service.persistence import Job, Order
 from service.persistence.checkout import LOCKING_HOLD_STATUSES, GiftCardHold, Redemption
@@ -84,25 +86,11 @@ class Page:
                 "next_page": self.next_page}
 
 
-def iso(moment: datetime | None) -> str | None:
-    """UTC ISO 8601 with a `Z`, or None."""
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def dollars(cents: int | None) -> str:
     """Cents as a plain decimal dollar amount with two places ("-1.05"), for CSV and tables."""
     cents = cents or 0
     sign = "-" if cents < 0 else ""
     return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d}"
-
-
-def credits(value: Decimal | int | None) -> str:
-    """Cardly credits as a decimal string: two places unless the amount needs more ("2.00", "1.2345")."""
-    value = Decimal(value or 0)
-    cents = value.quantize(Decimal("0.01"))
-    return str(cents if cents == value else value.quantize(Decimal("0.0001")))
 
 
 def _paginate(session: Session, stmt: sa.Select, page: int, per_page: int, render) -> Page:

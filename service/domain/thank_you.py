@@ -15,7 +15,7 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from service.config import Settings
 from service.domain import money
+from service.domain.formats import iso
 from service.errors import (
     Conflict,
     ProviderAuthError,
@@ -390,31 +391,28 @@ def check_cardly_credit(ctx: JobContext) -> None:
 
 
 # -- views and the merchant preview ------------------------------------------------------------------------
-def _iso(value: datetime | date | None) -> str | None:
-    return value.isoformat() if value is not None else None
+def credits(value: Decimal | int | None) -> str:
+    """Cardly credits as a decimal string: two places unless the amount needs more ("2.00", "1.2345")."""
+    value = Decimal(value or 0)
+    cents = value.quantize(Decimal("0.01"))
+    return str(cents if cents == value else value.quantize(Decimal("0.0001")))
 
 
-def card_view(card: ThankYouCard | None) -> dict[str, Any] | None:
-    """The thank-you card as the order timeline shows it (no address: the order holds that)."""
-    if card is None:
-        return None
+def card_view(card: ThankYouCard) -> dict[str, Any]:
+    """The order's thank-you card as the merchant sees it (no address: the order holds that)."""
     return {
         "status": card.status, "skip_reason": card.skip_reason, "skip_detail": card.skip_detail,
-        "generation": card.generation, "idempotency_key": card.idempotency_key,
         "cardly_order_id": card.cardly_order_id, "cardly_status": card.cardly_status,
-        "cost_credits": str(card.cost_credits) if card.cost_credits is not None else None,
-        "test_mode": card.test_mode, "requested_arrival": _iso(card.requested_arrival),
-        "dispatch_on": _iso(card.dispatch_on), "estimated_min_arrival": _iso(card.estimated_min_arrival),
-        "estimated_max_arrival": _iso(card.estimated_max_arrival), "failure_kind": card.failure_kind,
-        "last_error": card.last_error, "cardly_request_id": card.cardly_request_id, "warnings": card.warnings,
-        "outcome_uncertain": card.outcome_uncertain, "note": card.note, "placed_at": _iso(card.placed_at),
-        "updated_at": _iso(card.updated_at),
+        "cost_credits": credits(card.cost_credits) if card.cost_credits is not None else None,
+        "test_mode": card.test_mode, "generation": card.generation, "idempotency_key": card.idempotency_key,
+        "calls": card.calls, "outcome_uncertain": card.outcome_uncertain, "failure_kind": card.failure_kind,
+        "last_error": redact(card.last_error) if card.last_error else None,
+        "cardly_request_id": card.cardly_request_id, "warnings": card.warnings, "note": card.note,
+        "requested_arrival": iso(card.requested_arrival), "dispatch_on": iso(card.dispatch_on),
+        "estimated_min_arrival": iso(card.estimated_min_arrival),
+        "estimated_max_arrival": iso(card.estimated_max_arrival),
+        "created_at": iso(card.created_at), "placed_at": iso(card.placed_at),
     }
-
-
-def thank_you_card_for(session: Session, order_id: int) -> dict[str, Any] | None:
-    """`card_view` of the card of the order with our id `order_id` (None when the order has none)."""
-    return card_view(session.scalar(sa.select(ThankYouCard).where(ThankYouCard.order_id == order_id)))
 
 
 def preview_card(order_data: Mapping[str, Any], settings: Settings, client, today: date) -> dict[str, Any]:

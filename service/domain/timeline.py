@@ -8,10 +8,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
+from service.domain import membership, thank_you
 from service.domain.checkout import hash_token
-from service.domain.reconciliation import credits, iso, job_dict, ledger_row
+from service.domain.formats import iso
+from service.domain.reconciliation import job_dict, ledger_row
 from service.errors import NotFound
-from service.logs import masked_last4, redact
+from service.logs import masked_last4
 from service.persistence import Job, Order
 from service.persistence.checkout import Cart, GiftCardHold, Redemption
 from service.persistence.membership import MembershipCard
@@ -43,9 +45,9 @@ def order_timeline(session: Session, shop_order_id: str) -> dict[str, Any]:
         for row in session.scalars(sa.select(Redemption).where(Redemption.order_id == order.id)
                                    .order_by(Redemption.id))]
     card = session.scalar(sa.select(ThankYouCard).where(ThankYouCard.order_id == order.id))
-    body["thank_you_card"] = thank_you_dict(card) if card else None
+    body["thank_you_card"] = thank_you.card_view(card) if card else None
     body["membership_cards"] = [
-        membership_dict(row) for row in session.scalars(
+        membership.card_view(row) for row in session.scalars(
             sa.select(MembershipCard).where(MembershipCard.order_id == order.id)
             .options(selectinload(MembershipCard.print_job)).order_by(MembershipCard.line_index,
                                                                       MembershipCard.unit_index))]
@@ -77,31 +79,3 @@ def hold_dict(hold: GiftCardHold) -> dict[str, Any]:
     }
 
 
-def thank_you_dict(card: ThankYouCard) -> dict[str, Any]:
-    """The order's Cardly thank-you card: status, Cardly's order id, what it cost and whether it was test mode."""
-    return {
-        "status": card.status, "skip_reason": card.skip_reason, "skip_detail": card.skip_detail,
-        "cardly_order_id": card.cardly_order_id, "cardly_status": card.cardly_status,
-        "cost_credits": credits(card.cost_credits) if card.cost_credits is not None else None,
-        "test_mode": card.test_mode, "generation": card.generation, "calls": card.calls,
-        "failure_kind": card.failure_kind, "last_error": redact(card.last_error) if card.last_error else None,
-        "note": card.note, "estimated_min_arrival": card.estimated_min_arrival.isoformat()
-        if card.estimated_min_arrival else None,
-        "estimated_max_arrival": card.estimated_max_arrival.isoformat() if card.estimated_max_arrival else None,
-        "created_at": iso(card.created_at), "placed_at": iso(card.placed_at),
-    }
-
-
-def membership_dict(card: MembershipCard) -> dict[str, Any]:
-    """One membership card: InstantCard's card id, its print job and what the job cost."""
-    job = card.print_job
-    return {
-        "id": card.id, "line_index": card.line_index, "unit_index": card.unit_index, "sku": card.sku,
-        "member_number": card.member_number, "status": card.status, "instantcard_card_id": card.instantcard_card_id,
-        "print_job": None if job is None else {
-            "id": job.id, "instantcard_print_job_id": job.instantcard_print_job_id, "status": job.status,
-            "mode": job.mode, "cost_cents": job.cost_cents, "shipping_cost_cents": job.shipping_cost_cents,
-            "submitted_at": iso(job.submitted_at)},
-        "job_cost_cents": card.job_cost_cents, "last_error": redact(card.last_error) if card.last_error else None,
-        "created_at": iso(card.created_at), "submitted_at": iso(card.submitted_at),
-    }

@@ -94,6 +94,3 @@ def get_handler(kind: str) -> Handler | None:
 def periodic_jobs() -> list[Periodic]:
     return list(_periodic.values())
 
-
-def registered_kinds() -> list[str]:
-    return sorted(_handlers)

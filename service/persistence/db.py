@@ -54,11 +54,6 @@ class UTCDateTime(sa.types.TypeDecorator):
 BigIntId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
-def is_sqlite(engine_or_session) -> bool:
-    bind = engine_or_session.get_bind() if hasattr(engine_or_session, "get_bind") else engine_or_session
-    return bind.dialect.name == "sqlite"
-
-
 @event.listens_for(Engine, "connect")
 def _sqlite_on_connect(dbapi_connection, connection_record):
     # pysqlite's own transaction handling defers BEGIN and cannot take the write lock up front; we turn it
