@@ -98,8 +98,10 @@ def membership_card(of: Order, *, status: str, created_at: datetime, job: Member
     return row
 
 
-def job(kind: str, *, state: str, created_at: datetime, failures: int = 0, of: Order | None = None) -> Job:
+def job(kind: str, *, state: str, created_at: datetime, failures: int = 0, of: Order | None = None,
+        dedupe_key: str | None = None) -> Job:
     row = Job(kind=kind, payload={}, state=state, failures=failures, attempts=failures, max_attempts=8,
+              dedupe_key=dedupe_key,
               run_at=created_at, created_at=created_at, updated_at=created_at, order_id=of.id if of else None,
               last_error="boom" if state == "dead" else None)
     db.session.add(row)
@@ -171,4 +173,7 @@ def seed_two_days() -> None:
     job("membership_card", state="dead", created_at=at(22, 9), failures=8, of=o7)
     job("redeem_gift_card", state="queued", created_at=at(22, 9), of=o7)
     job("redeem_gift_card", state="dead", created_at=at(23, 0), of=o8)
+    # Housekeeping runs are not counted: they come every minute and are purged after a day.
+    job("release_expired_holds", state="succeeded", created_at=at(21, 10), dedupe_key="periodic:release:1")
+    job("check_cardly_credit", state="dead", created_at=at(22, 10), dedupe_key="periodic:credit:2")
     db.session.commit()

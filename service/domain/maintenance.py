@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
+from service.jobs.queue import is_periodic
 from service.jobs.registry import JobContext, handler
 from service.persistence import Job, JobAttempt
 
@@ -14,7 +15,7 @@ from service.persistence import Job, JobAttempt
 def purge_periodic_jobs(ctx: JobContext) -> None:
     """Delete succeeded periodic jobs older than a day (business jobs are kept for reconciliation)."""
     cutoff = ctx.now() - timedelta(days=1)
-    old = sa.select(Job.id).where(Job.state == "succeeded", Job.dedupe_key.like("periodic:%"),
+    old = sa.select(Job.id).where(Job.state == "succeeded", is_periodic(),
                                   Job.finished_at < cutoff)
     ctx.session.execute(sa.delete(JobAttempt).where(JobAttempt.job_id.in_(old)))
     ctx.session.execute(sa.delete(Job).where(Job.id.in_(old)))

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from service.domain.formats import iso
 from service.domain.thank_you import credits
+from service.jobs.queue import is_periodic
 from service.logs import masked_last4, redact
 from service.persistence import Job, Order
 from service.persistence.checkout import LOCKING_HOLD_STATUSES, GiftCardHold, Redemption
@@ -136,21 +137,6 @@ def list_jobs(session: Session, *, state: str | None = None, kind: str | None = 
     for item in page_.items:
         item["shop_order_id"] = shop_ids.get(item.pop("order_id"))
     return page_
-
-
-def job_state_counts(session: Session, window: DateRange | None = None) -> dict[str, int]:
-    """How many jobs are in each state (created within `window` when given), plus `retrying`:
-    queued jobs that have already failed at least once."""
-    counts = dict.fromkeys(JOB_STATES, 0)
-    stmt = sa.select(Job.state, sa.func.count()).group_by(Job.state)
-    retrying = sa.select(sa.func.count()).select_from(Job).where(Job.state == "queued", Job.failures > 0)
-    if window is not None:
-        stmt = stmt.where(Job.created_at >= window.start, Job.created_at < window.end)
-        retrying = retrying.where(Job.created_at >= window.start, Job.created_at < window.end)
-    for state, count in session.execute(stmt):
-        counts[state] = count
-    counts["retrying"] = session.scalar(retrying) or 0
-    return counts
 
 
 
@@ -356,7 +342,9 @@ def reconciliation_report(session: Session, window: DateRange, now: datetime) ->
              shipping_cost_cents=shipping)
 
     for created_at, state, failures in session.execute(
-            sa.select(Job.created_at, Job.state, Job.failures).where(within(Job.created_at))):
+            sa.select(Job.created_at, Job.state, Job.failures)
+            # Housekeeping runs are not the merchant's business and are purged after a day.
+            .where(within(Job.created_at), sa.or_(Job.dedupe_key.is_(None), ~is_periodic()))):
         totals = bucket(created_at)
         totals["jobs"][state] += 1
         if state == "queued" and failures:

@@ -23,6 +23,17 @@ from service.persistence import Job, JobAttempt, utcnow
 from service.persistence.db import insert_ignoring_conflict, lock_for_update
 
 CLAIMABLE_STATES = ("queued", "parked")
+PERIODIC_KEY_PREFIX = "periodic:"
+
+
+def periodic_dedupe_key(kind: str, period: int) -> str:
+    """The dedupe key of a periodic job's run in one period: every worker agrees on it, so it runs once."""
+    return f"{PERIODIC_KEY_PREFIX}{kind}:{period}"
+
+
+def is_periodic():
+    """SQL condition: the job is a periodic housekeeping run, not a business effect."""
+    return Job.dedupe_key.like(PERIODIC_KEY_PREFIX + "%")
 RETRYABLE_BY_PERSON = ("dead", "parked")
 
 

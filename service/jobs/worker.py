@@ -162,7 +162,7 @@ class Worker:
         session = db.session
         for periodic in periodic_jobs():
             bucket = int(now.timestamp() // periodic.every_seconds)
-            queue.enqueue(session, periodic.kind, dedupe_key=f"periodic:{periodic.kind}:{bucket}",
+            queue.enqueue(session, periodic.kind, dedupe_key=queue.periodic_dedupe_key(periodic.kind, bucket),
                           max_attempts=1)
         session.commit()
 
