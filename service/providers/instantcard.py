@@ -32,6 +32,8 @@ from service.errors import (
     ProviderRejected,
     ProviderResponseInvalid,
 )
+from service.persistence import ProviderToken, db
+from service.persistence.db import insert_ignoring_conflict, utcnow
 from service.providers.http import ProviderHttp, ProviderResponse
 
 log = logging.getLogger("service.providers.instantcard")
@@ -124,7 +126,6 @@ class DatabaseTokenStore:
         self._engine_getter = engine_getter or _flask_engine
 
     def _where(self):
-        from service.persistence import ProviderToken
         return ProviderToken, sa.and_(ProviderToken.provider == self.provider, ProviderToken.account == self.account)
 
     def load(self) -> CachedToken | None:
@@ -134,7 +135,6 @@ class DatabaseTokenStore:
             return CachedToken(row.token, row.expires_at) if row else None
 
     def save(self, token: CachedToken) -> None:
-        from service.persistence.db import insert_ignoring_conflict, utcnow
         model, where = self._where()
         with Session(self._engine_getter()) as session, session.begin():
             values = dict(provider=self.provider, account=self.account, token=token.token,
@@ -151,7 +151,6 @@ class DatabaseTokenStore:
 
 
 def _flask_engine() -> sa.Engine:
-    from service.persistence import db
     return db.engine
 
 

@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from service.config import Settings
+from service.providers.cardly import CardlyClient
+from service.providers.instagift import InstagiftClient
+from service.providers.instantcard import DatabaseTokenStore, InstantCardClient
 
 
 @dataclass
 class Providers:
-    instagift: Any
-    cardly: Any
-    instantcard: Any
+    instagift: InstagiftClient
+    cardly: CardlyClient
+    instantcard: InstantCardClient
 
 
 def build_providers(settings: Settings) -> Providers:
     """One client per provider, pointed at the live API or the sandbox as the settings say."""
-    instagift = cardly = instantcard = None
-    from service.providers.instagift import InstagiftClient
-    instagift = InstagiftClient.from_settings(settings.instagift)
-    from service.providers.instantcard import DatabaseTokenStore, InstantCardClient
-    instantcard = InstantCardClient(settings.instantcard, token_store=DatabaseTokenStore(settings.instantcard.email))
-    from service.providers.cardly import CardlyClient
-    cardly = CardlyClient.from_settings(settings.cardly)
-    return Providers(instagift=instagift, cardly=cardly, instantcard=instantcard)
+    return Providers(
+        instagift=InstagiftClient.from_settings(settings.instagift),
+        cardly=CardlyClient.from_settings(settings.cardly),
+        # The InstantCard token is cached in the database, so every process shares one login.
+        instantcard=InstantCardClient(settings.instantcard,
+                                      token_store=DatabaseTokenStore(settings.instantcard.email)),
+    )
