@@ -46,7 +46,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def gunicorn(app_spec: str, env: dict[str, str], workers: int = 2, threads: int = 4):
+def gunicorn(app_spec: str, env: dict[str, str], workers: int = 2, threads: int = 4, health_path: str = "/healthz"):
     """Run gunicorn on a free port until the block ends; yields the base URL."""
     port = free_port()
     cmd = [sys.executable, "-m", "gunicorn", "--no-control-socket", "--workers", str(workers), "--threads",
@@ -59,7 +59,7 @@ def gunicorn(app_spec: str, env: dict[str, str], workers: int = 2, threads: int 
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            if requests.get(f"{url}/healthz", timeout=5).status_code == 200:
+            if requests.get(f"{url}{health_path}", timeout=5).status_code == 200:
                 break
         except requests.RequestException:
             time.sleep(0.1)

@@ -33,7 +33,6 @@ from service.errors import Conflict, NotFound, ProviderNotFound, RateLimited, Va
 from service.jobs.registry import JobContext, handler
 from service.logs import mask, masked_last4
 from service.persistence import Cart, GiftCardHold
-from service.persistence.checkout import LOCKING_HOLD_STATUSES
 from service.persistence.db import lock_for_update
 from service.providers.instagift import looks_like_claim_code, normalise_claim_code
 
@@ -154,7 +153,7 @@ def create_cart(session: Session, settings: Settings, total_cents: int, currency
     token = new_cart_token()
     cart = Cart(token_hash=hash_token(token), total_cents=total_cents, currency=currency,
                 expires_at=now + timedelta(minutes=settings.hold_minutes), failed_lookups=0,
-                created_at=now, updated_at=now)
+                created_at=now, updated_at=now, holds=[])  # a new cart has no holds: don't query for them
     session.add(cart)
     session.flush()
     view = cart_view(cart, token)
@@ -337,6 +336,25 @@ def apply_gift_card(session: Session, settings: Settings, client, limiter: Looku
         raise _not_found()
     check_redeemable(certificate, now)
 
+    try:
+        return _hold(session, settings, request, certificate, normalised, code_hash, now)
+    except IntegrityError:
+        # The partial unique index says another hold has this certificate. If that hold's time ran out and the
+        # periodic job has not marked it yet, take the certificate over (once); otherwise it is in use.
+        session.rollback()
+        if not release_expired_hold(session, certificate.id, now):
+            raise _in_use() from None
+        session.commit()
+    try:
+        return _hold(session, settings, request, certificate, normalised, code_hash, now)
+    except IntegrityError:
+        session.rollback()
+        raise _in_use() from None
+
+
+def _hold(session: Session, settings: Settings, request: ApplyRequest, certificate, normalised: str,
+          code_hash: str, now: datetime) -> dict[str, Any]:
+    """In one transaction: re-check the locked cart, insert the hold, recompute, commit; IntegrityError if taken."""
     cart = find_cart(session, request.token, now, for_update=True)
     _refuse_duplicate(cart, code_hash=code_hash, certificate_id=certificate.id)
     _refuse_nothing_due(cart, settings)
@@ -351,16 +369,6 @@ def apply_gift_card(session: Session, settings: Settings, client, limiter: Looku
             code="forfeit_not_accepted", title="Gift card would be used in full",
             forfeit_cents=part.forfeit_cents, balance_cents=certificate.face_value_cents,
             applied_cents=part.applied_cents, redeem_cents=part.redeem_cents)
-
-    holder = session.scalar(lock_for_update(session, sa.select(GiftCardHold).where(
-        GiftCardHold.certificate_id == certificate.id, GiftCardHold.status.in_(LOCKING_HOLD_STATUSES))))
-    if holder is not None:
-        if holder.status != "active" or holder.expires_at > now:
-            session.rollback()
-            raise _in_use()
-        # Its time ran out (the periodic job may not have run yet): take the certificate over.
-        holder.status, holder.status_reason, holder.updated_at = "expired", "hold expired", now
-        session.flush()
     position = max([h.position for h in cart.holds] or [0]) + 1
     hold = GiftCardHold(
         cart=cart, certificate_id=certificate.id, claim_code_hash=code_hash, code_last4=normalised[-4:],
@@ -370,21 +378,12 @@ def apply_gift_card(session: Session, settings: Settings, client, limiter: Looku
         forfeit_cents=part.forfeit_cents, accept_forfeit=request.accept_forfeit, position=position,
         status="active", expires_at=now + timedelta(minutes=settings.hold_minutes), created_at=now, updated_at=now)
     session.add(hold)
-    try:
-        session.flush()
-    except IntegrityError:
-        # Another cart took the certificate between our check and our insert: the index decided.
-        session.rollback()
-        raise _in_use() from None
     _touch(cart, settings, now)
     recompute(cart, settings)
-    log.info("cart %s: gift card %s held (%s applied)", cart.id, mask(normalised),
-             money.format_usd(hold.applied_cents))
-    try:
-        return _commit_with_view(session, cart)
-    except IntegrityError:
-        session.rollback()
-        raise _in_use() from None
+    cart_id, applied_cents = cart.id, hold.applied_cents  # read before the commit expires them
+    view = _commit_with_view(session, cart)  # the insert meets the unique index here
+    log.info("cart %s: gift card %s held (%s applied)", cart_id, mask(normalised), money.format_usd(applied_cents))
+    return view
 
 
 def _in_use() -> Conflict:
@@ -479,6 +478,18 @@ def verify_cart(session: Session, settings: Settings, client, token: str,
 
 
 # -- hold expiry ---------------------------------------------------------------------------------------
+
+def release_expired_hold(session: Session, certificate_id: str, now: datetime) -> bool:
+    """Mark the certificate's active hold `expired` if its time ran out; True when one was released."""
+    result = session.execute(
+        sa.update(GiftCardHold)
+        .where(GiftCardHold.certificate_id == certificate_id, GiftCardHold.status == "active",
+               GiftCardHold.expires_at <= now)
+        .values(status="expired", status_reason="hold expired", updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)
+
 
 def release_expired_holds(session: Session, now: datetime) -> int:
     """Mark active holds past their time `expired`, which frees their certificates for other carts."""

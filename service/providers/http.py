@@ -72,6 +72,13 @@ class ProviderHttp:
         self.default_headers = default_headers or {}
         self.describe_error = describe_error
         self.session = session or requests.Session()
+        if self.session.trust_env:
+            # requests re-reads proxy variables, .netrc and the CA bundle setting from the environment on every
+            # call (a scan of os.environ and file stats, ~0.4 ms): read them once for this base URL instead.
+            settings = self.session.merge_environment_settings(self.base_url, {}, None, None, None)
+            self.session.proxies.update(settings["proxies"])
+            self.session.verify = settings["verify"]
+            self.session.trust_env = False
 
     def url(self, path: str) -> str:
         return f"{self.base_url}/{path.lstrip('/')}"
