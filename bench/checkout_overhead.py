@@ -6,9 +6,10 @@ sandbox are timed in the same run. Overhead = service latency − direct latency
 ≤ 20 ms).
 
 A shopper pauses between steps (typing the code, reading the balance): `--think-ms` is the mean pause, drawn
-uniformly from 0.5–1.5× of it. `--think-ms 0` turns the 20 shoppers into 20 clients that never pause, which on a
-2-core machine shared with the load generator, the sandbox and PostgreSQL measures CPU saturation rather than the
-service. Run: .venv/bin/python -m bench.checkout_overhead [--think-ms 0]
+uniformly from 0.5–1.5× of it. `--think-ms 0` turns the 20 shoppers into 20 clients that never pause: on a 2-core
+machine shared with the load generator, the sandbox and PostgreSQL that measures the CPU each checkout costs. `--app floor` runs the same shoppers against `bench/floor_app.py`, the least any app on this stack can do
+(one Instagift call; for apply one INSERT + COMMIT): what it shows is the machine's floor.
+Run: .venv/bin/python -m bench.checkout_overhead [--think-ms 0] [--app floor]
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import requests
 from bench.common import fresh_postgres_database, gunicorn, migrate, percentile
 
 MERCHANT = {"X-Merchant-Key": "sandbox-merchant-key", "X-Merchant-Secret": "sandbox-merchant-secret"}
+APPS = {"service": "service:create_app()", "floor": "bench.floor_app:create_app()"}
 
 
 @contextlib.contextmanager
@@ -42,6 +44,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15, help="lookups + applies per shopper")
     parser.add_argument("--latency-ms", type=int, default=50)
     parser.add_argument("--think-ms", type=int, default=1000, help="a shopper's mean pause between steps")
+    parser.add_argument("--app", choices=sorted(APPS), default="service",
+                        help="'floor' runs the same shoppers against bench/floor_app.py, the least any app can do")
     args = parser.parse_args()
     total = args.shoppers * args.rounds
     with sandbox(args.latency_ms) as sandbox_url, fresh_postgres_database("bench_checkout") as db_url:
@@ -54,7 +58,7 @@ def main() -> None:
         env = {"DATABASE_URL": db_url, "SANDBOX_URL": sandbox_url, "SERVICE_ENV": "development",
                "LOOKUP_RATE_LIMIT": "100000/minute", "CART_CREATE_RATE_LIMIT": "100000/minute",
                "LOG_FORMAT": "json"}
-        with gunicorn("service:create_app()", env, workers=2, threads=16) as service_url:
+        with gunicorn(APPS[args.app], env, workers=2, threads=16) as service_url:
             samples: dict[str, list[float]] = {k: [] for k in ("direct", "balance", "apply")}
             lock = threading.Lock()
             barrier = threading.Barrier(args.shoppers)
@@ -102,7 +106,7 @@ def main() -> None:
                 t.start()
             for t in threads:
                 t.join()
-    report = {"shoppers": args.shoppers, "think_ms": args.think_ms, "requests_each_kind": len(samples["direct"]),
+    report = {"app": args.app, "shoppers": args.shoppers, "think_ms": args.think_ms, "requests_each_kind": len(samples["direct"]),
               "sandbox_latency_ms": args.latency_ms}
     for kind in ("direct", "balance", "apply"):
         report[f"{kind}_p50_ms"] = round(percentile(samples[kind], 50), 1)

@@ -119,6 +119,25 @@ def test_hold_expiry_frees_the_certificate(app, client, instagift, run_jobs):
         assert sorted(statuses.values()) == ["active", "expired"]
 
 
+def test_a_hold_being_redeemed_is_never_taken_over_even_after_its_time(app, client, instagift):
+    first = new_cart(client)
+    assert apply(client, first, "DEMO-100S-PLIT").status_code == 200
+    later = utcnow() + timedelta(minutes=app.extensions["settings"].hold_minutes, seconds=1)
+    with app.app_context():
+        # The order completed and the redemption job is working on it: the hold is `redeeming`, its time long gone.
+        db.session.execute(sa.update(GiftCardHold).values(status="redeeming"))
+        db.session.commit()
+        settings = app.extensions["settings"]
+        token, _ = checkout.create_cart(db.session, settings, 5000, "USD", later)
+        request = checkout.ApplyRequest(token, "DEMO-100S-PLIT", False, "10.0.0.9")
+        with pytest.raises(Conflict) as refused:
+            checkout.apply_gift_card(db.session, settings, app.extensions["providers"].instagift,
+                                     app.extensions["checkout_limiter"], request, later)
+        assert refused.value.code == "gift_card_in_use"
+        db.session.rollback()
+        assert db.session.scalars(sa.select(GiftCardHold.status)).all() == ["redeeming"]
+
+
 def test_periodic_job_releases_expired_holds(app, client, instagift, run_jobs):
     first = new_cart(client)
     apply(client, first, "DEMO-100S-PLIT")
