@@ -67,7 +67,7 @@ def dev_command(port: int, sandbox_port: int) -> None:
     commands = {
         "sandbox": [*flask, "sandbox", "--port", str(sandbox_port)],
         "web": [python, "-m", "gunicorn", "--no-control-socket", "--workers", "2", "--threads", "4",
-                "--bind", f"127.0.0.1:{port}", "--access-logfile", "-", "service:create_app()"],
+                "--bind", f"127.0.0.1:{port}", "service:create_app()"],
         "worker": [*flask, "worker", "--threads", "2"],
     }
     processes = {name: subprocess.Popen(cmd, env=env) for name, cmd in commands.items()}

@@ -19,7 +19,8 @@ from flask import g, has_request_context
 _CLAIM_CODE = re.compile(r"\b(?=[A-Z0-9-]*\d)(?=[A-Z0-9-]*[A-Z])[A-Z0-9]{2,8}(?:-[A-Z0-9]{2,8}){1,4}\b", re.I)
 _BEARER = re.compile(r"(?i)\b(bearer|token|api[-_]?key|secret|password|authorization)(\s*[:=]\s*|\s+)(['\"]?)([^\s'\",}]+)")
 _SECRET_PREFIXED = re.compile(r"\b(whsec_|test_|live_|sk_)[A-Za-z0-9+/=_-]{6,}")
-_LONG_TOKEN = re.compile(r"\b[A-Za-z0-9_-]{24,}\b")
+# Cart tokens are URL-safe base64 and may start or end with "-" or "_": bounded by lookarounds, not \b.
+_LONG_TOKEN = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{24,}(?![A-Za-z0-9_-])")
 MASK = "••••"
 
 
@@ -42,8 +43,10 @@ def redact(text: str) -> str:
     """Mask anything in free text that looks like a claim code, token, key or secret."""
     text = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3)}{mask(m.group(4))}", text)
     text = _SECRET_PREFIXED.sub(lambda m: mask(m.group(0)), text)
-    text = _CLAIM_CODE.sub(lambda m: mask(m.group(0)), text)
-    return _LONG_TOKEN.sub(lambda m: mask(m.group(0)), text)
+    # Long tokens first: a cart token can contain a claim-code-shaped run, and masking that run alone would
+    # leave the rest of the token in the clear.
+    text = _LONG_TOKEN.sub(lambda m: mask(m.group(0)), text)
+    return _CLAIM_CODE.sub(lambda m: mask(m.group(0)), text)
 
 
 class RedactingFilter(logging.Filter):

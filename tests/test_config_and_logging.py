@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -10,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from service.config import ConfigurationError, load_settings, normalise_database_url
 from service.logs import JsonFormatter, RedactingFilter, mask, redact
@@ -173,3 +176,52 @@ def test_readiness_is_503_when_the_database_is_unreachable():
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
     assert response.get_json()["database"] == "unreachable"
+
+
+@settings(max_examples=300)
+@given(st.binary(min_size=24, max_size=24))
+def test_a_cart_token_in_a_logged_path_shows_only_its_last_four(raw):
+    token = base64.urlsafe_b64encode(raw).decode()  # what secrets.token_urlsafe(24) makes
+    assert redact(f"POST /v1/carts/{token}/gift-cards 409") == f"POST /v1/carts/••••{token[-4:]}/gift-cards 409"
+
+
+def test_the_procfile_web_process_never_prints_a_cart_token(tmp_path):
+    """The production web command, run as written in the Procfile: no log line of it may carry a cart token."""
+    import re
+    import socket
+    import time
+
+    import requests
+
+    procfile = dict(line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "SERVICE_ENV": "development", "PORT": str(port),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'procfile.db'}", "WEB_CONCURRENCY": "1"}
+    subprocess.run(["bash", "-c", procfile["release"]], cwd=ROOT, env=env, check=True, capture_output=True)
+    log_path = tmp_path / "web.log"
+    with open(log_path, "w") as log_file:
+        process = subprocess.Popen(["bash", "-c", f"exec {procfile['web']}"], cwd=ROOT, env=env, stdout=log_file,
+                                   stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                    break
+                except requests.ConnectionError:
+                    assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
+                    time.sleep(0.1)
+            base = f"http://127.0.0.1:{port}/v1/carts"
+            token = requests.post(base, json={"total_cents": 5000}, timeout=5).json()["cart_token"]
+            assert requests.get(f"{base}/{token}", timeout=5).status_code == 200
+            unknown = "-" + token[1:-1] + "-"  # a token-shaped path the service has never seen
+            assert requests.get(f"{base}/{unknown}", timeout=5).status_code == 404
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    logged = log_path.read_text()
+    assert f"GET /v1/carts/••••{token[-4:]} 200" in logged
+    assert not re.search(re.escape(token[4:-4]) + "|" + re.escape(unknown[4:-4]), logged)
