@@ -154,11 +154,16 @@ def test_the_sandbox_process_masks_claim_codes_in_its_access_log(tmp_path):
                                     headers={"X-Merchant-Key": "sandbox-merchant-key",
                                              "X-Merchant-Secret": "sandbox-merchant-secret"})
             assert response.status_code == 200
+            bare = requests.get(f"http://127.0.0.1:{port}/instagift/v2/claim_codes/DEMO100SPLIT", timeout=5,
+                                headers={"X-Merchant-Key": "sandbox-merchant-key",
+                                         "X-Merchant-Secret": "sandbox-merchant-secret"})
+            assert bare.status_code == 200  # the form the service sends
         finally:
             process.terminate()
             process.wait(timeout=30)
     logged = log_path.read_text()
-    assert "claim_codes/••••PLIT" in logged and "DEMO-100S-PLIT" not in logged
+    assert logged.count("claim_codes/••••PLIT") == 2, logged
+    assert "DEMO-100S-PLIT" not in logged and "DEMO100SPLIT" not in logged
 
 
 def test_the_request_id_is_returned_and_appears_in_the_request_log_line(client, caplog):
