@@ -129,6 +129,21 @@ def test_non_splittable_card_worth_more_than_due_needs_explicit_confirmation(dem
     assert cart["amount_due_cents"] == 0
 
 
+def test_a_forfeit_question_is_withdrawn_when_the_total_changes(demo: Widget, live_server):
+    demo.apply(NON_SPLITTABLE_80)
+    expect(demo.confirm).to_contain_text("Your order needs $74.50")
+
+    demo.page.get_by_label("T-shirt quantity").select_option("2")  # $99.00: the $5.50 quoted no longer holds
+
+    expect(demo.confirm).to_be_hidden()
+    expect(demo.message).to_have_text("Your order total changed, so the certificate was not applied. Amount still "
+                                      "due $99.00. Apply the code again if you still want to use it.")
+    assert server_cart(live_server, demo.cart_token())["gift_cards"] == []
+    demo.apply_button.click()  # asked again, it now fits under the new total: no question, all $80 applied
+    expect(demo.cards.first).to_contain_text("Applied $80.00")
+    expect(demo.due).to_have_text("$19.00")
+
+
 def _tab_until_focused(page, locator, limit: int = 30) -> None:
     for _ in range(limit):
         if locator.evaluate("el => el === (el.getRootNode().activeElement)"):

@@ -165,7 +165,12 @@ class InstagiftClaimCode extends HTMLElement {
       if (this._view.total_cents !== this._total()) {
         const view = await this._request("PUT", this._cartPath(), { total_cents: this._total() });
         this._show(view);
-        if (view.gift_cards?.length) this._say(fill(this._t().totalChanged, { due: this._money(view.amount_due_cents) }));
+        const due = { due: this._money(view.amount_due_cents) };
+        if (this._pending) {
+          // The forfeit question quoted the old amount due: withdraw it rather than let it be accepted as shown.
+          this._hideConfirm();
+          this._say(fill(this._t().totalChangedWhileAsking, due));
+        } else if (view.gift_cards?.length) this._say(fill(this._t().totalChanged, due));
       }
     } catch (err) {
       await this._fail(err);
