@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 from service.domain import money
 from service.jobs.queue import retry_by_person
 from service.persistence import Cart, GiftCardHold, Job, Order, Redemption, db, utcnow
-from tests.support import order_completed, signed_webhook
+from tests.support import ADMIN, order_completed, signed_webhook
 
 
 @pytest.fixture
@@ -129,6 +130,21 @@ def test_non_splittable_whole_value_and_forfeit_recorded_apart(app, client, inst
     row = the_redemption(app)
     assert [r["amount_cents"] for r in instagift.redemptions_for(cert_id)] == [2500]
     assert (row.taken_cents, row.redeemed_cents, row.forfeit_cents, row.shortfall_cents) == (2050, 2500, 450, 0)
+
+
+@pytest.mark.parametrize("splittable, balance, total, rounding", [
+    (False, 2500, 2050, "down"), (False, 2500, 2050, "up"), (True, 10000, 5250, "up"), (True, 10000, 5250, "down"),
+])
+def test_the_ledger_accounts_for_every_redeemed_cent(app, client, instagift, run_jobs, splittable, balance, total,
+                                                     rounding):
+    """What the merchant reads: redeemed = taken + rounding + forfeit, each cent counted once."""
+    app.extensions["settings"] = dataclasses.replace(app.extensions["settings"], gift_card_rounding=rounding)
+    ordered_cart(client, instagift, "4010", balance=balance, total=total, splittable=splittable,
+                 accept_forfeit=not splittable)
+    run_jobs()
+    [row] = client.get("/v1/redemptions", headers=ADMIN).get_json()["items"]
+    assert row["state"] == "succeeded" and row["redeemed_cents"] > 0
+    assert row["redeemed_cents"] == row["taken_cents"] + row["rounding_cents"] + row["forfeit_cents"], row
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
