@@ -47,3 +47,27 @@ def test_downgrade_to_base_and_up_again(empty_database_url):
     for step in (["upgrade"], ["downgrade", "base"], ["upgrade"]):
         result = flask_db(step, empty_database_url)
         assert result.returncode == 0, result.stderr
+
+
+def test_ledger_forfeits_written_before_the_fix_are_corrected(empty_database_url):
+    """Rows from before b7c1e2f3a4d5 had forfeit = redeemed − taken; the migration makes it redeemed − applied."""
+    from service import create_app
+    from service.persistence import db
+    from tests.test_reconciliation_support import at, order, redemption
+
+    assert flask_db(["upgrade", "672f4d2110a9"], empty_database_url).returncode == 0
+    app = create_app({"SERVICE_ENV": "development", "DATABASE_URL": empty_database_url})
+    with app.app_context():
+        of = order("m1", completed_at=at(21))
+        redemption(of, created_at=at(21), state="succeeded", applied=7500, taken=7450, intended=8000,
+                   redeemed=8000, forfeit=550, splittable=False)
+        redemption(order("m2", completed_at=at(21)), created_at=at(21), state="succeeded", applied=5300,
+                   taken=5250, intended=5300, redeemed=5300)
+        db.session.commit()
+        db.engine.dispose()
+    upgraded = flask_db(["upgrade"], empty_database_url)
+    assert upgraded.returncode == 0, upgraded.stderr
+    with app.app_context():
+        rows = db.session.execute(db.text("SELECT splittable, forfeit_cents FROM redemptions ORDER BY id")).all()
+        db.engine.dispose()
+    assert [(bool(s), f) for s, f in rows] == [(False, 500), (True, 0)]

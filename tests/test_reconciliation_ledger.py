@@ -46,7 +46,7 @@ def test_ledger_pages_through_a_range_in_order(client, seeded):
     assert split["created_at"] == "2026-11-21T09:00:00Z"
     assert split["redeemed_at"] == "2026-11-21T09:00:05Z"
     assert items[1]["shortfall_cents"] == 1500 and items[1]["forfeit_cents"] == 0
-    assert items[2]["forfeit_cents"] == 5050 and items[2]["shortfall_cents"] == 0 and items[2]["rounding_cents"] == 0
+    assert items[2]["forfeit_cents"] == 5000 and items[2]["shortfall_cents"] == 0 and items[2]["rounding_cents"] == 50
 
 
 def test_ledger_without_a_range_lists_everything(client, seeded):

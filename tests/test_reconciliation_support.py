@@ -128,9 +128,9 @@ def seed_two_days() -> None:
     # Spent in store between verify and redemption: $25 of the $40 intended.
     redemption(o2, created_at=at(21, 10), state="shortfall", applied=4000, taken=4000, intended=4000,
                redeemed=2500, shortfall=1500, provider_redemption_id="ig-r2")
-    # A non-splittable $80 card paying $29.50: $30 applied, $50.50 forfeited.
+    # A non-splittable $80 card paying $29.50: $30 applied, $50 forfeited.
     redemption(o3, created_at=at(21, 11), state="succeeded", applied=3000, taken=2950, intended=8000,
-               redeemed=8000, forfeit=5050, splittable=False, provider_redemption_id="ig-r3")
+               redeemed=8000, forfeit=5000, splittable=False, provider_redemption_id="ig-r3")
     redemption(o4, created_at=at(21, 12), state="failed", applied=2000, taken=2000, intended=2000,
                error="instagift: That item is not available for redemption (HTTP 400)")
     redemption(o5, created_at=at(21, 23, 59, 59), state="pending", applied=1000, taken=1000, intended=1000)

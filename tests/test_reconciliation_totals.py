@@ -17,7 +17,7 @@ from tests.test_reconciliation_support import at, order, redemption, seed_two_da
 DAY_21 = {
     "orders": {"completed": 5, "cancelled": 0, "gift_card_cents": 15200},
     "gift_cards": {"redemptions": 5, "applied_cents": 15300, "taken_cents": 15200, "intended_cents": 20300,
-                   "redeemed_cents": 15800, "rounding_cents": 50, "shortfall_cents": 1500, "forfeit_cents": 5050,
+                   "redeemed_cents": 15800, "rounding_cents": 100, "shortfall_cents": 1500, "forfeit_cents": 5000,
                    "succeeded": 2, "shortfall": 1, "pending": 1, "uncertain": 0, "failed": 1, "cancelled": 0,
                    "unredeemed_cents": 1000, "failed_cents": 2000},
     "open_holds": {"count": 1, "applied_cents": 2500},
@@ -43,7 +43,7 @@ DAY_22 = {
 OVERALL = {
     "orders": {"completed": 7, "cancelled": 1, "gift_card_cents": 21100},
     "gift_cards": {"redemptions": 7, "applied_cents": 21200, "taken_cents": 21100, "intended_cents": 26200,
-                   "redeemed_cents": 21000, "rounding_cents": 50, "shortfall_cents": 1500, "forfeit_cents": 5050,
+                   "redeemed_cents": 21000, "rounding_cents": 100, "shortfall_cents": 1500, "forfeit_cents": 5000,
                    "succeeded": 3, "shortfall": 1, "pending": 1, "uncertain": 1, "failed": 1, "cancelled": 0,
                    "unredeemed_cents": 1700, "failed_cents": 2000},
     "open_holds": {"count": 2, "applied_cents": 3600},
@@ -135,7 +135,7 @@ def test_totals_add_up_whatever_the_rows(app, rows):
             applied = -(-taken // 100) * 100
             intended = applied if splittable else applied + 1000
             redeemed = intended - intended * short_pct // 100 if state in ("succeeded", "shortfall") else 0
-            forfeit = (redeemed - taken) if not splittable and redeemed > taken else 0
+            forfeit = (redeemed - applied) if not splittable and redeemed > applied else 0
             of = order(f"p{n}", completed_at=at(day, hour), gift_card_cents=taken)
             redemption(of, created_at=at(day, hour), state=state, applied=applied, taken=taken, intended=intended,
                        redeemed=redeemed, shortfall=intended - redeemed if redeemed else 0, forfeit=forfeit,
@@ -148,8 +148,7 @@ def test_totals_add_up_whatever_the_rows(app, rows):
                 sums["forfeit_cents"] += forfeit
                 if state in ("succeeded", "shortfall"):
                     sums["redeemed_cents"] += redeemed
-                    # whole-dollar rounding up of what was taken; a non-splittable card's excess is all forfeit
-                    sums["rounding_cents"] += applied - taken if splittable else 0
+                    sums["rounding_cents"] += applied - taken  # whole-dollar rounding up of what was taken
         db.session.commit()
         report = reconciliation_report(db.session, DateRange.for_days(at(21).date(), at(22).date()), now=at(23))
         for day in report["days"]:

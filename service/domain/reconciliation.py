@@ -146,10 +146,11 @@ def list_jobs(session: Session, *, state: str | None = None, kind: str | None = 
 def rounding_cents(row: Redemption) -> int:
     """Whole-dollar rounding on one ledger row: what we meant to redeem beyond (or short of) what the order took.
 
-    Splittable: intended − taken (e.g. `up` turns $52.50 taken into $53.00). Non-splittable: 0, because such a
-    card covers what is due to the cent and everything it gives beyond what the order took is the forfeit
-    (`redeemed − taken`, reported apart); counting part of that as rounding would count it twice."""
-    return row.intended_cents - row.taken_cents if row.splittable else 0
+    Splittable: intended − taken (e.g. `up` turns $52.50 taken into $53.00). Non-splittable: applied − taken,
+    because everything beyond the whole-dollar applied amount is the forfeit, reported apart."""
+    if row.splittable:
+        return row.intended_cents - row.taken_cents
+    return row.applied_cents - row.taken_cents
 
 
 def ledger_row(row: Redemption, shop_order_id: str | None, order_number: str | None) -> dict[str, Any]:

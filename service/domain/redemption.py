@@ -307,7 +307,8 @@ def _finish(session: Session, redemption: Redemption, now, *, redeemed: int, sta
     """Record the outcome: amounts, shortfall, forfeit, child certificate; the hold becomes redeemed."""
     redemption.redeemed_cents = redeemed
     redemption.shortfall_cents = max(0, redemption.intended_cents - redeemed)
-    redemption.forfeit_cents = max(0, redeemed - redemption.taken_cents) if not redemption.splittable else 0
+    # design.md: forfeit = redeemed − applied; what lies between taken and applied is the rounding, reported apart.
+    redemption.forfeit_cents = max(0, redeemed - redemption.applied_cents) if not redemption.splittable else 0
     redemption.state = state or ("shortfall" if redemption.shortfall_cents > 0 else "succeeded")
     redemption.outcome_unknown = False
     redemption.provider_redemption_id = provider_id
