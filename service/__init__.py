@@ -16,6 +16,7 @@ from flask_migrate import Migrate
 from service.config import Settings, load_settings
 from service.logs import configure_logging
 from service.persistence import db
+from service.web.problems import masked_request_path
 
 log = logging.getLogger("service.web")
 migrate = Migrate()
@@ -70,5 +71,5 @@ def _register_request_ids(app: Flask) -> None:
     def give_request_id(response):
         response.headers["X-Request-Id"] = g.get("request_id", "")
         elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-        log.info("%s %s %s %.1fms", request.method, request.path, response.status_code, elapsed)
+        log.info("%s %s %s %.1fms", request.method, masked_request_path(), response.status_code, elapsed)
         return response

@@ -44,6 +44,10 @@ class NotFound(ServiceError):
     status, code, title = 404, "not_found", "Not found"
 
 
+class UnsupportedMediaType(ServiceError):
+    status, code, title = 415, "unsupported_media_type", "Unsupported media type"
+
+
 class Conflict(ServiceError):
     status, code, title = 409, "conflict", "Conflict"
 

@@ -41,6 +41,16 @@ def masked_last4(last4: str | None) -> str:
     return MASK + (last4 or "")[-4:]
 
 
+# snake_case names (function and column names in tracebacks) are left readable; a random URL-safe token of 24+
+# characters made only of lower-case letters, digits and inner underscores is vanishingly unlikely.
+_SNAKE_CASE = re.compile(r"[a-z]+(?:_[a-z0-9]+)+")
+
+
+def _mask_long_token(match: re.Match) -> str:
+    word = match.group(0)
+    return word if _SNAKE_CASE.fullmatch(word) else mask(word)
+
+
 def redact(text: str) -> str:
     """Mask anything in free text that looks like a claim code, token, key or secret."""
     text = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3)}{mask(m.group(4))}", text)
@@ -48,7 +58,7 @@ def redact(text: str) -> str:
     # Long tokens first: a cart token can contain a claim-code-shaped run, and masking that run alone would
     # leave the rest of the token in the clear.
     text = _CLAIM_CODE_SEGMENT.sub(lambda m: mask(m.group(0)), text)
-    text = _LONG_TOKEN.sub(lambda m: mask(m.group(0)), text)
+    text = _LONG_TOKEN.sub(_mask_long_token, text)
     return _CLAIM_CODE.sub(lambda m: mask(m.group(0)), text)
 
 

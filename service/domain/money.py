@@ -26,6 +26,9 @@ from typing import Literal
 
 CURRENCY = "USD"
 CENTS_PER_DOLLAR = 100
+# The largest amount any request may state ($1,000,000): far above any cart, low enough to catch unit mistakes
+# and to keep every sum inside a 64-bit column.
+MAX_AMOUNT_CENTS = 100_000_000
 
 Rounding = Literal["down", "up"]
 ROUNDINGS: tuple[str, ...] = ("down", "up")

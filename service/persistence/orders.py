@@ -10,6 +10,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.persistence.db import BigIntId, UTCDateTime, db, utcnow
 
+WEBHOOK_ID_MAX_LENGTH = 200  # Standard Webhooks ids are short (msg_…); longer ones are refused at intake
+
 
 class Order(db.Model):
     """A shop order; `shop_order_id` is the shop's `data.id`. `payload` keeps the completed event's data."""
@@ -47,7 +49,7 @@ class OrderEvent(db.Model):
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
     order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id"))
     event_type: Mapped[str] = mapped_column(sa.String(50))
-    webhook_id: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    webhook_id: Mapped[str] = mapped_column(sa.String(WEBHOOK_ID_MAX_LENGTH), unique=True)
     occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -37,16 +37,24 @@ class DayOrInstant(fields.Field):
         text = value.strip()
         if len(text) == 10:
             try:
-                return datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC), True
+                day = datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
             except ValueError:
                 raise ValidationError(f"{text!r} is not a valid date (YYYY-MM-DD).") from None
+            return self._within_years(day), True
         try:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
             raise ValidationError("Give a date as YYYY-MM-DD or a timestamp like 2026-11-21T10:00:00Z.") from None
         if moment.tzinfo is None:
             raise ValidationError("A timestamp needs a time zone, e.g. 2026-11-21T10:00:00Z.")
-        return moment.astimezone(UTC), False
+        return self._within_years(moment), False
+
+    @staticmethod
+    def _within_years(moment: datetime) -> datetime:
+        # Ranges add a day to `to` and convert time zones: the calendar's ends would overflow, so they are refused.
+        if not 1970 <= moment.year <= 9998:
+            raise ValidationError("Give a date between 1970 and 9998.")
+        return moment.astimezone(UTC)
 
 
 class RangeQuery(Schema):
@@ -201,7 +209,7 @@ document("/v1/jobs", "get", "The job queue with every attempt, newest first", ta
                      _param("kind", "A job kind, e.g. redeem_gift_card."), *PAGE_PARAMS))
 
 
-@bp.post("/v1/jobs/<int:job_id>/retry")
+@bp.post("/v1/jobs/<id:job_id>/retry")
 def retry_job(job_id: int):
     """Queue a dead or parked job again now, with a fresh failure budget."""
     job = retry_by_person(db.session, job_id)

@@ -73,7 +73,7 @@ def apply_gift_card(token: str):
     return checkout.apply_gift_card(db.session, _settings(), _instagift(), _limiter(), request, utcnow())
 
 
-@bp.delete("/v1/carts/<token>/gift-cards/<int:gift_card_id>")
+@bp.delete("/v1/carts/<token>/gift-cards/<id:gift_card_id>")
 def remove_gift_card(token: str, gift_card_id: int):
     """Remove a gift card and release its hold."""
     return checkout.remove_gift_card(db.session, _settings(), token, gift_card_id, utcnow())

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-MAX_TOTAL_CENTS = 100_000_000  # $1,000,000: far above any cart, low enough to catch unit mistakes
+from service.domain.money import MAX_AMOUNT_CENTS as MAX_TOTAL_CENTS
+from service.web.parsing import StrictBoolean
 
 
 class _Request(Schema):
@@ -25,7 +26,7 @@ class UpdateCartSchema(_Request):
 class ApplyGiftCardSchema(_Request):
     claim_code = fields.String(required=True, validate=validate.Length(min=1, max=100),
                                metadata={"description": "The Instagift claim code as typed (case, spaces, hyphens ignored)"})
-    accept_forfeit = fields.Boolean(load_default=False,
+    accept_forfeit = StrictBoolean(load_default=False,
                                     metadata={"description": "Use a non-splittable card worth more than what is due"})
 
 

@@ -25,7 +25,7 @@ class MembershipCardPreviewSchema(Schema):
     back = fields.String(required=True, metadata={"description": "an image URL or a data: URL (base64 PNG)"})
 
 
-@bp.get("/v1/membership-cards/<int:card_id>/preview")
+@bp.get("/v1/membership-cards/<id:card_id>/preview")
 def preview(card_id: int):
     """Front and back images of one membership card, fetched from InstantCard."""
     require_bearer(current_app.extensions["settings"].admin_api_token, "admin")

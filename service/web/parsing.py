@@ -6,20 +6,57 @@ import hmac
 from typing import Any
 
 from flask import request
-from marshmallow import Schema, ValidationError
+from marshmallow import Schema, ValidationError, fields
+from werkzeug.routing import IntegerConverter
 
-from service.errors import BadRequest, Unauthorized, ValidationFailed
+from service.errors import BadRequest, Unauthorized, UnsupportedMediaType, ValidationFailed
+
+
+class StrictBoolean(fields.Boolean):
+    """Only JSON `true` and `false`: a consent such as `accept_forfeit` must not be read from "yes" or 1."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
 
 
 def json_body() -> Any:
-    """The request's JSON body; 400 `malformed_json` when it is not JSON at all."""
-    data = request.get_json(silent=True, force=True)
+    """The request's JSON body; 415 unless sent as JSON, 400 `malformed_json` when it is not JSON at all."""
+    raw = request.get_data(cache=True)
+    if raw.strip() in (b"", b"null"):
+        return {}
+    # A JSON content type makes browsers ask (CORS preflight) before a page on another origin may send it.
+    if not request.is_json:
+        raise UnsupportedMediaType("Send the body as JSON with Content-Type: application/json.")
+    data = request.get_json(silent=True)
     if data is None:
-        raw = request.get_data(cache=True)
-        if raw.strip() in (b"", b"null"):
-            return {}
         raise BadRequest("The request body is not valid JSON.", code="malformed_json")
     return data
+
+
+class DatabaseIdConverter(IntegerConverter):
+    """`<id:…>` in routes: a positive 64-bit row id. Anything larger cannot name a row, so the route does not match
+    (404) instead of reaching the database and failing there."""
+
+    def __init__(self, url_map, **kwargs):
+        super().__init__(url_map, min=1, max=2**63 - 1, **kwargs)
+
+
+def refuse_nul_in_url() -> None:
+    """before_request: a NUL character in the path or query can name nothing we store (PostgreSQL text refuses it)."""
+    if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in request.args.items(multi=True)):
+        raise BadRequest("The address contains a NUL character.")
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def load(schema: Schema, data: Any = None) -> Any:
@@ -28,6 +65,8 @@ def load(schema: Schema, data: Any = None) -> Any:
         data = json_body()
     if not isinstance(data, dict) and not schema.many:
         raise ValidationFailed({"_schema": ["The body must be a JSON object."]})
+    if _has_nul(data):  # PostgreSQL text cannot hold NUL; refuse it the same way on every database
+        raise ValidationFailed({"_schema": ["Text must not contain NUL characters."]})
     try:
         return schema.load(data)
     except ValidationError as exc:

@@ -9,7 +9,7 @@ from flask import Flask, Response, g, json, request
 from werkzeug.exceptions import HTTPException
 
 from service.errors import ServiceError
-from service.logs import redact
+from service.logs import mask, redact
 
 log = logging.getLogger("service.web")
 
@@ -29,6 +29,15 @@ HTTP_CODES = {
 }
 
 
+def masked_request_path() -> str:
+    """The request path fit for logs and problem bodies: the cart token masked whatever its shape, then redacted."""
+    path = request.path
+    token = (request.view_args or {}).get("token")
+    if token:
+        path = path.replace(token, mask(token))
+    return redact(path)
+
+
 def problem(status: int, code: str, title: str, detail: str | None = None,
             headers: dict[str, str] | None = None, **extra: Any) -> Response:
     """Build an application/problem+json response with the service's stable `code`."""
@@ -41,7 +50,7 @@ def problem(status: int, code: str, title: str, detail: str | None = None,
     if detail:
         body["detail"] = detail
     # Paths can carry a cart token (a bearer capability): shown masked like every other secret.
-    body["instance"] = redact(request.path) if request else None
+    body["instance"] = masked_request_path() if request else None
     if g.get("request_id"):
         body["request_id"] = g.request_id
     body.update({k: v for k, v in extra.items() if v is not None})

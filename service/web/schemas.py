@@ -3,7 +3,9 @@ generated from these."""
 
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+
+from service.domain.money import MAX_AMOUNT_CENTS
 
 SUPPORTED_CURRENCIES = ("USD",)
 currency_field = dict(validate=validate.OneOf(SUPPORTED_CURRENCIES, error="Only USD is supported today."))
@@ -38,7 +40,7 @@ class LineItemSchema(_Tolerant):
     sku = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
     title = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=300))
     quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=1000))
-    unit_price_cents = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    unit_price_cents = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=MAX_AMOUNT_CENTS))
 
 
 class OrderDataSchema(_Tolerant):
@@ -46,12 +48,17 @@ class OrderDataSchema(_Tolerant):
     number = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
     cart_token = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
     currency = fields.String(required=True, **currency_field)
-    total_cents = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
-    gift_card_cents = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0))
+    total_cents = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=MAX_AMOUNT_CENTS))
+    gift_card_cents = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0, max=MAX_AMOUNT_CENTS))
     customer = fields.Nested(CustomerSchema, load_default=dict)
     shipping_address = fields.Nested(AddressSchema, load_default=None, allow_none=True)
     line_items = fields.List(fields.Nested(LineItemSchema), load_default=list)
     placed_at = fields.AwareDateTime(load_default=None, allow_none=True, default_timezone=None)
+
+    @validates_schema
+    def gift_cards_within_total(self, data, **kwargs):
+        if data.get("gift_card_cents", 0) > data.get("total_cents", 0):
+            raise ValidationError("Gift cards cannot pay more than the order total.", "gift_card_cents")
 
 
 class OrderCancelledDataSchema(_Tolerant):

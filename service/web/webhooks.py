@@ -11,6 +11,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from service.domain.orders import record_order_event
 from service.errors import Unauthorized, ValidationFailed
 from service.persistence import db
+from service.persistence.orders import WEBHOOK_ID_MAX_LENGTH
 from service.web.openapi import document
 from service.web.parsing import load
 from service.web.schemas import (
@@ -50,6 +51,8 @@ def receive_order_event():
     settings = current_app.extensions["settings"]
     raw = request.get_data(cache=True)
     verify_signature(raw, request.headers, settings.webhook_secrets)
+    if len(request.headers["webhook-id"]) > WEBHOOK_ID_MAX_LENGTH:
+        raise ValidationFailed({"webhook-id": [f"At most {WEBHOOK_ID_MAX_LENGTH} characters."]})
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
