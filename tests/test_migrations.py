@@ -6,10 +6,12 @@ import os
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
+import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,25 +51,82 @@ def test_downgrade_to_base_and_up_again(empty_database_url):
         assert result.returncode == 0, result.stderr
 
 
+def sqlalchemy_url(url: str) -> str:
+    return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+def write_rows(url: str, rows: list[tuple[str, dict]]) -> None:
+    """Insert rows into the tables as the database has them now (an older revision's, not the models')."""
+    engine = sa.create_engine(sqlalchemy_url(url))
+    metadata = sa.MetaData()
+    with engine.begin() as conn:
+        for name, values in rows:
+            table = metadata.tables[name] if name in metadata.tables else sa.Table(name, metadata, autoload_with=conn)
+            conn.execute(table.insert().values(values))
+    engine.dispose()
+
+
+def read_rows(url: str, sql: str) -> list[tuple]:
+    engine = sa.create_engine(sqlalchemy_url(url))
+    with engine.connect() as conn:
+        rows = [tuple(row) for row in conn.execute(sa.text(sql))]
+    engine.dispose()
+    return rows
+
+
+WHEN = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+def held_and_redeemed(n: int, *, splittable: bool, applied: int, taken: int, intended: int, redeemed: int,
+                      forfeit: int, accept_forfeit: bool = False, hold_forfeit: int = 0,
+                      hold_status: str = "redeemed") -> list[tuple[str, dict]]:
+    """An order, its cart, one hold and (for a redeemed hold) its ledger row, with the initial schema's columns."""
+    common = {"created_at": WHEN}
+    rows = [
+        ("orders", {"id": n, "shop_order_id": f"m{n}", "number": f"#m{n}", "currency": "USD", "total_cents": 10000,
+                    "gift_card_cents": taken, "payload": {"id": f"m{n}"}, "completed_at": WHEN, **common}),
+        ("carts", {"id": n, "token_hash": f"{n:064x}", "total_cents": 10000, "currency": "USD",
+                   "expires_at": WHEN + timedelta(minutes=30), "failed_lookups": 0, "updated_at": WHEN, **common}),
+        ("gift_card_holds", {"id": n, "cart_id": n, "certificate_id": f"cert-{n}", "claim_code_hash": f"{n:064x}",
+                             "code_last4": "WXYZ", "currency": "USD", "balance_cents": redeemed,
+                             "splittable": splittable, "applied_cents": applied, "covers_cents": applied,
+                             "redeem_cents": redeemed, "forfeit_cents": hold_forfeit,
+                             "accept_forfeit": accept_forfeit, "position": 1, "status": hold_status,
+                             "expires_at": WHEN + timedelta(minutes=30), "updated_at": WHEN, **common}),
+    ]
+    if hold_status == "redeemed":
+        rows.append(("redemptions", {
+            "id": n, "order_id": n, "hold_id": n, "certificate_id": f"cert-{n}", "code_last4": "WXYZ",
+            "currency": "USD", "splittable": splittable, "applied_cents": applied, "taken_cents": taken,
+            "intended_cents": intended, "requested_cents": intended, "redeemed_cents": redeemed,
+            "shortfall_cents": 0, "forfeit_cents": forfeit, "state": "succeeded", "outcome_unknown": False,
+            "attempts": 1, "redeemed_at": WHEN, "updated_at": WHEN, **common}))
+    return rows
+
+
 def test_ledger_forfeits_written_before_the_fix_are_corrected(empty_database_url):
     """Rows from before b7c1e2f3a4d5 had forfeit = redeemed − taken; the migration makes it redeemed − applied."""
-    from service import create_app
-    from service.persistence import db
-    from tests.test_reconciliation_support import at, order, redemption
-
     assert flask_db(["upgrade", "672f4d2110a9"], empty_database_url).returncode == 0
-    app = create_app({"SERVICE_ENV": "development", "DATABASE_URL": empty_database_url})
-    with app.app_context():
-        of = order("m1", completed_at=at(21))
-        redemption(of, created_at=at(21), state="succeeded", applied=7500, taken=7450, intended=8000,
-                   redeemed=8000, forfeit=550, splittable=False)
-        redemption(order("m2", completed_at=at(21)), created_at=at(21), state="succeeded", applied=5300,
-                   taken=5250, intended=5300, redeemed=5300)
-        db.session.commit()
-        db.engine.dispose()
+    write_rows(empty_database_url, [
+        *held_and_redeemed(1, splittable=False, applied=7500, taken=7450, intended=8000, redeemed=8000, forfeit=550),
+        *held_and_redeemed(2, splittable=True, applied=5300, taken=5250, intended=5300, redeemed=5300, forfeit=0),
+    ])
     upgraded = flask_db(["upgrade"], empty_database_url)
     assert upgraded.returncode == 0, upgraded.stderr
-    with app.app_context():
-        rows = db.session.execute(db.text("SELECT splittable, forfeit_cents FROM redemptions ORDER BY id")).all()
-        db.engine.dispose()
+    rows = read_rows(empty_database_url, "SELECT splittable, forfeit_cents FROM redemptions ORDER BY id")
     assert [(bool(s), f) for s, f in rows] == [(False, 500), (True, 0)]
+
+
+def test_holds_applied_with_accept_forfeit_keep_the_forfeit_they_have_as_accepted(empty_database_url):
+    """c3d9a7e1f5b2 adds accepted_forfeit_cents: the hold's forfeit where accept_forfeit is true, else 0."""
+    assert flask_db(["upgrade", "b7c1e2f3a4d5"], empty_database_url).returncode == 0
+    open_hold = {"splittable": False, "applied": 7500, "taken": 0, "intended": 0, "redeemed": 8000, "forfeit": 0,
+                 "hold_status": "active"}
+    write_rows(empty_database_url, [
+        *held_and_redeemed(1, **open_hold, accept_forfeit=True, hold_forfeit=550),
+        *held_and_redeemed(2, **open_hold, accept_forfeit=False, hold_forfeit=1500),
+    ])
+    upgraded = flask_db(["upgrade"], empty_database_url)
+    assert upgraded.returncode == 0, upgraded.stderr
+    rows = read_rows(empty_database_url, "SELECT id, accepted_forfeit_cents FROM gift_card_holds ORDER BY id")
+    assert rows == [(1, 550), (2, 0)]

@@ -67,6 +67,9 @@ class GiftCardHold(db.Model):
     redeem_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0)    # what Instagift will be asked for
     forfeit_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0)   # non-splittable value beyond due
     accept_forfeit: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    # The forfeit the shopper agreed to when applying (0 without accept_forfeit). A total change or a verify that
+    # would make a non-splittable card forfeit more than this releases the hold (docs/checkout.md).
+    accepted_forfeit_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     position: Mapped[int] = mapped_column(sa.Integer)  # entry order within the cart
     status: Mapped[str] = mapped_column(sa.String(16), default="active")
     status_reason: Mapped[str | None] = mapped_column(sa.Text)

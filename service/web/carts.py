@@ -93,8 +93,9 @@ def verify(token: str):
     require_bearer(_settings().shop_api_token, "shop")
     view, changes = checkout.verify_cart(db.session, _settings(), _instagift(), token, utcnow())
     if changes:
-        raise Conflict("A gift card on this cart can no longer cover what it was applied for; the amounts were "
-                       "recomputed. Show the shopper the new amount due before taking payment.",
+        raise Conflict("A gift card on this cart can no longer cover what it was applied for, or was taken off "
+                       "because it would forfeit more than the shopper accepted; the amounts were recomputed. "
+                       "Show the shopper the new amount due before taking payment.",
                        code="gift_cards_changed", title="Gift cards changed", changes=changes, cart=view)
     return view
 

@@ -144,6 +144,25 @@ def test_a_forfeit_question_is_withdrawn_when_the_total_changes(demo: Widget, li
     expect(demo.due).to_have_text("$19.00")
 
 
+def test_a_card_forfeiting_more_than_agreed_after_a_total_change_is_taken_off_and_the_shopper_told(
+        demo: Widget, live_server):
+    demo.apply(NON_SPLITTABLE_80)
+    demo.page.get_by_role("button", name="Apply and forfeit $5.50").click()
+    expect(demo.cards.first).to_contain_text("$5.50 of this card's value will be forfeited.")
+
+    demo.page.get_by_label("T-shirt quantity").select_option("0")  # $50.00: $30.00 would be lost, $5.50 was agreed
+
+    expect(demo.message).to_have_text("Gift card ••••OSPL was taken off: with the new total more of its value would "
+                                      "be forfeited than you agreed. Apply it again if you still want to use it. "
+                                      "Amount still due $50.00.")
+    expect(demo.cards).to_have_count(0)
+    expect(demo.due).to_have_text("$50.00")
+    expect(demo.page.locator("#amount-due")).to_have_text("$50.00")
+    assert server_cart(live_server, demo.cart_token())["gift_cards"] == []
+    demo.apply(NON_SPLITTABLE_80)  # applying it again asks with the new figures
+    expect(demo.confirm).to_contain_text("$30.00 of its $80.00 value will be forfeited (lost)")
+
+
 def _tab_until_focused(page, locator, limit: int = 30) -> None:
     for _ in range(limit):
         if locator.evaluate("el => el === (el.getRootNode().activeElement)"):

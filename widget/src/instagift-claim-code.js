@@ -163,14 +163,20 @@ class InstagiftClaimCode extends HTMLElement {
     try {
       await this._ensureCart();
       if (this._view.total_cents !== this._total()) {
+        const before = this._view.gift_cards || [];
         const view = await this._request("PUT", this._cartPath(), { total_cents: this._total() });
         this._show(view);
+        const t = this._t();
         const due = { due: this._money(view.amount_due_cents) };
+        const kept = new Set((view.gift_cards || []).map((c) => c.id));
+        // The service takes off a non-splittable card that would now forfeit more than the shopper agreed to.
+        const said = before.filter((c) => !kept.has(c.id)).map((c) => fill(t.forfeitReleased, { code: c.code }));
         if (this._pending) {
           // The forfeit question quoted the old amount due: withdraw it rather than let it be accepted as shown.
           this._hideConfirm();
-          this._say(fill(this._t().totalChangedWhileAsking, due));
-        } else if (view.gift_cards?.length) this._say(fill(this._t().totalChanged, due));
+          said.push(fill(t.totalChangedWhileAsking, due));
+        } else if (said.length || view.gift_cards?.length) said.push(fill(t.totalChanged, due));
+        if (said.length) this._say(said.join(" "));
       }
     } catch (err) {
       await this._fail(err);

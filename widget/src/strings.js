@@ -15,6 +15,8 @@ export const STRINGS = {
   added: "Gift card {code} applied: {amount}. Amount still due {due}.",
   removed: "Gift card {code} removed. Amount still due {due}.",
   totalChanged: "Amount still due {due}.",
+  forfeitReleased:
+    "Gift card {code} was taken off: with the new total more of its value would be forfeited than you agreed. Apply it again if you still want to use it.",
   totalChangedWhileAsking: "Your order total changed, so the certificate was not applied. Amount still due {due}. Apply the code again if you still want to use it.",
   empty: "Enter your Instagift claim code.",
   notFound: "We couldn't find that claim code. Check it and try again.",
