@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from service.domain import money
 from service.jobs.queue import retry_by_person
 from service.persistence import Cart, GiftCardHold, Job, Order, Redemption, db, utcnow
-from tests.support import ADMIN, order_completed, signed_webhook
+from tests.support import ADMIN, SHOP, order_completed, signed_webhook
 
 
 @pytest.fixture
@@ -192,3 +192,136 @@ def test_cancellation_landing_while_the_job_reads_the_certificate_stops_it(app, 
     with app.app_context():
         assert db.session.get(GiftCardHold, row.hold_id).status == "released"
         assert db.session.scalar(sa.select(Order.attention)) is None
+
+
+def _cancel(client, order_id: str) -> None:
+    raw, headers = signed_webhook({"type": "order.cancelled", "timestamp": "2026-11-21T10:05:00Z",
+                                   "data": {"id": order_id}})
+    assert client.post("/v1/webhooks/orders", data=raw, headers=headers).status_code == 202
+
+
+def _attention(app, shop_order_id: str) -> str:
+    with app.app_context():
+        return db.session.scalar(sa.select(Order.attention).where(Order.shop_order_id == shop_order_id)) or ""
+
+
+def _complete(client, order_id: str, token: str, cents: int) -> None:
+    raw, headers = signed_webhook(order_completed(order_id, cart_token=token, gift_card_cents=cents,
+                                                  total_cents=cents))
+    assert client.post("/v1/webhooks/orders", data=raw, headers=headers).status_code == 202
+
+
+def _second_cart_takes_over(app, code: str, total: int):
+    """Another shopper's cart applies the same code once the first cart's hold has run out."""
+    from service.domain import checkout
+
+    at = utcnow() + timedelta(minutes=app.extensions["settings"].hold_minutes, seconds=1)
+    with app.app_context():
+        settings = app.extensions["settings"]
+        token, _ = checkout.create_cart(db.session, settings, total, "USD", at)
+        checkout.apply_gift_card(db.session, settings, app.extensions["providers"].instagift,
+                                 app.extensions["checkout_limiter"], checkout.ApplyRequest(token, code, False, "10.9.9.9"),
+                                 at)
+    return token, at
+
+
+def test_a_completed_order_takes_its_expired_card_back_from_an_open_cart(app, client, instagift, run_jobs):
+    cert_id, code = instagift.add_certificate(10000)
+    first = client.post("/v1/carts", json={"total_cents": 5000}).get_json()["cart_token"]
+    assert client.post(f"/v1/carts/{first}/gift-cards", json={"claim_code": code}).status_code == 200
+    second, _ = _second_cart_takes_over(app, code, 6000)
+
+    _complete(client, "5001", first, 5000)  # the first shopper paid with the card: that order keeps it
+
+    assert client.get(f"/v1/carts/{second}").get_json()["gift_cards"] == []  # before the second shopper pays
+    verified = client.post(f"/v1/carts/{second}/verify", headers=SHOP)
+    assert verified.status_code == 409, verified.get_json()
+    [change] = verified.get_json()["changes"]
+    assert (change["reason"], change["applied_cents_before"], change["applied_cents"]) == ("taken_by_another_order",
+                                                                                            6000, 0)
+    assert verified.get_json()["cart"]["amount_due_cents"] == 6000
+    assert client.post(f"/v1/carts/{second}/verify", headers=SHOP).status_code == 200  # told once
+    run_jobs()
+    assert [r["amount_cents"] for r in instagift.redemptions_for(cert_id)] == [5000]
+    _complete(client, "5002", first, 5000)  # a reused cart token redeems nothing more, and is not an error
+    run_jobs()
+    assert [r["amount_cents"] for r in instagift.redemptions_for(cert_id)] == [5000]
+
+
+def test_a_card_another_completed_order_is_redeeming_fails_visibly_instead_of_twice(app, client, instagift,
+                                                                                    run_jobs):
+    cert_id, code = instagift.add_certificate(10000)
+    first = client.post("/v1/carts", json={"total_cents": 5000}).get_json()["cart_token"]
+    assert client.post(f"/v1/carts/{first}/gift-cards", json={"claim_code": code}).status_code == 200
+    second, _ = _second_cart_takes_over(app, code, 6000)
+    _complete(client, "5003", second, 6000)  # the second shopper's order completed first
+
+    _complete(client, "5004", first, 5000)
+    run_jobs()
+
+    assert [r["amount_cents"] for r in instagift.redemptions_for(cert_id)] == [6000]
+    assert "$50.00 must be collected another way" in _attention(app, "5004")
+    with app.app_context():
+        states = dict(db.session.execute(sa.select(Order.shop_order_id, Redemption.state)
+                                         .join(Order, Order.id == Redemption.order_id)).all())
+    assert states == {"5003": "succeeded", "5004": "failed"}
+
+
+def test_instagift_taking_more_than_asked_is_flagged(app, client, instagift, run_jobs, monkeypatch):
+    real_redeem = instagift.redeem
+
+    def greedy(cert, amount, **kwargs):  # a provider fault: the whole balance instead of the amount asked
+        return real_redeem(cert, cert.face_value_cents, **kwargs)
+
+    monkeypatch.setattr(instagift, "redeem", greedy)
+    ordered_cart(client, instagift, "5005", balance=10000, total=3000)
+    run_jobs()
+    row = the_redemption(app)
+    assert row.redeemed_cents == 10000 and "$70.00 more than the $30.00 asked" in row.error
+    assert "$70.00 more than the $30.00 asked" in _attention(app, "5005")
+
+
+def test_cancelling_after_a_doubt_was_cleared_cancels_without_claiming_a_redemption(app, client, instagift,
+                                                                                    run_jobs):
+    cert_id = ordered_cart(client, instagift, "5006")
+    instagift.inject_fault("redeem_certificate", "error_500")  # did nothing, but we can't know that yet
+    run_jobs()
+    instagift.inject_fault("redeem_certificate", "rate_limit")  # read back: unchanged; the new call is refused
+    run_jobs(clock=later)
+    assert (the_redemption(app).state, the_redemption(app).outcome_unknown) == ("uncertain", False)
+
+    _cancel(client, "5006")
+
+    assert the_redemption(app).state == "cancelled"
+    assert "redeemed" not in _attention(app, "5006")
+    run_jobs(clock=lambda: later() + timedelta(hours=1))
+    assert instagift.redemptions_for(cert_id) == []
+
+
+def test_a_redemption_confirmed_after_the_cancellation_is_added_to_the_merchants_note(app, client, instagift,
+                                                                                      run_jobs):
+    ordered_cart(client, instagift, "5007", balance=10000, total=5000)
+    instagift.inject_fault("redeem_certificate", "apply_then_500")
+    run_jobs()
+    _cancel(client, "5007")
+    assert "unknown outcome" in _attention(app, "5007")
+
+    run_jobs(clock=later)  # read back: the call had gone through
+
+    assert the_redemption(app).state == "succeeded"
+    note = _attention(app, "5007")
+    assert "unknown outcome" in note and "$50.00 was redeemed after the order was cancelled" in note
+
+
+def test_a_person_retrying_a_dead_redemption_really_redeems(app, client, instagift, run_jobs):
+    cert_id = ordered_cart(client, instagift, "5008", balance=10000, total=3000)
+    instagift.inject_fault("redeem_certificate", "reject_400")
+    run_jobs()
+    job = the_job(app)
+    assert (job.state, the_redemption(app).state) == ("dead", "failed")
+
+    assert client.post(f"/v1/jobs/{job.id}/retry", headers=ADMIN).status_code == 202
+    run_jobs()
+
+    assert [r["amount_cents"] for r in instagift.redemptions_for(cert_id)] == [3000]
+    assert (the_job(app).state, the_redemption(app).state) == ("succeeded", "succeeded")

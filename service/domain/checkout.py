@@ -220,7 +220,35 @@ def update_cart_total(session: Session, settings: Settings, token: str, total_ce
     cart.total_cents = total_cents
     _touch(cart, settings, now)
     recompute(cart, settings)
+    release_unaccepted_forfeits(cart, settings, now)
     return _commit_with_view(session, cart)
+
+
+def release_unaccepted_forfeits(cart: Cart, settings: Settings, now: datetime) -> list[tuple[GiftCardHold, int]]:
+    """Release every active non-splittable hold that would now forfeit more than the shopper accepted.
+
+    Call it right after `recompute`. The shopper agreed to lose a stated amount (0 when the card was applied
+    without `accept_forfeit`); a total that dropped, or a balance that grew, may make the card forfeit more, and
+    that was never agreed. Such a hold is released (like a removal) and the cart recomputed; the first offender
+    in entry order goes each pass, because releasing a card only leaves more due for the cards after it (their
+    forfeits can only shrink). Returns the released holds, each with the forfeit it would have had.
+    """
+    released: list[tuple[GiftCardHold, int]] = []
+    while True:
+        offender = next((h for h in cart.holds if h.status == "active" and not h.splittable
+                         and h.forfeit_cents > h.accepted_forfeit_cents), None)
+        if offender is None:
+            return released
+        forfeit = offender.forfeit_cents
+        offender.status, offender.updated_at = "released", now
+        offender.status_reason = (f"forfeit not accepted: it would forfeit {money.format_usd(forfeit)}, the shopper "
+                                  f"accepted {money.format_usd(offender.accepted_forfeit_cents)}")
+        offender.applied_cents = offender.covers_cents = offender.redeem_cents = offender.forfeit_cents = 0
+        log.info("cart %s: gift card %s released: it would forfeit %s, more than the %s accepted", cart.id,
+                 masked_last4(offender.code_last4), money.format_usd(forfeit),
+                 money.format_usd(offender.accepted_forfeit_cents))
+        released.append((offender, forfeit))
+        recompute(cart, settings)
 
 
 # -- lookups -------------------------------------------------------------------------------------------
@@ -375,7 +403,8 @@ def _hold(session: Session, settings: Settings, request: ApplyRequest, certifica
         currency=certificate.currency.upper(), balance_cents=certificate.face_value_cents,
         certificate_expires_at=certificate.expires_at, splittable=certificate.splittable,
         applied_cents=part.applied_cents, covers_cents=part.covers_cents, redeem_cents=part.redeem_cents,
-        forfeit_cents=part.forfeit_cents, accept_forfeit=request.accept_forfeit, position=position,
+        forfeit_cents=part.forfeit_cents, accept_forfeit=request.accept_forfeit,
+        accepted_forfeit_cents=part.forfeit_cents if request.accept_forfeit else 0, position=position,
         status="active", expires_at=now + timedelta(minutes=settings.hold_minutes), created_at=now, updated_at=now)
     session.add(hold)
     _touch(cart, settings, now)
@@ -465,6 +494,7 @@ def verify_cart(session: Session, settings: Settings, client, token: str,
                             "applied_cents_before": hold.applied_cents})
             hold.balance_cents = certificate.face_value_cents
     recompute(cart, settings)
+    released = release_unaccepted_forfeits(cart, settings, now)
     by_id = {h.id: h for h in cart.holds}
     for change in changes:
         change["applied_cents"] = by_id[change["id"]].applied_cents
@@ -472,6 +502,21 @@ def verify_cart(session: Session, settings: Settings, client, token: str,
     changes = [c for c in changes if c["reason"] != "balance_changed"
                or by_id[c["id"]].covers_cents < before[c["id"]][1]
                or by_id[c["id"]].applied_cents != before[c["id"]][0]]
+    # A card released because it would forfeit more than was accepted: one entry saying so (it replaces a
+    # balance change of the same card, which is what made the forfeit grow).
+    released_ids = {hold.id for hold, _ in released}
+    changes = [c for c in changes if c["id"] not in released_ids]
+    for hold, forfeit in released:
+        changes.append({"id": hold.id, "code": masked_last4(hold.code_last4), "reason": "forfeit_not_accepted",
+                        "balance_cents": hold.balance_cents, "applied_cents_before": before[hold.id][0],
+                        "applied_cents": 0, "forfeit_cents": forfeit,
+                        "accepted_forfeit_cents": hold.accepted_forfeit_cents})
+    for hold in cart.holds:  # taken back by a completed order since the last verify: say so once, before payment
+        if hold.status == "invalid" and hold.status_reason == TAKEN_BACK_REASON and hold.applied_cents:
+            changes.append({"id": hold.id, "code": masked_last4(hold.code_last4), "reason": "taken_by_another_order",
+                            "balance_cents": hold.balance_cents, "applied_cents_before": hold.applied_cents,
+                            "applied_cents": 0})
+            hold.applied_cents = hold.covers_cents = hold.redeem_cents = hold.forfeit_cents = 0
     cart.last_verified_at = now
     _touch(cart, settings, now)
     return _commit_with_view(session, cart), changes
@@ -507,3 +552,15 @@ def release_expired_holds_job(ctx: JobContext) -> None:
     released = release_expired_holds(ctx.session, ctx.now())
     if released:
         log.info("released %d expired gift card hold(s)", released)
+
+
+TAKEN_BACK_REASON = "taken back by a completed order whose hold had expired"
+
+
+def take_back(session: Session, settings: Settings, hold: GiftCardHold, now: datetime) -> None:
+    """An open cart's hold yields its certificate to a completed order; that cart's next verify reports it."""
+    cart = session.scalar(lock_for_update(session, sa.select(Cart).where(Cart.id == hold.cart_id)))
+    # Amounts stay as they were until the cart's verify reports them (only active holds count anywhere).
+    hold.status, hold.status_reason, hold.updated_at = "invalid", TAKEN_BACK_REASON, now
+    cart.updated_at = now
+    recompute(cart, settings)

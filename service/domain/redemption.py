@@ -23,8 +23,9 @@ from sqlalchemy.orm import Session
 
 from service.config import Settings
 from service.domain import money
-from service.domain.checkout import hash_token
+from service.domain.checkout import hash_token, take_back
 from service.errors import (
+    Conflict,
     ProviderAuthError,
     ProviderError,
     ProviderNotFound,
@@ -35,6 +36,7 @@ from service.jobs import enqueue
 from service.jobs.registry import JobContext, Park, PermanentFailure, RetryLater, handler
 from service.logs import masked_last4
 from service.persistence import Cart, GiftCardHold, Order, Redemption
+from service.persistence.checkout import LOCKING_HOLD_STATUSES
 from service.persistence.db import lock_for_update
 
 log = logging.getLogger("service.redemption")
@@ -54,20 +56,21 @@ def plan_for_completed_order(session: Session, order: Order, settings: Settings)
         Cart.token_hash == hash_token(order.cart_token))))
     if cart is None:
         if order.gift_card_cents:
-            order.attention = (f"The order took {money.format_usd(order.gift_card_cents)} from gift cards but "
-                               "its cart_token matches no cart here: nothing was redeemed.")
+            add_attention(order, f"The order took {money.format_usd(order.gift_card_cents)} from gift cards but "
+                                 "its cart_token matches no cart here: nothing was redeemed.")
         return
     # The order is placed: the cart takes no more changes (its token now answers 404 cart_not_found).
     cart.expires_at = min(cart.expires_at, order.completed_at)
     # Holds whose time ran out still belong to this order (the shopper paid with them); only holds the
     # shopper removed or that verify found unusable are left out.
     holds = list(session.scalars(lock_for_update(session, sa.select(GiftCardHold).where(
-        GiftCardHold.cart_id == cart.id, GiftCardHold.status.in_(("active", "expired")))
+        GiftCardHold.cart_id == cart.id, GiftCardHold.status.in_(("active", "expired")),
+        ~sa.exists().where(Redemption.hold_id == GiftCardHold.id))  # a reused cart token plans nothing twice
         .order_by(GiftCardHold.position))))
     if not holds:
         if order.gift_card_cents:
-            order.attention = (f"The order took {money.format_usd(order.gift_card_cents)} from gift cards but "
-                               "its cart holds none: nothing was redeemed.")
+            add_attention(order, f"The order took {money.format_usd(order.gift_card_cents)} from gift cards but "
+                                 "its cart holds none: nothing was redeemed.")
         return
     if order.cancelled_at is not None:
         _release(holds, "order cancelled before completion", order.completed_at)
@@ -75,8 +78,8 @@ def plan_for_completed_order(session: Session, order: Order, settings: Settings)
     taken = money.split_order_gift_card_cents(order.gift_card_cents, [(h.id, h.covers_cents) for h in holds])
     covered = sum(h.covers_cents for h in holds)
     if order.gift_card_cents > covered:
-        order.attention = (f"The order took {money.format_usd(order.gift_card_cents)} from gift cards but its "
-                           f"cart held only {money.format_usd(covered)}: the difference was not redeemed.")
+        add_attention(order, f"The order took {money.format_usd(order.gift_card_cents)} from gift cards but its "
+                             f"cart held only {money.format_usd(covered)}: the difference was not redeemed.")
     now = order.completed_at
     for hold in holds:
         amount = money.redemption_amount(taken[hold.id], hold.redeem_cents, hold.balance_cents,
@@ -84,11 +87,6 @@ def plan_for_completed_order(session: Session, order: Order, settings: Settings)
         if amount.intended_cents <= 0:
             _release([hold], "the completed order took nothing from this gift card", now)
             continue
-        if hold.status == "expired" and _locked_elsewhere(session, hold):
-            hold.status_reason = "hold had expired and another cart holds the certificate; redeeming anyway"
-        else:
-            hold.status = "redeeming"
-        hold.updated_at = now
         redemption = Redemption(
             order_id=order.id, hold_id=hold.id, certificate_id=hold.certificate_id, code_last4=hold.code_last4,
             currency=hold.currency, splittable=hold.splittable, applied_cents=hold.applied_cents,
@@ -96,15 +94,36 @@ def plan_for_completed_order(session: Session, order: Order, settings: Settings)
             shortfall_cents=0, forfeit_cents=0, state="pending", outcome_unknown=False, attempts=0,
             created_at=now, updated_at=now)
         session.add(redemption)
+        holder = _holder_elsewhere(session, hold) if hold.status == "expired" else None
+        if holder is not None and holder.status == "redeeming":
+            # Another completed order is already redeeming this certificate: this order cannot have it too.
+            error = "the hold had expired and another completed order is redeeming this certificate"
+            redemption.state, redemption.error, redemption.shortfall_cents = "failed", error, amount.intended_cents
+            hold.status, hold.status_reason, hold.updated_at = "failed", error, now
+            add_attention(order, f"Gift card {masked_last4(hold.code_last4)} was not redeemed: {error}; "
+                                 f"{money.format_usd(amount.intended_cents)} must be collected another way.")
+            continue
+        if holder is not None:
+            # An open cart took the certificate after this hold ran out. The order is paid and that cart is not:
+            # the order keeps the card, and the other cart's verify reports it gone before its shopper pays.
+            take_back(session, settings, holder, now)
+            session.flush()  # the unique index allows one active/redeeming hold per certificate
+        hold.status, hold.updated_at = "redeeming", now
         session.flush()
         enqueue(session, JOB_KIND, {"redemption_id": redemption.id, "hold_id": hold.id},
                 dedupe_key=f"redeem:{hold.id}", order_id=order.id)
 
 
-def _locked_elsewhere(session: Session, hold: GiftCardHold) -> bool:
-    return session.scalar(sa.select(GiftCardHold.id).where(
+def _holder_elsewhere(session: Session, hold: GiftCardHold) -> GiftCardHold | None:
+    """The other cart's hold that now locks this hold's certificate (active or redeeming), if any."""
+    return session.scalar(lock_for_update(session, sa.select(GiftCardHold).where(
         GiftCardHold.certificate_id == hold.certificate_id, GiftCardHold.id != hold.id,
-        GiftCardHold.status.in_(("active", "redeeming")))) is not None
+        GiftCardHold.status.in_(LOCKING_HOLD_STATUSES))))
+
+
+def add_attention(order: Order, note: str) -> None:
+    """Add a note for the merchant to the order; earlier notes stay."""
+    order.attention = f"{order.attention} {note}" if order.attention else note
 
 
 def _release(holds: list[GiftCardHold], reason: str, now: datetime | None) -> None:
@@ -118,19 +137,22 @@ def on_order_cancelled(session: Session, order: Order, settings: Settings) -> No
     """Before redemption: cancel pending redemptions and release holds. After: flag the order for a person."""
     redemptions = list(session.scalars(lock_for_update(session, sa.select(Redemption).where(
         Redemption.order_id == order.id).order_by(Redemption.id))))
-    already = [r for r in redemptions if r.redeemed_cents > 0 or r.outcome_unknown or r.state == "uncertain"]
     for redemption in redemptions:
-        if redemption.state == "pending" and not redemption.outcome_unknown:
+        # Nothing redeemed and no call in doubt (an `uncertain` row whose doubt was cleared included): cancel it.
+        if redemption.state in ("pending", "uncertain") and not redemption.outcome_unknown \
+                and redemption.redeemed_cents == 0:
             redemption.state, redemption.error = "cancelled", "order cancelled before redemption"
             redemption.updated_at = order.cancelled_at
             hold = session.get(GiftCardHold, redemption.hold_id)
             _release([hold], "order cancelled before redemption", order.cancelled_at)
-    if already:
-        total = sum(r.redeemed_cents for r in already)
-        order.attention = (
-            f"Cancelled after gift cards were redeemed ({money.format_usd(total)} confirmed"
-            f"{', some outcomes still being checked' if any(r.outcome_unknown for r in already) else ''}); "
-            "Instagift has no refund API — refund manually.")
+    redeemed = sum(r.redeemed_cents for r in redemptions)
+    in_doubt = sum(1 for r in redemptions if r.outcome_unknown)
+    if redeemed:
+        add_attention(order, f"Cancelled after {money.format_usd(redeemed)} was redeemed from gift cards; "
+                             "Instagift has no refund API — refund manually.")
+    if in_doubt:
+        add_attention(order, f"Cancelled while {in_doubt} gift card redemption(s) had an unknown outcome; "
+                             "what they turn out to have done is noted here.")
     if order.cart_token:
         cart = session.scalar(sa.select(Cart).where(Cart.token_hash == hash_token(order.cart_token)))
         if cart is not None:
@@ -139,7 +161,24 @@ def on_order_cancelled(session: Session, order: Order, settings: Settings) -> No
 
 # -- the job -------------------------------------------------------------------------------------------
 
-@handler(JOB_KIND)
+def reopen_for_person_retry(session: Session, job, now: datetime) -> None:
+    """A person retries a dead redemption job (say, after activating the certificate): a row that failed without
+    redeeming anything becomes pending again, so the retry really tries; the read-back rules still apply."""
+    redemption = _load(session, job.payload["redemption_id"])
+    if redemption.state != "failed" or redemption.redeemed_cents > 0 or redemption.outcome_unknown:
+        return
+    hold = session.get(GiftCardHold, redemption.hold_id)
+    if _holder_elsewhere(session, hold) is not None:
+        raise Conflict("Another checkout holds this gift card now, so it cannot be redeemed for this order.",
+                       code="job_not_retryable")
+    hold.status, hold.status_reason, hold.updated_at = "redeeming", "redemption retried by a person", now
+    redemption.state, redemption.shortfall_cents, redemption.updated_at = "pending", 0, now
+    redemption.error = f"retried by a person after: {redemption.error}"
+    add_attention(session.get(Order, redemption.order_id),
+                  f"Gift card {masked_last4(redemption.code_last4)}: redemption retried by a person.")
+
+
+@handler(JOB_KIND, on_person_retry=reopen_for_person_retry)
 def redeem_gift_card(ctx: JobContext) -> None:
     """Redeem one held certificate for one order, exactly once (see the module docstring)."""
     redeem(ctx.session, ctx.settings, ctx.providers.instagift, ctx.payload["redemption_id"], ctx.now)
@@ -173,6 +212,12 @@ def redeem(session: Session, settings: Settings, client, redemption_id: int, now
             return
         # Unchanged and redeemable: nothing happened at Instagift, so calling again is safe.
         redemption.outcome_unknown = False
+        if _settled_or_cancelled(session, redemption, now):  # unless the order was cancelled meanwhile
+            add_attention(session.get(Order, redemption.order_id),
+                          f"Gift card {masked_last4(redemption.code_last4)}: the call in doubt had not reached "
+                          "Instagift; nothing was redeemed.")
+            session.commit()
+            return
 
     if certificate is None or certificate.unredeemable_reason(now()) is not None:
         reason = "not found at Instagift" if certificate is None else certificate.unredeemable_reason(now())
@@ -307,6 +352,14 @@ def _finish(session: Session, redemption: Redemption, now, *, redeemed: int, sta
     """Record the outcome: amounts, shortfall, forfeit, child certificate; the hold becomes redeemed."""
     redemption.redeemed_cents = redeemed
     redemption.shortfall_cents = max(0, redemption.intended_cents - redeemed)
+    asked = redemption.requested_cents or redemption.intended_cents
+    if redemption.splittable and redeemed > asked:
+        # Instagift should never take more than asked; if it does, the shopper lost value: a person must know.
+        over = (f"Instagift redeemed {money.format_usd(redeemed)}, {money.format_usd(redeemed - asked)} more "
+                f"than the {money.format_usd(asked)} asked")
+        error = f"{error}; {over}" if error else over
+        add_attention(session.get(Order, redemption.order_id),
+                      f"Gift card {masked_last4(redemption.code_last4)}: {over}; check it with Instagift.")
     # design.md: forfeit = redeemed − applied; what lies between taken and applied is the rounding, reported apart.
     redemption.forfeit_cents = max(0, redeemed - redemption.applied_cents) if not redemption.splittable else 0
     redemption.state = state or ("shortfall" if redemption.shortfall_cents > 0 else "succeeded")
@@ -321,12 +374,15 @@ def _finish(session: Session, redemption: Redemption, now, *, redeemed: int, sta
     hold.status = "redeemed" if redeemed > 0 else "failed"
     hold.status_reason = redemption.error
     hold.updated_at = now()
+    order = session.get(Order, redemption.order_id)
+    if redeemed > 0 and order.cancelled_at is not None:
+        add_attention(order, f"Gift card {masked_last4(redemption.code_last4)}: {money.format_usd(redeemed)} was "
+                             "redeemed after the order was cancelled — refund manually.")
     if redemption.state in ("shortfall", "failed"):
-        order = session.get(Order, redemption.order_id)
         note = (f"Gift card {masked_last4(redemption.code_last4)}: intended {money.format_usd(redemption.intended_cents)}, "
                 f"redeemed {money.format_usd(redeemed)} (shortfall {money.format_usd(redemption.shortfall_cents)})"
                 + (f": {redemption.error}." if redemption.error else "."))
-        order.attention = f"{order.attention} {note}" if order.attention else note
+        add_attention(order, note)
     session.commit()
 
 
@@ -356,6 +412,6 @@ def _definite_refusal(session: Session, redemption_id: int, now, exc: ProviderEr
     hold.status, hold.status_reason = "failed", redemption.error
     order = session.get(Order, redemption.order_id)
     note = f"Gift card {masked_last4(redemption.code_last4)} could not be redeemed: {exc}"
-    order.attention = f"{order.attention} {note}" if order.attention else note
+    add_attention(order, note)
     session.commit()
     raise PermanentFailure(note)

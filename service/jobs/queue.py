@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from service.errors import Conflict, NotFound
+from service.jobs.registry import person_retry_hook
 from service.logs import redact
 from service.persistence import Job, JobAttempt, utcnow
 from service.persistence.db import insert_ignoring_conflict, lock_for_update
@@ -234,6 +235,9 @@ def retry_by_person(session: Session, job_id: int, now: datetime | None = None) 
     if job.state not in RETRYABLE_BY_PERSON:
         raise Conflict(f"Job {job_id} is {job.state}; only dead or parked jobs can be retried.",
                        code="job_not_retryable", state=job.state)
+    hook = person_retry_hook(job.kind)
+    if hook is not None:
+        hook(session, job, now)
     job.state, job.failures, job.run_at, job.finished_at, job.updated_at = "queued", 0, now, None, now
     session.commit()
     return job

@@ -71,20 +71,32 @@ class Periodic:
     every_seconds: int
 
 
+# Called inside a person's retry, before the job is queued again: undoes the job's own record of a final
+# failure so the retry does the work again, or raises a ServiceError to refuse the retry.
+PersonRetryHook = Callable[[Session, Job, datetime], None]
+
 _handlers: dict[str, Handler] = {}
 _periodic: dict[str, Periodic] = {}
+_person_retry_hooks: dict[str, PersonRetryHook] = {}
 
 
-def handler(kind: str, *, every_seconds: int | None = None) -> Callable[[Handler], Handler]:
+def handler(kind: str, *, every_seconds: int | None = None,
+            on_person_retry: PersonRetryHook | None = None) -> Callable[[Handler], Handler]:
     """Register the handler for `kind`; with `every_seconds` the worker also enqueues it on that schedule."""
 
     def register(fn: Handler) -> Handler:
         _handlers[kind] = fn
         if every_seconds:
             _periodic[kind] = Periodic(kind, every_seconds)
+        if on_person_retry:
+            _person_retry_hooks[kind] = on_person_retry
         return fn
 
     return register
+
+
+def person_retry_hook(kind: str) -> PersonRetryHook | None:
+    return _person_retry_hooks.get(kind)
 
 
 def get_handler(kind: str) -> Handler | None:
