@@ -4,6 +4,7 @@ servers for the service and the sandbox providers, and a worker that drains the 
 from __future__ import annotations
 
 import os
+import random
 
 import pytest
 import requests
@@ -113,11 +114,21 @@ def live_server(app):
         yield server
 
 
+class _LongestBackoff(random.Random):
+    """Backoff jitter drawn at its ceiling (2 s for a first failure): a failed job is not due again within the
+    drain that failed it. With real jitter the delay could come out at a few milliseconds, and whether a retry ran
+    inside the same drain depended on the machine's speed (tests flaked). Tests move the clock on to retry.
+    """
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
 @pytest.fixture
 def run_jobs(app):
     """Run every due job now, in this thread, through the real worker code; returns how many ran."""
 
     def run(**worker_options) -> int:
-        return Worker(app, threads=0, **worker_options).drain()
+        return Worker(app, threads=0, **{"rng": _LongestBackoff(), **worker_options}).drain()
 
     return run
