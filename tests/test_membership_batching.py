@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from service.domain.membership import BATCH_CHECK_KIND, next_cutoff_after
 from service.jobs.queue import enqueue
-from service.persistence import MembershipCard, MembershipPrintJob, db
+from service.persistence import MembershipCard, MembershipPrintJob, Order, db
 from tests.support import order_completed, signed_webhook
 
 STORE = {"name": "Front Desk", "company": "Demo Shop", "address1": "1 Market Sq", "city": "Boston",
@@ -176,3 +176,80 @@ def test_a_batch_short_of_funds_waits_then_submits_when_funds_arrive(app, client
     run_jobs(clock=after_cutoff)
     assert statuses(app) == ["submitted"]
     assert instantcard.counts()["submitted_print_jobs"] == 1
+
+
+def _cancel(client, order_id):
+    raw, headers = signed_webhook({"type": "order.cancelled", "timestamp": "2027-07-14T15:00:00Z",
+                                   "data": {"id": order_id}})
+    assert client.post("/v1/webhooks/orders", data=raw, headers=headers).status_code == 202
+
+
+class _CancelsOnce:
+    """The InstantCard client, except that the shop cancels `order_id` just before the first `method` call."""
+
+    def __init__(self, real, client, method, order_id):
+        self._real, self._client, self._method, self._order_id, self._done = real, client, method, order_id, False
+
+    def __getattr__(self, name):
+        attribute = getattr(self._real, name)
+        if name != self._method or self._done:
+            return attribute
+
+        def call(*args, **kwargs):
+            self._done = True
+            _cancel(self._client, self._order_id)
+            return attribute(*args, **kwargs)
+
+        return call
+
+
+@pytest.mark.parametrize("method, cancelled", [("add_cards", "2002"), ("create_print_job", "2001")])
+def test_a_card_cancelled_while_it_joins_the_batch_is_not_printed(app, client, run_jobs, instantcard, method,
+                                                                  cancelled):
+    post_order(client, "2001")
+    post_order(client, "2002")
+    providers = app.extensions["providers"]
+    providers.instantcard = _CancelsOnce(providers.instantcard, client, method, cancelled)
+    run_jobs(clock=at("2027-07-14T10:00:00-04:00"))
+    providers.instantcard = providers.instantcard._real
+    check_cutoff(app, run_jobs, at("2027-07-14T15:31:00-04:00"), "cutoff")
+
+    live = "2002" if cancelled == "2001" else "2001"
+    with app.app_context():
+        rows = dict(db.session.execute(sa.select(Order.shop_order_id, MembershipCard.status)
+                                       .join(Order, Order.id == MembershipCard.order_id)).all())
+        cost = db.session.scalar(sa.select(MembershipCard.job_cost_cents).join(Order, Order.id == MembershipCard.order_id)
+                                 .where(Order.shop_order_id == live))
+    assert rows == {live: "submitted", cancelled: "cancelled"}
+    [remote] = instantcard.print_jobs.values()
+    assert remote["status"] == 1 and len(remote["card_ids"]) == 1
+    assert cost == batches(app)[0].cost_cents  # the one printed card carries the whole cost
+
+
+def test_a_batch_whose_first_card_was_cancelled_is_created_by_the_next(app, client, run_jobs, instantcard):
+    post_order(client, "2001")
+    post_order(client, "2002")
+    instantcard.inject_fault("create_print_job", "error_500")  # the first card's create fails once…
+    run_jobs(clock=at("2027-07-14T10:00:00-04:00"))
+    _cancel(client, "2001")  # …and then its order is cancelled
+
+    run_jobs(clock=at("2027-07-14T12:00:00-04:00"))
+    check_cutoff(app, run_jobs, at("2027-07-14T15:31:00-04:00"), "cutoff")
+
+    assert statuses(app) == ["cancelled", "submitted"]
+    [remote] = instantcard.print_jobs.values()
+    assert remote["status"] == 1 and len(remote["card_ids"]) == 1
+
+
+def test_waiting_for_the_batch_costs_no_attempt(app, client, run_jobs, instantcard):
+    from service.domain.membership import JOB_KIND
+    from service.persistence import Job
+
+    post_order(client, "2001")
+    post_order(client, "2002")
+    instantcard.inject_fault("create_print_job", "error_500", times=20)  # a long outage for the first card
+    for hour in range(10, 16):  # six tries of the first card (of its 8): the second card waits all along
+        run_jobs(clock=at(f"2027-07-14T{hour}:00:00-04:00"))
+    with app.app_context():
+        second = db.session.scalars(sa.select(Job).where(Job.kind == JOB_KIND).order_by(Job.id)).all()[1]
+        assert (second.state, second.failures) == ("parked", 0)

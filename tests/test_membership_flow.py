@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from service.domain.membership import FUNDS_CHECK_KIND, JOB_KIND
 from service.jobs.queue import enqueue
-from service.persistence import Job, MembershipCard, MembershipPrintJob, db, utcnow
+from service.persistence import Job, MembershipCard, MembershipPrintJob, Order, db, utcnow
 from tests.support import order_completed, signed_webhook
 
 GOLD = {"sku": "MEMBER-GOLD", "title": "Gold membership", "quantity": 1, "unit_price_cents": 5000}
@@ -238,3 +238,59 @@ def test_an_order_without_a_shipping_address_fails_with_the_reason(app, client, 
     assert "shipping address" in card.last_error
     assert job_states(app) == ["dead"]
     assert instantcard.counts()["print_jobs"] == 0
+
+
+class _CancelsDuring:
+    """The InstantCard client, except that the shop cancels the order while `method` is being called."""
+
+    def __init__(self, real, client, method: str, order_id: str, before_call: bool = True):
+        self._real, self._client, self._method, self._order_id = real, client, method, order_id
+        self._before = before_call
+
+    def __getattr__(self, name):
+        attribute = getattr(self._real, name)
+        if name != self._method:
+            return attribute
+
+        def call(*args, **kwargs):
+            if self._before:
+                cancel_order(self._client, self._order_id)
+            result = attribute(*args, **kwargs)
+            if not self._before:
+                cancel_order(self._client, self._order_id)
+            return result
+
+        return call
+
+
+def test_an_order_cancelled_while_funds_are_checked_is_not_printed_or_charged(app, client, run_jobs, instantcard):
+    post_order(client, lines=(GOLD,))
+    providers = app.extensions["providers"]
+    providers.instantcard = _CancelsDuring(providers.instantcard, client, "charge_details", "1001")
+    run_jobs()
+    assert [c.status for c in cards(app)] == ["cancelled"]
+    assert instantcard.counts()["submitted_print_jobs"] == 0
+    assert instantcard.counts()["balance_cents"] == 100_00
+
+
+def test_a_cancellation_racing_the_submit_is_recorded_as_printed(app, client, run_jobs, instantcard):
+    post_order(client, lines=(GOLD,))
+    providers = app.extensions["providers"]
+    providers.instantcard = _CancelsDuring(providers.instantcard, client, "submit_print_job", "1001",
+                                           before_call=False)
+    run_jobs()
+    [card] = cards(app)
+    assert card.status == "submitted" and "cancelled" in card.last_error
+    assert instantcard.counts()["submitted_print_jobs"] == 1
+    with app.app_context():
+        assert "printed although the order was cancelled" in db.session.scalar(sa.select(Order.attention))
+
+
+def test_card_jobs_get_the_configured_number_of_attempts(app, client, run_jobs):
+    import dataclasses
+
+    app.extensions["settings"] = dataclasses.replace(app.extensions["settings"], job_max_attempts=3)
+    post_order(client, lines=(GOLD,))
+    run_jobs()  # the planning job writes the card jobs
+    with app.app_context():
+        assert db.session.scalars(sa.select(Job.max_attempts).where(Job.kind == JOB_KIND)).all() == [3]

@@ -218,7 +218,8 @@ def plan_for_completed_order(session: Session, order: Order, settings: Settings)
             except UnknownVariable as exc:  # the start-up check prevents this; kept for a clear record
                 card.status, card.last_error = "failed", f"unknown template variable {{{exc}}}"
                 continue
-            enqueue(session, JOB_KIND, {"card_id": card.id}, dedupe_key=f"membership:{card.id}", order_id=order.id)
+            enqueue(session, JOB_KIND, {"card_id": card.id}, dedupe_key=f"membership:{card.id}", order_id=order.id,
+                    max_attempts=settings.job_max_attempts)
 
 
 def on_order_cancelled(session: Session, order: Order, settings: Settings) -> None:
@@ -406,6 +407,15 @@ def submit_print_job(session: Session, client, print_job_row_id: int, now, funds
     _record_costs(session, print_job_row_id, charge.job_total_cost_cents, charge.shipping_cost_cents, now())
     if not has_balance:
         _wait_for_funds(session, print_job_row_id, charge.job_total_cost_cents, now, funds_recheck_seconds)
+    # Last look before the call that prints and charges: an order cancelled while we checked funds stops it here.
+    live = session.scalar(sa.select(sa.func.count()).select_from(MembershipCard).where(
+        MembershipCard.print_job_id == print_job_row_id, MembershipCard.status != "cancelled"))
+    if not live:
+        session.execute(sa.update(MembershipPrintJob).where(MembershipPrintJob.id == print_job_row_id)
+                        .values(status="closed", open_slot=None, last_error="every card on it was cancelled",
+                                updated_at=now()))
+        session.commit()
+        return
     session.execute(sa.update(MembershipPrintJob).where(MembershipPrintJob.id == print_job_row_id)
                     .values(submit_attempted_at=now(), updated_at=now()))
     session.commit()
@@ -442,10 +452,20 @@ def _record_submitted(session: Session, row_id: int, now) -> None:
     session.execute(sa.update(MembershipPrintJob).where(MembershipPrintJob.id == row_id)
                     .values(status="submitted", open_slot=None, submitted_at=now(), last_error=None,
                             updated_at=now()))
-    # The truth wins over a cancellation that raced the submit: the card is printed.
+    # Every card still on the print job was printed (cards taken out of a batch are unlinked when removed).
+    # The truth wins over a cancellation that raced the submit: such a card is printed, and the merchant told.
+    raced = list(session.execute(sa.select(MembershipCard.id, MembershipCard.order_id).where(
+        MembershipCard.print_job_id == row_id, MembershipCard.status == "cancelled")))
     session.execute(sa.update(MembershipCard).where(MembershipCard.print_job_id == row_id,
                                                     MembershipCard.status.in_(("queued", "waiting_for_funds")))
                     .values(status="submitted", submitted_at=now(), last_error=None, updated_at=now()))
+    for card_id, order_id in raced:
+        session.execute(sa.update(MembershipCard).where(MembershipCard.id == card_id).values(
+            status="submitted", submitted_at=now(), updated_at=now(),
+            last_error="printed: the order was cancelled while its print job was being submitted"))
+        session.get(Order, order_id).add_attention(
+            f"Membership card {card_id} was printed although the order was cancelled while it was being "
+            "submitted to InstantCard.")
     session.commit()
 
 
@@ -462,7 +482,10 @@ def _join_batch(session: Session, settings: Settings, client, snap: CardSnapshot
     session.commit()
     if instantcard_id is None:
         if creator != snap.id:
-            raise RetryLater("waiting for the batch print job to be created by its first card", delay_seconds=5)
+            if _take_over_batch_creation(session, client, snap, now):
+                return True  # look again: this card creates the batch now, or it exists
+            # Waiting costs no attempt (a Park): a slow first card must not use up this card's failure budget.
+            raise Park("waiting for the batch print job to be created by its first card", 5)
         if attempted is not None:
             found = client.find_open_print_job_with_card(snap.instantcard_card_id)
             if found is not None:
@@ -482,6 +505,36 @@ def _join_batch(session: Session, settings: Settings, client, snap: CardSnapshot
     _record(session, snap.id, "finalized", now(), add_attempted_at=now())
     client.add_cards(instantcard_id, [snap.instantcard_card_id])
     _record(session, snap.id, "finalized", now(), status="queued", queued_at=now())
+    return True
+
+
+def _take_over_batch_creation(session: Session, client, snap: CardSnapshot, now) -> bool:
+    """When the card that was to create the batch was cancelled or failed, this card takes the job over.
+
+    Its create may have reached InstantCard before it stopped: that print job is looked up by its card and
+    kept (the cancelled card is taken out before the batch is submitted). True when there is something new to do.
+    """
+    batch = session.scalars(lock_for_update(session, sa.select(MembershipPrintJob).where(
+        MembershipPrintJob.id == snap.print_job_id)).execution_options(populate_existing=True)).one()
+    creator = session.get(MembershipCard, batch.creator_card_id, populate_existing=True) \
+        if batch.creator_card_id else None
+    if batch.instantcard_print_job_id is not None:
+        session.commit()
+        return True
+    if creator is not None and creator.status not in ("cancelled", "failed"):
+        session.commit()
+        return False
+    old_card, attempted = (creator.instantcard_card_id if creator else None), batch.create_attempted_at
+    batch.creator_card_id, batch.updated_at = snap.id, now()
+    session.commit()
+    if attempted is not None and old_card is not None:
+        found = client.find_open_print_job_with_card(old_card)
+        if found is not None:
+            session.execute(sa.update(MembershipPrintJob).where(MembershipPrintJob.id == snap.print_job_id)
+                            .values(instantcard_print_job_id=str(found.id), updated_at=now()))
+            session.commit()
+    log.info("membership card %s creates batch %s in place of card %s", snap.id, snap.print_job_id,
+             creator.id if creator else None)
     return True
 
 
@@ -521,15 +574,23 @@ def submit_batch(session: Session, settings: Settings, client, print_job_row_id:
     cards = list(session.scalars(sa.select(MembershipCard).where(MembershipCard.print_job_id == batch.id)
                                  .execution_options(populate_existing=True)))
     waiting = [c.id for c in cards if c.status in ("pending", "drafted", "finalized")]
-    removals = [c.instantcard_card_id for c in cards if c.status == "cancelled" and c.queued_at is not None]
+    # Any cancelled card may be on InstantCard's print job, even one whose add or create answer never came back.
+    cancelled = [(c.id, c.instantcard_card_id) for c in cards if c.status == "cancelled"]
     live = [c for c in cards if c.status in ("queued", "waiting_for_funds")]
     instantcard_id = batch.instantcard_print_job_id
     session.commit()
     if waiting:
-        raise RetryLater(f"{len(waiting)} card(s) are still being added to the batch", delay_seconds=15)
-    for card_id in removals:
-        with contextlib.suppress(ProviderNotFound):  # already removed by an earlier attempt
-            client.remove_card(instantcard_id, card_id)
+        # Waiting costs no attempt (a Park): an outage while cards join must not kill the batch.
+        raise Park(f"{len(waiting)} card(s) are still being added to the batch", 15)
+    if cancelled and instantcard_id is not None:
+        on_batch = client.fetch_print_job(instantcard_id).card_ids
+        for row_id, card_id in cancelled:
+            if card_id is not None and (on_batch is None or card_id in on_batch):
+                with contextlib.suppress(ProviderNotFound):  # already removed by an earlier attempt
+                    client.remove_card(instantcard_id, card_id)
+            # Off the print job: what stays linked to a submitted print job is what was printed.
+            session.execute(sa.update(MembershipCard).where(MembershipCard.id == row_id).values(print_job_id=None))
+            session.commit()
     if not live:
         session.execute(sa.update(MembershipPrintJob).where(MembershipPrintJob.id == print_job_row_id)
                         .values(last_error="every card in the batch was cancelled", updated_at=now()))

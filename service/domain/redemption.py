@@ -56,7 +56,7 @@ def plan_for_completed_order(session: Session, order: Order, settings: Settings)
         Cart.token_hash == hash_token(order.cart_token))))
     if cart is None:
         if order.gift_card_cents:
-            add_attention(order, f"The order took {money.format_usd(order.gift_card_cents)} from gift cards but "
+            order.add_attention(f"The order took {money.format_usd(order.gift_card_cents)} from gift cards but "
                                  "its cart_token matches no cart here: nothing was redeemed.")
         return
     # The order is placed: the cart takes no more changes (its token now answers 404 cart_not_found).
@@ -69,7 +69,7 @@ def plan_for_completed_order(session: Session, order: Order, settings: Settings)
         .order_by(GiftCardHold.position))))
     if not holds:
         if order.gift_card_cents:
-            add_attention(order, f"The order took {money.format_usd(order.gift_card_cents)} from gift cards but "
+            order.add_attention(f"The order took {money.format_usd(order.gift_card_cents)} from gift cards but "
                                  "its cart holds none: nothing was redeemed.")
         return
     if order.cancelled_at is not None:
@@ -78,7 +78,7 @@ def plan_for_completed_order(session: Session, order: Order, settings: Settings)
     taken = money.split_order_gift_card_cents(order.gift_card_cents, [(h.id, h.covers_cents) for h in holds])
     covered = sum(h.covers_cents for h in holds)
     if order.gift_card_cents > covered:
-        add_attention(order, f"The order took {money.format_usd(order.gift_card_cents)} from gift cards but its "
+        order.add_attention(f"The order took {money.format_usd(order.gift_card_cents)} from gift cards but its "
                              f"cart held only {money.format_usd(covered)}: the difference was not redeemed.")
     now = order.completed_at
     for hold in holds:
@@ -100,7 +100,7 @@ def plan_for_completed_order(session: Session, order: Order, settings: Settings)
             error = "the hold had expired and another completed order is redeeming this certificate"
             redemption.state, redemption.error, redemption.shortfall_cents = "failed", error, amount.intended_cents
             hold.status, hold.status_reason, hold.updated_at = "failed", error, now
-            add_attention(order, f"Gift card {masked_last4(hold.code_last4)} was not redeemed: {error}; "
+            order.add_attention(f"Gift card {masked_last4(hold.code_last4)} was not redeemed: {error}; "
                                  f"{money.format_usd(amount.intended_cents)} must be collected another way.")
             continue
         if holder is not None:
@@ -119,11 +119,6 @@ def _holder_elsewhere(session: Session, hold: GiftCardHold) -> GiftCardHold | No
     return session.scalar(lock_for_update(session, sa.select(GiftCardHold).where(
         GiftCardHold.certificate_id == hold.certificate_id, GiftCardHold.id != hold.id,
         GiftCardHold.status.in_(LOCKING_HOLD_STATUSES))))
-
-
-def add_attention(order: Order, note: str) -> None:
-    """Add a note for the merchant to the order; earlier notes stay."""
-    order.attention = f"{order.attention} {note}" if order.attention else note
 
 
 def _release(holds: list[GiftCardHold], reason: str, now: datetime | None) -> None:
@@ -148,10 +143,10 @@ def on_order_cancelled(session: Session, order: Order, settings: Settings) -> No
     redeemed = sum(r.redeemed_cents for r in redemptions)
     in_doubt = sum(1 for r in redemptions if r.outcome_unknown)
     if redeemed:
-        add_attention(order, f"Cancelled after {money.format_usd(redeemed)} was redeemed from gift cards; "
+        order.add_attention(f"Cancelled after {money.format_usd(redeemed)} was redeemed from gift cards; "
                              "Instagift has no refund API — refund manually.")
     if in_doubt:
-        add_attention(order, f"Cancelled while {in_doubt} gift card redemption(s) had an unknown outcome; "
+        order.add_attention(f"Cancelled while {in_doubt} gift card redemption(s) had an unknown outcome; "
                              "what they turn out to have done is noted here.")
     if order.cart_token:
         cart = session.scalar(sa.select(Cart).where(Cart.token_hash == hash_token(order.cart_token)))
@@ -174,7 +169,7 @@ def reopen_for_person_retry(session: Session, job, now: datetime) -> None:
     hold.status, hold.status_reason, hold.updated_at = "redeeming", "redemption retried by a person", now
     redemption.state, redemption.shortfall_cents, redemption.updated_at = "pending", 0, now
     redemption.error = f"retried by a person after: {redemption.error}"
-    add_attention(session.get(Order, redemption.order_id),
+    session.get(Order, redemption.order_id).add_attention(
                   f"Gift card {masked_last4(redemption.code_last4)}: redemption retried by a person.")
 
 
@@ -213,7 +208,7 @@ def redeem(session: Session, settings: Settings, client, redemption_id: int, now
         # Unchanged and redeemable: nothing happened at Instagift, so calling again is safe.
         redemption.outcome_unknown = False
         if _settled_or_cancelled(session, redemption, now):  # unless the order was cancelled meanwhile
-            add_attention(session.get(Order, redemption.order_id),
+            session.get(Order, redemption.order_id).add_attention(
                           f"Gift card {masked_last4(redemption.code_last4)}: the call in doubt had not reached "
                           "Instagift; nothing was redeemed.")
             session.commit()
@@ -358,7 +353,7 @@ def _finish(session: Session, redemption: Redemption, now, *, redeemed: int, sta
         over = (f"Instagift redeemed {money.format_usd(redeemed)}, {money.format_usd(redeemed - asked)} more "
                 f"than the {money.format_usd(asked)} asked")
         error = f"{error}; {over}" if error else over
-        add_attention(session.get(Order, redemption.order_id),
+        session.get(Order, redemption.order_id).add_attention(
                       f"Gift card {masked_last4(redemption.code_last4)}: {over}; check it with Instagift.")
     # design.md: forfeit = redeemed − applied; what lies between taken and applied is the rounding, reported apart.
     redemption.forfeit_cents = max(0, redeemed - redemption.applied_cents) if not redemption.splittable else 0
@@ -376,13 +371,13 @@ def _finish(session: Session, redemption: Redemption, now, *, redeemed: int, sta
     hold.updated_at = now()
     order = session.get(Order, redemption.order_id)
     if redeemed > 0 and order.cancelled_at is not None:
-        add_attention(order, f"Gift card {masked_last4(redemption.code_last4)}: {money.format_usd(redeemed)} was "
+        order.add_attention(f"Gift card {masked_last4(redemption.code_last4)}: {money.format_usd(redeemed)} was "
                              "redeemed after the order was cancelled — refund manually.")
     if redemption.state in ("shortfall", "failed"):
         note = (f"Gift card {masked_last4(redemption.code_last4)}: intended {money.format_usd(redemption.intended_cents)}, "
                 f"redeemed {money.format_usd(redeemed)} (shortfall {money.format_usd(redemption.shortfall_cents)})"
                 + (f": {redemption.error}." if redemption.error else "."))
-        add_attention(order, note)
+        order.add_attention(note)
     session.commit()
 
 
@@ -412,6 +407,6 @@ def _definite_refusal(session: Session, redemption_id: int, now, exc: ProviderEr
     hold.status, hold.status_reason = "failed", redemption.error
     order = session.get(Order, redemption.order_id)
     note = f"Gift card {masked_last4(redemption.code_last4)} could not be redeemed: {exc}"
-    add_attention(order, note)
+    order.add_attention(note)
     session.commit()
     raise PermanentFailure(note)

@@ -38,6 +38,10 @@ class Order(db.Model):
 
     events: Mapped[list[OrderEvent]] = relationship(back_populates="order", order_by="OrderEvent.id")
 
+    def add_attention(self, note: str) -> None:
+        """Add a note for the merchant; earlier notes stay."""
+        self.attention = f"{self.attention} {note}" if self.attention else note
+
 
 class OrderEvent(db.Model):
     """One accepted webhook. Two unique keys make redelivery harmless: its `webhook-id`, and (order, event
