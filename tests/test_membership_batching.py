@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from service.domain.membership import BATCH_CHECK_KIND, next_cutoff_after
 from service.jobs.queue import enqueue
@@ -253,3 +255,17 @@ def test_waiting_for_the_batch_costs_no_attempt(app, client, run_jobs, instantca
     with app.app_context():
         second = db.session.scalars(sa.select(Job).where(Job.kind == JOB_KIND).order_by(Job.id)).all()[1]
         assert (second.state, second.failures) == ("parked", 0)
+
+
+@settings(max_examples=500)
+@given(moment=st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2029, 1, 1), timezones=st.just(UTC)),
+       hour=st.integers(0, 23), minute=st.sampled_from([0, 1, 29, 30, 59]))
+def test_the_next_cutoff_is_always_ahead_and_within_a_day(moment, hour, minute):
+    """Property, clock changes included: the next cutoff is after the moment, and at most a day (+ 1 h) later."""
+    cutoff = next_cutoff_after(moment, f"{hour:02d}:{minute:02d}")
+    assert moment < cutoff <= moment + timedelta(hours=25)
+
+
+def test_the_autumn_clock_change_does_not_put_the_cutoff_in_the_past():
+    moment = datetime(2026, 11, 1, 6, 15, tzinfo=UTC)  # 01:15 EST, after the second 01:00 began
+    assert next_cutoff_after(moment, "01:30") > moment

@@ -180,7 +180,9 @@ def next_cutoff_after(moment: datetime, cutoff_hhmm: str) -> datetime:
     hour, minute = (int(part) for part in cutoff_hhmm.split(":"))
     local = moment.astimezone(EASTERN)
     candidate = datetime.combine(local.date(), time(hour, minute), tzinfo=EASTERN)
-    if candidate <= local:
+    # Compare instants, not wall clocks: two times in the same zone compare by wall clock in Python, which is
+    # wrong across the autumn change (01:30 comes twice).
+    if candidate.astimezone(UTC) <= moment.astimezone(UTC):
         candidate = datetime.combine(local.date() + timedelta(days=1), time(hour, minute), tzinfo=EASTERN)
     return candidate.astimezone(UTC)
 
