@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -19,7 +20,15 @@ from service.errors import (
     ProviderResponseInvalid,
     ProviderUnavailable,
 )
-from service.providers.cardly import JSON_CONTENT_TYPE, CardlyClient, payment_required_amounts
+from service.providers.cardly import (
+    JSON_CONTENT_TYPE,
+    CardlyClient,
+    CardRecipient,
+    CardRequest,
+    order_body,
+    payment_required_amounts,
+    preview_body,
+)
 
 BASE = "https://cardly.test/v2"
 KEY = "test_QRJabcdefgh73X"
@@ -240,3 +249,23 @@ def test_listings_page_with_limit_and_offset(client):
     assert [t["id"] for t in templates.results] == ["t1", "t2"] and templates.next_offset is None
     with pytest.raises(ValueError):
         client.list_art(limit=101)
+
+
+def test_a_card_request_is_put_in_cardlys_words():
+    recipient = CardRecipient(first_name="Ada", last_name="Lovelace", address1="10 Main St", address2="",
+                              city="Springfield", region="IL", postcode="62701", country="US", company="Analytical")
+    plain = CardRequest(purchase_order_number="#1001", artwork="art-1", recipient=recipient, message="Thanks!",
+                        shipping_method="tracked", requested_arrival=date(2026, 12, 10))
+    assert order_body(plain) == {"purchaseOrderNumber": "#1001", "lines": [{
+        "artwork": "art-1", "quantity": 1,
+        "recipient": {"firstName": "Ada", "lastName": "Lovelace", "address": "10 Main St", "address2": "",
+                      "city": "Springfield", "region": "IL", "postcode": "62701", "country": "US",
+                      "company": "Analytical"},
+        "messages": {"pages": [{"page": 3, "text": "Thanks!"}]},
+        "shippingMethod": "tracked", "requestedArrival": "2026-12-10"}]}
+    templated = CardRequest(purchase_order_number="#1001", artwork="art-1", recipient=recipient, message="Hi",
+                            template="tpl-9", template_variables={"first_name": "Ada", "message": "Hi",
+                                                                  "order_number": "#1001", "shop_name": "Demo"})
+    body = preview_body(templated)
+    assert body["template"] == "tpl-9" and "messages" not in body and body["purchaseOrderNumber"] == "#1001"
+    assert body["variables"] == {"firstName": "Ada", "message": "Hi", "orderNumber": "#1001", "shopName": "Demo"}

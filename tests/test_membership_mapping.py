@@ -14,12 +14,12 @@ from service.domain.membership import (
     UnknownVariable,
     add_months,
     member_number_for,
-    one_off_address,
     render_field,
     split_cost,
     template_problems,
     template_variables,
 )
+from service.providers.instantcard import one_off_address
 from tests.support import order_completed
 
 DATA = order_completed("1001")["data"]

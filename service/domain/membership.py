@@ -39,6 +39,7 @@ from service.jobs.registry import JobContext, Park, PermanentFailure, RetryLater
 from service.logs import redact
 from service.persistence import MembershipCard, MembershipPrintJob, Order
 from service.persistence.db import insert_ignoring_conflict, lock_for_update
+from service.providers.instantcard import one_off_address
 
 log = logging.getLogger("service.membership")
 
@@ -162,17 +163,6 @@ def template_variables(data: dict[str, Any], line: dict[str, Any], *, member_num
 def member_number_for(prefix: str, card_row_id: int) -> str:
     """The member number printed on a card: the prefix and the card row's id, 8 digits."""
     return f"{prefix}{card_row_id:08d}"
-
-
-def one_off_address(address: dict[str, Any] | None) -> dict[str, str] | None:
-    """An order-style address (name, address1, region, postcode, …) in InstantCard's one-off address terms."""
-    if not address or not address.get("address1"):
-        return None
-    mapped = {"full_name": address.get("name"), "organization_name": address.get("company"),
-              "address_1": address.get("address1"), "address_2": address.get("address2"),
-              "city": address.get("city"), "state": address.get("region"), "zip_code": address.get("postcode"),
-              "country": address.get("country")}
-    return {k: str(v) for k, v in mapped.items() if v}
 
 
 def next_cutoff_after(moment: datetime, cutoff_hhmm: str) -> datetime:

@@ -44,7 +44,11 @@ from service.persistence.thank_you import ThankYouCard
 from service.providers.cardly import (
     IDEMPOTENCY_CONFLICT_CODE,
     MAX_IDEMPOTENCY_KEY_LENGTH,
+    CardRecipient,
+    CardRequest,
+    order_body,
     payment_required_amounts,
+    preview_body,
 )
 
 log = logging.getLogger("service.thank_you")
@@ -118,37 +122,30 @@ def _split_name(name: str | None) -> tuple[str | None, str | None]:
     return (parts[0], parts[1]) if len(parts) == 2 else (parts[0], None)
 
 
-def build_card_line(order_data: Mapping[str, Any], settings: Settings, today: date) -> dict[str, Any]:
-    """One Cardly order line (also the preview body) for the order's shipping address, ignoring the rules."""
+def build_card_request(order_data: Mapping[str, Any], settings: Settings, today: date) -> CardRequest:
+    """The card for the order's shipping address, ignoring the rules (the Cardly client words it for Cardly)."""
     cardly = settings.cardly
     customer = order_data.get("customer") or {}
     address = order_data.get("shipping_address") or {}
     first, last = _split_name(address.get("name"))
     if not first:
         first, last = customer.get("first_name"), customer.get("last_name")
-    recipient = {"firstName": first or "", "lastName": last or "", "address": address.get("address1") or "",
-                 "address2": address.get("address2") or "", "city": address.get("city") or "",
-                 "region": address.get("region") or "", "postcode": address.get("postcode") or "",
-                 "country": (address.get("country") or "").upper()}
-    if address.get("company"):
-        recipient["company"] = address["company"]
+    recipient = CardRecipient(
+        first_name=first or "", last_name=last or "", address1=address.get("address1") or "",
+        address2=address.get("address2") or "", city=address.get("city") or "", region=address.get("region") or "",
+        postcode=address.get("postcode") or "", country=(address.get("country") or "").upper(),
+        company=address.get("company") or None)
     message = render_message(cardly.message, message_values(order_data, settings))
-    line: dict[str, Any] = {"artwork": cardly.artwork, "quantity": 1, "recipient": recipient}
+    variables = None
     if cardly.template:
-        # With a template Cardly ignores `messages` and fills the template's variables instead.
-        line["template"] = cardly.template
-        line["variables"] = {"firstName": customer.get("first_name") or first or "", "message": message,
-                             "orderNumber": str(order_data.get("number") or order_data.get("id") or ""),
-                             "shopName": settings.shop_name}
-    else:
-        line["messages"] = {"pages": [{"page": 3, "text": message}]}
-    if cardly.sender:
-        line["sender"] = dict(cardly.sender)
-    if cardly.shipping_method:
-        line["shippingMethod"] = cardly.shipping_method
-    if cardly.arrival_offset_days:
-        line["requestedArrival"] = (today + timedelta(days=cardly.arrival_offset_days)).isoformat()
-    return line
+        variables = {"first_name": customer.get("first_name") or first or "", "message": message,
+                     "order_number": str(order_data.get("number") or order_data.get("id") or ""),
+                     "shop_name": settings.shop_name}
+    arrival = today + timedelta(days=cardly.arrival_offset_days) if cardly.arrival_offset_days else None
+    return CardRequest(
+        purchase_order_number=str(order_data.get("number") or order_data.get("id")), artwork=cardly.artwork,
+        recipient=recipient, message=message, template=cardly.template or None, template_variables=variables,
+        sender=cardly.sender or None, shipping_method=cardly.shipping_method or None, requested_arrival=arrival)
 
 
 def skip_reason(order_data: Mapping[str, Any], settings: Settings, *, cancelled: bool = False) -> Skip | None:
@@ -185,10 +182,8 @@ def thank_you_decision(order_data: Mapping[str, Any], settings: Settings, *, tod
     if skip is not None:
         return skip
     today = today or utcnow().date()
-    line = build_card_line(order_data, settings, today)
-    payload = {"purchaseOrderNumber": str(order_data.get("number") or order_data.get("id")), "lines": [line]}
-    requested = date.fromisoformat(line["requestedArrival"]) if line.get("requestedArrival") else None
-    return Send(payload=payload, requested_arrival=requested)
+    request = build_card_request(order_data, settings, today)
+    return Send(payload=order_body(request), requested_arrival=request.requested_arrival)
 
 
 def idempotency_key(shop_order_id: str, generation: int) -> str:
@@ -421,10 +416,9 @@ def preview_card(order_data: Mapping[str, Any], settings: Settings, client, toda
         raise Conflict("No card artwork is configured; set CARDLY_ARTWORK first.", code="cardly_not_configured")
     if not order_data.get("shipping_address"):
         raise ValidationFailed({"shipping_address": ["A shipping address is required for a preview."]})
-    line = build_card_line(order_data, settings, today)
-    body = {**line, "purchaseOrderNumber": str(order_data.get("number") or order_data.get("id"))}
+    request = build_card_request(order_data, settings, today)
     try:
-        preview = client.preview_order(body)
+        preview = client.preview_order(preview_body(request))
     except ProviderAuthError:
         raise
     except ProviderRejected as exc:
@@ -443,8 +437,7 @@ def preview_card(order_data: Mapping[str, Any], settings: Settings, client, toda
                      "estimated_min_arrival": preview.delivery.estimated_min_arrival,
                      "estimated_max_arrival": preview.delivery.estimated_max_arrival},
         "test_mode": preview.test_mode, "warnings": list(preview.warnings),
-        "message": render_message(settings.cardly.message, message_values(order_data, settings)),
-        "artwork": line["artwork"], "template": line.get("template"),
+        "message": request.message, "artwork": request.artwork, "template": request.template,
         "would_send": skip is None, "skip_reason": skip.reason if skip else None,
         "skip_detail": skip.detail if skip else None,
     }

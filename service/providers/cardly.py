@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -33,6 +34,74 @@ JSON_CONTENT_TYPE = "application/json"
 MAX_IDEMPOTENCY_KEY_LENGTH = 64
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,64}$")
 IDEMPOTENCY_CONFLICT_CODE = "cardly_idempotency_conflict"
+
+
+# -- requests: the service's words in, Cardly's out ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class CardRecipient:
+    first_name: str
+    last_name: str
+    address1: str
+    address2: str
+    city: str
+    region: str
+    postcode: str
+    country: str
+    company: str | None = None
+
+
+@dataclass(frozen=True)
+class CardRequest:
+    """One thank-you card in the service's own words; `order_body` and `preview_body` put it in Cardly's."""
+
+    purchase_order_number: str
+    artwork: str
+    recipient: CardRecipient
+    message: str
+    template: str | None = None
+    # The merchant's Cardly template variables: first_name, message, order_number, shop_name.
+    template_variables: dict[str, str] | None = None
+    sender: dict[str, Any] | None = None  # CARDLY_SENDER is configured in Cardly's own field names
+    shipping_method: str | None = None
+    requested_arrival: date | None = None
+
+
+_TEMPLATE_VARIABLE_NAMES = {"first_name": "firstName", "message": "message", "order_number": "orderNumber",
+                            "shop_name": "shopName"}
+
+
+def card_line(request: CardRequest) -> dict[str, Any]:
+    """The request as one Cardly order line."""
+    r = request.recipient
+    recipient = {"firstName": r.first_name, "lastName": r.last_name, "address": r.address1, "address2": r.address2,
+                 "city": r.city, "region": r.region, "postcode": r.postcode, "country": r.country}
+    if r.company:
+        recipient["company"] = r.company
+    line: dict[str, Any] = {"artwork": request.artwork, "quantity": 1, "recipient": recipient}
+    if request.template:
+        # With a template Cardly ignores `messages` and fills the template's variables instead.
+        line["template"] = request.template
+        line["variables"] = {_TEMPLATE_VARIABLE_NAMES[k]: v for k, v in (request.template_variables or {}).items()}
+    else:
+        line["messages"] = {"pages": [{"page": 3, "text": request.message}]}
+    if request.sender:
+        line["sender"] = dict(request.sender)
+    if request.shipping_method:
+        line["shippingMethod"] = request.shipping_method
+    if request.requested_arrival:
+        line["requestedArrival"] = request.requested_arrival.isoformat()
+    return line
+
+
+def order_body(request: CardRequest) -> dict[str, Any]:
+    """The orders/place body for one card."""
+    return {"purchaseOrderNumber": request.purchase_order_number, "lines": [card_line(request)]}
+
+
+def preview_body(request: CardRequest) -> dict[str, Any]:
+    """The orders/preview body for one card."""
+    return {**card_line(request), "purchaseOrderNumber": request.purchase_order_number}
 
 
 def is_test_key(api_key: str) -> bool:

@@ -368,6 +368,17 @@ _ADDRESS_KEYS = {
 }
 
 
+def one_off_address(address: dict[str, Any] | None) -> dict[str, str] | None:
+    """An order-style address (name, address1, region, postcode, …) in InstantCard's one-off address terms."""
+    if not address or not address.get("address1"):
+        return None
+    mapped = {"full_name": address.get("name"), "organization_name": address.get("company"),
+              "address_1": address.get("address1"), "address_2": address.get("address2"),
+              "city": address.get("city"), "state": address.get("region"), "zip_code": address.get("postcode"),
+              "country": address.get("country")}
+    return {k: str(v) for k, v in mapped.items() if v}
+
+
 def encode_address(address: dict[str, Any] | None) -> dict[str, str]:
     """A one-off address (InstantCard's names: full_name, address_1, state, zip_code, …) as form keys."""
     if not address:
