@@ -319,3 +319,25 @@ def test_a_cancellation_racing_the_placement_keeps_cardly_answer_and_notes_it(cl
     card = card_of(app, "6003")
     assert card.status == "placed" and card.cardly_order_id == cardly.placed_orders()[0]["id"]
     assert "cancelled while the card was being placed" in card.note
+
+
+@pytest.mark.parametrize("fault, placed", [("place_then_500", True), ("error_500", False)])
+def test_a_cancellation_after_a_lost_answer_is_settled_from_cardlys_order_list(client, app, cardly, run_jobs, fault,
+                                                                               placed):
+    cardly.inject_fault(fault, times=1)
+    deliver(client, order_completed("6003"))
+    run_jobs()  # the placement's answer is lost (a 500): retried later under the same key
+    deliver(client, {"type": "order.cancelled", "timestamp": "2026-11-21T10:05:00Z", "data": {"id": "6003"}})
+
+    run_jobs(clock=lambda: utcnow() + timedelta(hours=1))
+
+    card = card_of(app, "6003")
+    assert card.outcome_uncertain is False
+    assert len(cardly.placed_orders()) == (1 if placed else 0)
+    if placed:  # it cost credits: it must show as placed, and in reconciliation
+        assert card.status == "placed" and card.cost_credits and "cancelled after its card was placed" in card.note
+        report = client.get("/v1/reconciliation", headers=ADMIN).get_json()
+        spent = report["overall"]["thank_you_cards"]
+        assert spent["placed"] + spent["test_mode_placed"] == 1
+    else:
+        assert card.status == "skipped" and "shows no card" in card.skip_detail

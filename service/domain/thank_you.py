@@ -232,8 +232,8 @@ def on_order_cancelled(session: Session, order: Order, settings: Settings) -> No
 def _skip_cancelled(card: ThankYouCard) -> None:
     detail = "The order was cancelled before the card was placed."
     if card.outcome_uncertain:
-        detail += (f" An earlier attempt (Idempotency-Key {card.idempotency_key}) had no definite answer; check "
-                   "Cardly for this purchase order number.")
+        detail += (f" An earlier attempt (Idempotency-Key {card.idempotency_key}) had no definite answer; the job "
+                   "looks for it in Cardly's order list.")
     card.status, card.skip_reason, card.skip_detail = "skipped", "order_cancelled", detail
 
 
@@ -267,6 +267,9 @@ def send_thank_you_card(ctx: JobContext) -> None:
 
     card = _locked_card(session, order_id)
     order = session.get(Order, order_id, populate_existing=True)
+    if card.status == "skipped" and card.outcome_uncertain:
+        _settle_cancelled_uncertain(ctx, order_id, (card.request_body or {}).get("purchaseOrderNumber"))
+        return
     if card.status in ("placed", "skipped"):
         return
     now = ctx.now()
@@ -312,6 +315,28 @@ def send_thank_you_card(ctx: JobContext) -> None:
                      "lodged orders — contact Cardly support if it must be stopped.")
     log.info("order %s: thank-you card placed as Cardly order %s (%s credits%s)", order.shop_order_id, placed.order_id,
              placed.cost_credits, ", test mode" if placed.test_mode else "")
+
+
+def _settle_cancelled_uncertain(ctx: JobContext, order_id: int, purchase_order_number: str | None) -> None:
+    """The order was cancelled after a placement whose answer was lost: Cardly's order list says what happened,
+    so a card that was placed (and cost credits) is recorded as placed, not hidden as skipped."""
+    session = ctx.session
+    session.commit()  # no transaction held across the HTTP call
+    found = ctx.providers.cardly.find_order_by_purchase_order(purchase_order_number) if purchase_order_number else None
+    card = _locked_card(session, order_id)
+    if not (card.status == "skipped" and card.outcome_uncertain):
+        return
+    card.outcome_uncertain, card.updated_at = False, ctx.now()
+    if found is None:
+        card.skip_detail = ("The order was cancelled before the card was placed; Cardly's order list shows no card "
+                            "for it.")
+        return
+    card.status, card.skip_reason, card.skip_detail = "placed", None, None
+    card.cardly_order_id, card.cardly_status, card.cost_credits = found.order_id, found.status, found.cost_credits
+    card.test_mode, card.placed_at = found.test_mode, ctx.now()
+    card.note = (f"The order was cancelled after its card was placed (Cardly order {found.order_id}, found in "
+                 "Cardly's order list after its answer was lost); Cardly cannot reliably cancel lodged orders — "
+                 "contact Cardly support if it must be stopped.")
 
 
 def _park_unless_credit_covers(client, cost: Decimal, settings: Settings) -> None:

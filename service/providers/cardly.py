@@ -293,12 +293,25 @@ class CardlyClient:
         if not order.get("id"):
             raise ProviderResponseInvalid(PROVIDER, "orders/{id} answered without data.id",
                                           request_id=answer.request_id)
-        items = [i for i in order.get("items") or [] if isinstance(i, dict)]
-        customer = order.get("customer") if isinstance(order.get("customer"), dict) else {}
-        return CardlyOrder(order_id=str(order["id"]), status=order.get("status"), cost_credits=_order_credits(order),
-                           purchase_order_number=order.get("purchaseOrderNumber") or customer.get("purchaseOrderNo"),
-                           delivery=Delivery.from_cardly(items[0].get("delivery") if items else None),
-                           test_mode=answer.test_mode, raw=order)
+        return _parse_order(order, answer.test_mode)
+
+    def find_order_by_purchase_order(self, purchase_order_number: str, *, max_pages: int = 50) -> CardlyOrder | None:
+        """The newest order carrying this purchase order number in Cardly's order listing, or None.
+
+        Settles a placement whose answer was lost: Cardly has no lookup by idempotency key, but every card we
+        place carries the shop's order number as its purchase order number."""
+        offset: int | None = 0
+        for _ in range(max_pages):
+            page = self._page("orders", 100, offset, {})
+            for order in page.results:
+                customer = order.get("customer") if isinstance(order.get("customer"), dict) else {}
+                if order.get("id") and purchase_order_number in (order.get("purchaseOrderNumber"),
+                                                                 customer.get("purchaseOrderNo")):
+                    return _parse_order(order, False)
+            offset = page.next_offset
+            if offset is None:
+                return None
+        raise ProviderResponseInvalid(PROVIDER, f"the order listing did not end within {max_pages} pages")
 
     def account_balance(self) -> Balance:
         """GET account/balance: the organisation's card credit balance."""
@@ -392,6 +405,15 @@ def validate_idempotency_key(key: str) -> None:
     """Cardly accepts Idempotency-Key values of up to 64 visible ASCII characters."""
     if not isinstance(key, str) or not _IDEMPOTENCY_KEY.match(key):
         raise ValueError(f"an Idempotency-Key must be 1–{MAX_IDEMPOTENCY_KEY_LENGTH} visible ASCII characters")
+
+
+def _parse_order(order: dict[str, Any], test_mode: bool) -> CardlyOrder:
+    items = [i for i in order.get("items") or [] if isinstance(i, dict)]
+    customer = order.get("customer") if isinstance(order.get("customer"), dict) else {}
+    return CardlyOrder(order_id=str(order["id"]), status=order.get("status"), cost_credits=_order_credits(order),
+                       purchase_order_number=order.get("purchaseOrderNumber") or customer.get("purchaseOrderNo"),
+                       delivery=Delivery.from_cardly(items[0].get("delivery") if items else None),
+                       test_mode=test_mode, raw=order)
 
 
 def _order_credits(order: dict[str, Any]) -> Decimal | None:

@@ -389,6 +389,17 @@ def create_blueprint() -> Blueprint:
         # Cardly's preview URLs need no authentication; a tiny stand-in PDF.
         return Response(b"%PDF-1.4\n% sandbox preview\n%%EOF\n", mimetype="application/pdf")
 
+    @bp.get("/orders")
+    def list_orders():
+        """Order Listing: the organisation's orders, newest first, paginated like the other listings."""
+        test_mode, refused = authenticate()
+        if refused:
+            return refused
+        with state.lock:
+            orders = [{k: v for k, v in o.items() if k not in ("request", "idempotencyKey", "testMode")}
+                      for o in reversed(list(state.orders.values()))]
+        return listing(orders, test_mode)
+
     @bp.get("/orders/<order_id>")
     def get_order(order_id: str):
         test_mode, refused = authenticate()
