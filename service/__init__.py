@@ -12,6 +12,7 @@ from pathlib import Path
 from flask import Flask, g, request
 from flask_cors import CORS
 from flask_migrate import Migrate
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service.config import Settings, load_settings
 from service.logs import configure_logging
@@ -39,9 +40,15 @@ def create_app(environ: dict[str, str] | None = None, **overrides) -> Flask:
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
         RATELIMIT_STORAGE_URI=settings.ratelimit_storage_uri,
         RATELIMIT_HEADERS_ENABLED=True,
+        RATELIMIT_SWALLOW_ERRORS=True,  # an unreachable Redis must not break checkout (see /readyz)
         JSON_SORT_KEYS=False,
     )
     configure_logging(settings.log_format)
+
+    if settings.trusted_proxies:
+        # Rate limits key on the shopper's address: behind N proxies, the Nth address from the right in
+        # X-Forwarded-For is the one no client can forge.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, compare_type=True, render_as_batch=True)
@@ -52,7 +59,9 @@ def create_app(environ: dict[str, str] | None = None, **overrides) -> Flask:
     from service.web import register_http
     register_http(app, settings)
     _register_request_ids(app)
-    CORS(app, resources={r"/v1/(carts|gift-cards)(/.*)?": {"origins": list(settings.allowed_origins)}},
+    # The widget's endpoints only: verify is for the shop's backend and gets no CORS headers.
+    widget_paths = r"^/v1/(gift-cards(/.*)?|carts(/[^/]+(/gift-cards(/[^/]+)?)?)?)$"
+    CORS(app, resources={widget_paths: {"origins": list(settings.allowed_origins)}},
          expose_headers=["X-Request-Id", "Retry-After"], max_age=600)
 
     from service import cli
@@ -70,6 +79,9 @@ def _register_request_ids(app: Flask) -> None:
     @app.after_request
     def give_request_id(response):
         response.headers["X-Request-Id"] = g.get("request_id", "")
+        if request.path.startswith("/v1/"):
+            # API answers carry cart tokens and ledgers: no shared or browser cache may keep them.
+            response.headers.setdefault("Cache-Control", "no-store")
         elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
         log.info("%s %s %s %.1fms", request.method, masked_request_path(), response.status_code, elapsed)
         return response

@@ -7,8 +7,11 @@ nothing is defaulted and everything missing is reported at once by `Configuratio
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ DEV_WEBHOOK_SECRET = "whsec_ZGV2LXdlYmhvb2stc2VjcmV0LW5vdC1mb3ItcHJvZHVjdGlvbg==
 DEV_SHOP_API_TOKEN = "dev-shop-token"
 DEV_ADMIN_API_TOKEN = "dev-admin-token"
 DEV_SANDBOX_URL = "http://127.0.0.1:5001"
+MIN_TOKEN_LENGTH = 16
 DEV_ALLOWED_ORIGINS = ("http://127.0.0.1:5000", "http://localhost:5000")
 
 INSTAGIFT_DEFAULT_URL = "https://api.instagift.com/v2"
@@ -107,6 +111,8 @@ class Settings:
     cardly: CardlySettings
     instantcard: InstantCardSettings
     max_request_bytes: int = 64 * 1024
+    # Proxies in front of the service whose X-Forwarded-For/-Proto are believed (0: none, the socket's address).
+    trusted_proxies: int = 0
     job_lease_seconds: int = 120
     job_max_attempts: int = 8
     job_backoff_base_seconds: float = 2.0
@@ -123,6 +129,13 @@ class Settings:
         return self.instagift.sandbox or self.cardly.sandbox or self.instantcard.sandbox
 
 
+def _is_base64(text: str) -> bool:
+    try:
+        return bool(base64.b64decode(text, validate=True))
+    except (binascii.Error, ValueError):
+        return False
+
+
 class _Reader:
     """Reads typed values from an environment mapping and collects every problem instead of stopping."""
 
@@ -136,15 +149,25 @@ class _Reader:
             return default
         return value.strip()
 
-    def int(self, name: str, default: int) -> int:
+    def int(self, name: str, default: int, minimum: int | None = None) -> int:
         raw = self.str(name)
         if raw is None:
             return default
         try:
-            return int(raw)
+            value = int(raw)
         except ValueError:
             self.problems.append(f"{name} must be a whole number (got {raw!r})")
             return default
+        if minimum is not None and value < minimum:
+            self.problems.append(f"{name} must be at least {minimum} (got {value})")
+            return default
+        return value
+
+    def url(self, name: str, default: str) -> str:
+        value = self.str(name, default)
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+            self.problems.append(f"{name} must be an http(s) URL (got {value!r})")
+        return value
 
     def bool(self, name: str, default: bool) -> bool:
         raw = self.str(name)
@@ -244,6 +267,9 @@ def load_settings(environ: dict[str, str] | None = None, instance_path: str = "i
     for s in webhook_secrets:
         if not s.startswith("whsec_"):
             read.problems.append("WEBHOOK_SECRETS entries must start with whsec_ (one entry does not)")
+        elif not _is_base64(s.removeprefix("whsec_")):
+            # A secret no shop can sign with would make every order webhook fail: refuse it at start-up.
+            read.problems.append("WEBHOOK_SECRETS entries must be whsec_ followed by base64 (one entry is not)")
 
     # Instagift: required in production; the sandbox in development when no credentials are set.
     ig_key, ig_secret = read.str("INSTAGIFT_MERCHANT_KEY"), read.str("INSTAGIFT_MERCHANT_SECRET")
@@ -253,7 +279,7 @@ def load_settings(environ: dict[str, str] | None = None, instance_path: str = "i
     if production and not ig_secret:
         missing.append("INSTAGIFT_MERCHANT_SECRET is required in production")
     instagift = InstagiftSettings(
-        api_url=(f"{sandbox_url}/instagift/v2" if ig_sandbox else read.str("INSTAGIFT_API_URL", INSTAGIFT_DEFAULT_URL)).rstrip("/"),
+        api_url=(f"{sandbox_url}/instagift/v2" if ig_sandbox else read.url("INSTAGIFT_API_URL", INSTAGIFT_DEFAULT_URL)).rstrip("/"),
         merchant_key=ig_key or ("sandbox-merchant-key" if ig_sandbox else ""),
         merchant_secret=ig_secret or ("sandbox-merchant-secret" if ig_sandbox else ""),
         location_id=read.str("INSTAGIFT_LOCATION_ID"),
@@ -266,10 +292,12 @@ def load_settings(environ: dict[str, str] | None = None, instance_path: str = "i
     cardly_sandbox = not production and not cardly_key
     if production and cardly_enabled and not cardly_key:
         missing.append("CARDLY_API_KEY is required in production while CARDLY_ENABLED is true")
+    if cardly_key and not cardly_key.startswith(("test_", "live_")):
+        read.problems.append("CARDLY_API_KEY must start with test_ or live_ (Cardly's two kinds of key)")
     if production and cardly_enabled and not read.str("CARDLY_ARTWORK"):
         missing.append("CARDLY_ARTWORK is required in production while CARDLY_ENABLED is true")
     cardly = CardlySettings(
-        api_url=(f"{sandbox_url}/cardly/v2" if cardly_sandbox else read.str("CARDLY_API_URL", CARDLY_DEFAULT_URL)).rstrip("/"),
+        api_url=(f"{sandbox_url}/cardly/v2" if cardly_sandbox else read.url("CARDLY_API_URL", CARDLY_DEFAULT_URL)).rstrip("/"),
         api_key=cardly_key or ("test_sandbox_key" if cardly_sandbox else ""),
         sandbox=cardly_sandbox,
         enabled=cardly_enabled,
@@ -313,7 +341,7 @@ def load_settings(environ: dict[str, str] | None = None, instance_path: str = "i
             }
         }
     instantcard = InstantCardSettings(
-        api_url=(f"{sandbox_url}/instantcard/api/v2" if ic_sandbox else read.str("INSTANTCARD_API_URL", INSTANTCARD_DEFAULT_URL)).rstrip("/"),
+        api_url=(f"{sandbox_url}/instantcard/api/v2" if ic_sandbox else read.url("INSTANTCARD_API_URL", INSTANTCARD_DEFAULT_URL)).rstrip("/"),
         email=ic_email or ("sandbox@example.com" if ic_sandbox else ""),
         password=ic_password or ("sandbox-password" if ic_sandbox else ""),
         organization_id=read.str("INSTANTCARD_ORGANIZATION_ID", "1" if ic_sandbox else None),
@@ -341,24 +369,39 @@ def load_settings(environ: dict[str, str] | None = None, instance_path: str = "i
         ratelimit_storage_uri=read.str("RATELIMIT_STORAGE_URI", "memory://"),
         lookup_rate_limit=read.str("LOOKUP_RATE_LIMIT", "10/minute;30/hour"),
         cart_create_rate_limit=read.str("CART_CREATE_RATE_LIMIT", "30/minute;300/hour"),
-        cart_failure_limit=read.int("CART_FAILURE_LIMIT", 5),
-        cart_lock_minutes=read.int("CART_LOCK_MINUTES", 15),
+        cart_failure_limit=read.int("CART_FAILURE_LIMIT", 5, minimum=1),
+        cart_lock_minutes=read.int("CART_LOCK_MINUTES", 15, minimum=0),
         gift_card_rounding=read.choice("GIFT_CARD_ROUNDING", "down", ("down", "up")),
-        hold_minutes=read.int("HOLD_MINUTES", 30),
+        hold_minutes=read.int("HOLD_MINUTES", 30, minimum=1),
         shop_name=read.str("SHOP_NAME", "Demo Shop"),
         sandbox_url=sandbox_url,
         instagift=instagift,
         cardly=cardly,
         instantcard=instantcard,
-        max_request_bytes=read.int("MAX_REQUEST_BYTES", 64 * 1024),
-        job_lease_seconds=read.int("JOB_LEASE_SECONDS", 120),
-        job_max_attempts=read.int("JOB_MAX_ATTEMPTS", 8),
-        job_backoff_base_seconds=float(read.int("JOB_BACKOFF_BASE_SECONDS", 2)),
-        job_backoff_cap_seconds=float(read.int("JOB_BACKOFF_CAP_SECONDS", 900)),
+        max_request_bytes=read.int("MAX_REQUEST_BYTES", 64 * 1024, minimum=1024),
+        trusted_proxies=read.int("TRUSTED_PROXIES", 0, minimum=0),
+        job_lease_seconds=read.int("JOB_LEASE_SECONDS", 120, minimum=10),
+        job_max_attempts=read.int("JOB_MAX_ATTEMPTS", 8, minimum=1),
+        job_backoff_base_seconds=float(read.int("JOB_BACKOFF_BASE_SECONDS", 2, minimum=0)),
+        job_backoff_cap_seconds=float(read.int("JOB_BACKOFF_CAP_SECONDS", 900, minimum=1)),
         log_format=read.choice("LOG_FORMAT", "json" if production else "text", ("json", "text")),
     )
     if production and not settings.allowed_origins:
         missing.append("ALLOWED_ORIGINS is required in production (the storefront's origin)")
+    for origin in settings.allowed_origins:
+        if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?", origin):
+            read.problems.append(f"ALLOWED_ORIGINS entries must be origins like https://shop.example (got {origin!r})")
+    if production:
+        if not read.str("DATABASE_URL"):
+            missing.append("DATABASE_URL is required in production (postgresql://…; SQLite only by choice)")
+        if not read.str("RATELIMIT_STORAGE_URI"):
+            missing.append("RATELIMIT_STORAGE_URI is required in production (redis://… shared by every web "
+                           "process; memory:// only for a single process)")
+        for name, token in (("SHOP_API_TOKEN", settings.shop_api_token), ("ADMIN_API_TOKEN", settings.admin_api_token)):
+            if token and len(token) < MIN_TOKEN_LENGTH:
+                read.problems.append(f"{name} must be at least {MIN_TOKEN_LENGTH} characters (a random secret)")
+        if settings.shop_api_token and settings.shop_api_token == settings.admin_api_token:
+            read.problems.append("ADMIN_API_TOKEN must differ from SHOP_API_TOKEN (the shop must not read the ledger)")
     problems = missing + read.problems
     if problems:
         raise ConfigurationError(problems)

@@ -16,8 +16,11 @@ from flask import g, has_request_context
 
 # Claim codes look like "62DD-CV4T-R2NTM2" or "MNK-QPF27E-EHJ3": letter/digit groups joined by hyphens,
 # 10+ characters with at least one digit and one letter. Also long unbroken alphanumeric tokens.
-_CLAIM_CODE = re.compile(r"\b(?=[A-Z0-9-]*\d)(?=[A-Z0-9-]*[A-Z])[A-Z0-9]{2,8}(?:-[A-Z0-9]{2,8}){1,4}\b", re.I)
-_BEARER = re.compile(r"(?i)\b(bearer|token|api[-_]?key|secret|password|authorization)(\s*[:=]\s*|\s+)(['\"]?)([^\s'\",}]+)")
+# Upper case only: Instagift prints codes in capitals and the service logs them only as it sends them
+# (normalised), while lower-case hyphenated ids such as order "ord-audit-1" must stay readable.
+_CLAIM_CODE = re.compile(r"\b(?=[A-Z0-9-]*\d)(?=[A-Z0-9-]*[A-Z])[A-Z0-9]{2,8}(?:-[A-Z0-9]{2,8}){1,4}\b")
+_BEARER = re.compile(r"(?i)\b(bearer|token|api[-_]?key|secret|password|authorization)(\s*[:=]\s*|\s+)(['\"]?)"
+                     r"((?:bearer|basic)\s+)?([^\s'\",}]+)")
 _SECRET_PREFIXED = re.compile(r"\b(whsec_|test_|live_|sk_)[A-Za-z0-9+/=_-]{6,}")
 # Cart tokens are URL-safe base64 and may start or end with "-" or "_": bounded by lookarounds, not \b.
 # Instagift's URLs carry the code as a path segment, sent bare ("62DDCV4TR2NTM2"), which no shape rule catches.
@@ -43,7 +46,7 @@ def masked_last4(last4: str | None) -> str:
 
 # snake_case names (function and column names in tracebacks) are left readable; a random URL-safe token of 24+
 # characters made only of lower-case letters, digits and inner underscores is vanishingly unlikely.
-_SNAKE_CASE = re.compile(r"[a-z]+(?:_[a-z0-9]+)+")
+_SNAKE_CASE = re.compile(r"_*[a-z]+(?:_[a-z0-9]+)+")
 
 
 def _mask_long_token(match: re.Match) -> str:
@@ -53,7 +56,7 @@ def _mask_long_token(match: re.Match) -> str:
 
 def redact(text: str) -> str:
     """Mask anything in free text that looks like a claim code, token, key or secret."""
-    text = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3)}{mask(m.group(4))}", text)
+    text = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3)}{m.group(4) or ''}{mask(m.group(5))}", text)
     text = _SECRET_PREFIXED.sub(lambda m: mask(m.group(0)), text)
     # Long tokens first: a cart token can contain a claim-code-shaped run, and masking that run alone would
     # leave the rest of the token in the clear.

@@ -44,24 +44,48 @@ def test_database_urls_of_both_spellings_use_psycopg3(url, expected):
     assert normalise_database_url(url) == expected
 
 
+PRODUCTION = {
+    "SERVICE_ENV": "production", "WEBHOOK_SECRETS": "whsec_c2VjcmV0", "SHOP_API_TOKEN": "s" * 24,
+    "ADMIN_API_TOKEN": "a" * 24, "INSTAGIFT_MERCHANT_KEY": "k", "INSTAGIFT_MERCHANT_SECRET": "x",
+    "ALLOWED_ORIGINS": "https://shop.example", "DATABASE_URL": "postgresql://db.example/shop",
+    "RATELIMIT_STORAGE_URI": "redis://cache.example:6379", "CARDLY_ENABLED": "false",
+}
+
+
 def test_production_without_secrets_lists_everything_missing_at_once():
     with pytest.raises(ConfigurationError) as caught:
         load_settings({"SERVICE_ENV": "production", "INSTANTCARD_PRODUCTS": '{"GOLD": {"template_id": 1}}'}, "/tmp/i")
     message = str(caught.value)
     for name in ("WEBHOOK_SECRETS", "SHOP_API_TOKEN", "ADMIN_API_TOKEN", "INSTAGIFT_MERCHANT_KEY",
                  "INSTAGIFT_MERCHANT_SECRET", "CARDLY_API_KEY", "INSTANTCARD_EMAIL", "INSTANTCARD_PASSWORD",
-                 "INSTANTCARD_ORGANIZATION_ID", "INSTANTCARD_SHIPPING_PROVIDER_ID", "ALLOWED_ORIGINS"):
+                 "INSTANTCARD_ORGANIZATION_ID", "INSTANTCARD_SHIPPING_PROVIDER_ID", "ALLOWED_ORIGINS", "DATABASE_URL",
+                 "RATELIMIT_STORAGE_URI"):
         assert name in message
 
 
 def test_production_needs_no_cardly_or_instantcard_credentials_when_those_features_are_off():
     settings = load_settings({
-        "SERVICE_ENV": "production", "WEBHOOK_SECRETS": "whsec_c2VjcmV0", "SHOP_API_TOKEN": "s",
-        "ADMIN_API_TOKEN": "a", "INSTAGIFT_MERCHANT_KEY": "k", "INSTAGIFT_MERCHANT_SECRET": "x",
-        "CARDLY_ENABLED": "false", "ALLOWED_ORIGINS": "https://shop.example",
+        **PRODUCTION, "CARDLY_ENABLED": "false",
     }, "/tmp/i")
     assert settings.is_production and not settings.uses_sandbox
     assert settings.instantcard.products == {}
+
+
+@pytest.mark.parametrize("overrides, complaint", [
+    ({"WEBHOOK_SECRETS": "whsec_!!!not-base64"}, "whsec_ followed by base64"),
+    ({"ALLOWED_ORIGINS": "*"}, "ALLOWED_ORIGINS entries must be origins"),
+    ({"ALLOWED_ORIGINS": "https://shop.example/checkout"}, "ALLOWED_ORIGINS entries must be origins"),
+    ({"SHOP_API_TOKEN": "x"}, "SHOP_API_TOKEN must be at least 16 characters"),
+    ({"ADMIN_API_TOKEN": "s" * 24}, "ADMIN_API_TOKEN must differ from SHOP_API_TOKEN"),
+    ({"CARDLY_ENABLED": "true", "CARDLY_API_KEY": "abc123", "CARDLY_ARTWORK": "art"}, "CARDLY_API_KEY must start"),
+    ({"INSTAGIFT_API_URL": "notaurl"}, "INSTAGIFT_API_URL must be an http(s) URL"),
+    ({"HOLD_MINUTES": "-5"}, "HOLD_MINUTES must be at least 1"),
+    ({"MAX_REQUEST_BYTES": "0"}, "MAX_REQUEST_BYTES must be at least 1024"),
+])
+def test_production_refuses_values_that_would_fail_later(overrides, complaint):
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings({**PRODUCTION, **overrides}, "/tmp/i")
+    assert complaint in str(caught.value)
 
 
 def test_bad_values_are_reported_not_ignored():
@@ -230,3 +254,59 @@ def test_the_procfile_web_process_never_prints_a_cart_token(tmp_path):
     logged = log_path.read_text()
     assert f"GET /v1/carts/••••{token[-4:]} 200" in logged
     assert not re.search(re.escape(token[4:-4]) + "|" + re.escape(unknown[4:-4]), logged)
+
+
+@pytest.fixture
+def app_with(environ, app):
+    """Another app on the test database (emptied by `app`), built with extra settings; disposed afterwards."""
+    from service import create_app
+    from service.persistence import db
+
+    made = []
+
+    def make(**extra):
+        made.append(create_app({**environ, **extra}))
+        return made[-1]
+
+    yield make
+    for other in made:
+        with other.app_context():
+            db.engine.dispose()
+
+
+def test_behind_a_trusted_proxy_each_shopper_has_their_own_limit(app_with):
+    client = app_with(TRUSTED_PROXIES="1", CART_CREATE_RATE_LIMIT="2/minute").test_client()
+    shopper = {"X-Forwarded-For": "198.51.100.7"}
+    assert [client.post("/v1/carts", json={"total_cents": 100}, headers=shopper).status_code
+            for _ in range(3)] == [201, 201, 429]
+    other = {"X-Forwarded-For": "203.0.113.10"}
+    assert client.post("/v1/carts", json={"total_cents": 100}, headers=other).status_code == 201
+
+
+def test_without_trusted_proxies_the_forwarded_header_cannot_dodge_the_limit(app_with):
+    client = app_with(CART_CREATE_RATE_LIMIT="2/minute").test_client()
+    codes = [client.post("/v1/carts", json={"total_cents": 100}, headers={"X-Forwarded-For": f"198.51.100.{n}"})
+             .status_code for n in range(3)]
+    assert codes == [201, 201, 429]
+
+
+def test_an_unreachable_rate_limit_store_degrades_readiness_but_not_checkout(app_with):
+    client = app_with(RATELIMIT_STORAGE_URI="redis://127.0.0.1:9").test_client()
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert (ready.get_json()["status"], ready.get_json()["rate_limits"]) == ("degraded", "unreachable")
+    assert client.post("/v1/carts", json={"total_cents": 100}).status_code == 201
+    assert client.post("/v1/gift-cards/balance", json={"claim_code": "DEMO-100S-PLIT"}).status_code == 200
+
+
+def test_api_answers_are_not_cached_and_verify_gets_no_cors(client):
+    created = client.post("/v1/carts", json={"total_cents": 100}, headers={"Origin": "http://127.0.0.1:5000"})
+    assert created.headers["Cache-Control"] == "no-store"
+    assert created.headers["Access-Control-Allow-Origin"] == "http://127.0.0.1:5000"
+    token = created.get_json()["cart_token"]
+    preflight = client.options(f"/v1/carts/{token}/verify", headers={
+        "Origin": "http://127.0.0.1:5000", "Access-Control-Request-Method": "POST"})
+    assert "Access-Control-Allow-Origin" not in preflight.headers
+    applied = client.options(f"/v1/carts/{token}/gift-cards", headers={
+        "Origin": "http://127.0.0.1:5000", "Access-Control-Request-Method": "POST"})
+    assert applied.headers["Access-Control-Allow-Origin"] == "http://127.0.0.1:5000"

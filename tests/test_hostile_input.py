@@ -112,6 +112,7 @@ def test_a_cart_token_in_the_path_is_masked_whatever_its_shape(client, caplog):
 
 
 def test_redaction_keeps_snake_case_names_readable_for_tracebacks():
-    text = 'File "service/persistence/db.py", in insert_ignoring_conflict_for_the_ledger'
+    text = ('File "service/persistence/db.py", in insert_ignoring_conflict_for_the_ledger, '
+            "Connection._revalidate_connection(), order ord-audit-1, order tp0-1483")
     assert redact(text) == text
     assert "StringDataRightTruncation" not in redact("psycopg.errors.StringDataRightTruncation")  # could be a key

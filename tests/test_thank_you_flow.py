@@ -239,17 +239,18 @@ def test_after_the_merchant_fixes_a_refusal_a_retry_uses_the_next_generation(env
 
 @pytest.fixture
 def refused_key(environ, sandbox):
-    environ.update(CARDLY_API_KEY="wrong_key_0000", CARDLY_API_URL=f"{sandbox.url}/cardly/v2",
+    environ.update(CARDLY_API_KEY="test_revoked_0000", CARDLY_API_URL=f"{sandbox.url}/cardly/v2",
                    CARDLY_ARTWORK="sandbox-thank-you-art")
 
 
 def test_a_refused_api_key_fails_flagged_as_configuration(refused_key, client, app, cardly, run_jobs):
+    cardly.revoke_key("test_revoked_0000")  # well-formed, but Cardly refuses it (401)
     deliver(client, order_completed("5001"))
     run_jobs()
 
     card = card_of(app, "5001")
     assert card.status == "failed" and card.failure_kind == "configuration"
-    assert "wrong_key_0000" not in card.last_error
+    assert "test_revoked_0000" not in card.last_error
     assert jobs_of_kind(app)[0].state == "dead"
     assert [r["status"] for r in cardly.place_requests()] == [401]
     assert cardly.placed_orders() == []

@@ -55,8 +55,9 @@ def test_demo_page_embeds_the_versioned_widget(client):
 def production_app(database_url):
     return create_app({
         "SERVICE_ENV": "production", "DATABASE_URL": database_url, "WEBHOOK_SECRETS": "whsec_cHJvZHVjdGlvbi1zZWNyZXQ=",
-        "SHOP_API_TOKEN": "shop-token", "ADMIN_API_TOKEN": "admin-token", "INSTAGIFT_MERCHANT_KEY": "key",
-        "INSTAGIFT_MERCHANT_SECRET": "secret", "CARDLY_ENABLED": "false", "ALLOWED_ORIGINS": "https://shop.example",
+        "SHOP_API_TOKEN": "shop-token-0123456789", "ADMIN_API_TOKEN": "admin-token-0123456789",
+        "INSTAGIFT_MERCHANT_KEY": "key", "INSTAGIFT_MERCHANT_SECRET": "secret", "CARDLY_ENABLED": "false",
+        "ALLOWED_ORIGINS": "https://shop.example", "RATELIMIT_STORAGE_URI": "memory://",
     })
 
 

@@ -76,14 +76,29 @@ class LookupLimiter:
                    settings.extra.get("ratelimit_key_prefix", "checkout"))
 
     def hit(self, *subjects: str) -> None:
-        """Count one lookup for each subject ("client:…", "cart:…"); 429 with Retry-After when one is used up."""
+        """Count one lookup for each subject ("client:…", "cart:…"); 429 with Retry-After when one is used up.
+
+        If the storage (Redis) cannot be reached the limit fails open: checkout keeps working, the error is
+        logged and /readyz reports the rate limits unreachable."""
         for subject in subjects:
             for item in self.items:
                 # The moving window's hit is atomic and records nothing once the limit is reached.
-                if not self.strategy.hit(item, "lookup", subject):
+                try:
+                    allowed = self.strategy.hit(item, "lookup", subject)
+                except Exception:
+                    log.exception("rate-limit storage unreachable; lookup limits are not enforced")
+                    return
+                if not allowed:
                     stats = self.strategy.get_window_stats(item, "lookup", subject)
                     raise RateLimited(max(1, math.ceil(stats.reset_time - time.time())),
                                       detail="Too many gift card lookups; please wait before trying again.")
+
+    def reachable(self) -> bool:
+        """True when the rate-limit storage answers."""
+        try:
+            return bool(self.storage.check())
+        except Exception:
+            return False
 
     def clear(self, *subjects: str) -> None:
         for subject in subjects:

@@ -7,7 +7,7 @@ from flask_limiter import Limiter
 
 
 def client_address() -> str:
-    """The client's address; behind a proxy, run gunicorn with --forwarded-allow-ips so this is real."""
+    """The client's address; behind proxies, TRUSTED_PROXIES makes it the shopper's (see create_app)."""
     return request.remote_addr or "unknown"
 
 

@@ -35,8 +35,12 @@ def readyz():
     except Exception:
         db.session.rollback()
         database = "unreachable"
-    body = {"status": "ok" if database == "ok" else "unavailable", "database": database,
-            "providers": providers, "environment": settings.env}
+    # Without the rate-limit storage the limits fail open (checkout keeps working): say so, but stay ready,
+    # or an outage of Redis would take every web process out of rotation.
+    rate_limits = "ok" if current_app.extensions["checkout_limiter"].reachable() else "unreachable"
+    status = "unavailable" if database != "ok" else "ok" if rate_limits == "ok" else "degraded"
+    body = {"status": status, "database": database, "rate_limits": rate_limits, "providers": providers,
+            "environment": settings.env}
     return body, (200 if database == "ok" else 503)
 
 

@@ -85,8 +85,9 @@ class HealthSchema(Schema):
 
 
 class ReadinessSchema(Schema):
-    status = fields.String()
+    status = fields.String(metadata={"description": "ok, degraded (rate limits unreachable: not enforced) or unavailable"})
     database = fields.String()
+    rate_limits = fields.String(metadata={"description": "ok or unreachable"})
     providers = fields.Dict(keys=fields.String(), values=fields.String())
     environment = fields.String()
 
