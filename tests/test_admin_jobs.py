@@ -97,3 +97,31 @@ def test_bad_job_filters_are_422_problems(client, query):
     response = client.get(f"/v1/jobs?{query}", headers=ADMIN)
     assert response.status_code == 422
     assert response.mimetype == "application/problem+json"
+
+
+def test_the_job_list_leaves_periodic_housekeeping_out_unless_asked(app, client):
+    from service.jobs.queue import periodic_dedupe_key
+
+    order_job = _enqueue(app)
+    for bucket in range(5):
+        _enqueue(app, kind="release_expired_holds", dedupe_key=periodic_dedupe_key("release_expired_holds", bucket))
+    listed = client.get("/v1/jobs", headers=ADMIN).get_json()
+    assert [j["id"] for j in listed["items"]] == [order_job] and listed["items"][0]["periodic"] is False
+    everything = client.get("/v1/jobs?include_periodic=true", headers=ADMIN).get_json()
+    assert everything["total"] == 6 and sum(j["periodic"] for j in everything["items"]) == 5
+    assert client.get("/v1/jobs?kind=release_expired_holds", headers=ADMIN).get_json()["total"] == 5
+
+
+def test_a_retried_jobs_answer_names_the_shops_order(app, client, run_jobs):
+    from tests.support import order_completed, signed_webhook
+
+    raw, headers = signed_webhook(order_completed("K1"))
+    assert client.post("/v1/webhooks/orders", data=raw, headers=headers).status_code == 202
+    with app.app_context():
+        order_id = db.session.scalar(db.select(db.func.max(Job.order_id)))
+    job_id = _enqueue(app, order_id=order_id)
+    FAIL.add(job_id)
+    run_jobs()
+    FAIL.clear()
+    answer = client.post(f"/v1/jobs/{job_id}/retry", headers=ADMIN).get_json()
+    assert answer["shop_order_id"] == "K1" and "order_id" not in answer

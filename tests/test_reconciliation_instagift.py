@@ -120,3 +120,14 @@ def test_bad_dates_are_422_before_instagift_is_called(client):
     response = client.get("/v1/reconciliation/instagift?from=2026-02-30", headers=ADMIN)
     assert response.status_code == 422
     assert "from" in response.get_json()["errors"]
+
+
+def test_a_row_that_redeemed_nothing_is_not_missing_at_instagift(app, client, sandbox):
+    now = datetime.now(UTC)
+    with app.app_context():
+        # Spent in store before the job ran: nothing left to redeem, nothing at Instagift, correctly.
+        redemption(order("spent", completed_at=now), created_at=now, state="shortfall", applied=4000, taken=4000,
+                   intended=4000, redeemed=0, shortfall=4000, certificate_id="cert-spent")
+        db.session.commit()
+    body = client.get(f"/v1/reconciliation/instagift?{_window()}", headers=ADMIN).get_json()
+    assert body["summary"]["missing_at_instagift"] == 0 and body["missing_at_instagift"] == []

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from service.domain.formats import iso
 from service.domain.thank_you import credits
-from service.jobs.queue import is_periodic
+from service.jobs.queue import PERIODIC_KEY_PREFIX, is_periodic
 from service.logs import masked_last4, redact
 from service.persistence import Job, Order
 from service.persistence.checkout import LOCKING_HOLD_STATUSES, GiftCardHold, Redemption
@@ -112,6 +112,7 @@ def job_dict(job: Job, *, with_attempts: bool = False) -> dict[str, Any]:
         "last_error": redact(job.last_error) if job.last_error else None,
         "parked_reason": redact(job.parked_reason) if job.parked_reason else None,
         "order_id": job.order_id,
+        "periodic": bool(job.dedupe_key and job.dedupe_key.startswith(PERIODIC_KEY_PREFIX)),
     }
     if with_attempts:
         body["attempt_log"] = [
@@ -122,10 +123,23 @@ def job_dict(job: Job, *, with_attempts: bool = False) -> dict[str, Any]:
     return body
 
 
+def job_view(session: Session, job: Job) -> dict[str, Any]:
+    """One job as the list shows it: the shop's order id, not our row id."""
+    body = job_dict(job)
+    order_id = body.pop("order_id")
+    body["shop_order_id"] = session.scalar(sa.select(Order.shop_order_id).where(Order.id == order_id)) \
+        if order_id is not None else None
+    return body
+
+
 def list_jobs(session: Session, *, state: str | None = None, kind: str | None = None, page: int = 1,
-              per_page: int = DEFAULT_PER_PAGE) -> Page:
-    """The queue, newest first, optionally filtered by state and kind; each job with its shop order id."""
+              per_page: int = DEFAULT_PER_PAGE, include_periodic: bool = False) -> Page:
+    """The queue, newest first, optionally filtered by state and kind; each job with its shop order id.
+
+    Periodic housekeeping runs (thousands a day) are left out unless asked for, or their kind is asked for."""
     stmt = sa.select(Job).order_by(Job.id.desc())
+    if not include_periodic and not kind:
+        stmt = stmt.where(sa.or_(Job.dedupe_key.is_(None), ~is_periodic()))
     if state:
         stmt = stmt.where(Job.state == state)
     if kind:
@@ -466,7 +480,7 @@ def compare_with_instagift(session: Session, provider_redemptions: Iterable[Any]
             matched.append(entry)
 
     missing = [ledger_row(row, sid, num) for row, sid, num in local
-               if row.id not in seen_local and row.state in REDEEMED_STATES
+               if row.id not in seen_local and row.state in REDEEMED_STATES and row.redeemed_cents > 0
                and window.contains(row.created_at)]
     return {
         "range": window.as_dict(),

@@ -117,6 +117,7 @@ class LedgerQuery(RangeQuery, Paging):
 class JobsQuery(Paging):
     state = fields.String(load_default=None, validate=validate.OneOf(JOB_STATES))
     kind = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
+    include_periodic = fields.Boolean(load_default=False)
 
 
 class PageSchema(Schema):
@@ -166,6 +167,8 @@ class JobSchema(Schema):
     failures = fields.Integer()
     last_error = fields.String(allow_none=True)
     run_at = fields.String()
+    shop_order_id = fields.String(allow_none=True)
+    periodic = fields.Boolean(metadata={"description": "a periodic housekeeping run, not an order's effect"})
 
 
 def _param(name: str, description: str, schema: dict | None = None, where: str = "query") -> dict:
@@ -206,14 +209,17 @@ def get_jobs():
 document("/v1/jobs", "get", "The job queue with every attempt, newest first", tag="merchant", response=PageSchema,
          auth="admin", problems=(401, 422),
          parameters=(_param("state", "queued, running, succeeded, parked or dead."),
-                     _param("kind", "A job kind, e.g. redeem_gift_card."), *PAGE_PARAMS))
+                     _param("kind", "A job kind, e.g. redeem_gift_card (periodic kinds are listed when asked for)."),
+                     _param("include_periodic", "true to list periodic housekeeping runs too (left out by default).",
+                            {"type": "boolean"}),
+                     *PAGE_PARAMS))
 
 
 @bp.post("/v1/jobs/<id:job_id>/retry")
 def retry_job(job_id: int):
     """Queue a dead or parked job again now, with a fresh failure budget."""
     job = retry_by_person(db.session, job_id)
-    return recon.job_dict(job), 202
+    return recon.job_view(db.session, job), 202
 
 
 document("/v1/jobs/{job_id}/retry", "post", "Retry a dead or parked job now", tag="merchant", response=JobSchema,
