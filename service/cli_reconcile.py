@@ -81,7 +81,8 @@ def ledger_table(rows: list[dict]) -> str:
              f"{'rounding':>9} {'shortfall':>9} {'forfeit':>9}"
     lines = [header, "-" * len(header)]
     for r in rows:
-        lines.append(f"{r['created_at']:<20} {str(r['order_id'])[:12]:<12} {r['code']:<8} {r['state']:<10} "
+        second = (r["created_at"] or "")[:19] + "Z"  # to the second, so the column stays 20 wide
+        lines.append(f"{second:<20} {str(r['order_id'])[:12]:<12} {r['code']:<8} {r['state']:<10} "
                      f"{recon.dollars(r['applied_cents']):>9} {recon.dollars(r['redeemed_cents']):>9} "
                      f"{recon.dollars(r['rounding_cents']):>9} {recon.dollars(r['shortfall_cents']):>9} "
                      f"{recon.dollars(r['forfeit_cents']):>9}")

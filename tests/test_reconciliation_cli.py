@@ -60,3 +60,20 @@ def test_bad_date_is_refused(app):
     result = app.test_cli_runner().invoke(args=["reconcile", "--date", "21/11/2026"])
     assert result.exit_code == 2
     assert "not a date" in result.output
+
+
+def test_ledger_table_columns_line_up_with_real_timestamps(app):
+    from datetime import timedelta
+
+    from service.persistence import db
+    from tests.test_reconciliation_support import at, order, redemption
+
+    with app.app_context():
+        made = at(22, 10) + timedelta(microseconds=857663)  # what real rows carry
+        redemption(order("m1", completed_at=made), created_at=made, state="succeeded", applied=5000, taken=5000,
+                   intended=5000, redeemed=5000)
+        db.session.commit()
+    header, *rows = [line for line in _run(app, "--date", "2026-11-22", "--ledger").splitlines()
+                     if line.startswith(("time", "2026"))]
+    assert rows and all(len(row) == len(header) for row in rows), (header, rows)
+    assert rows[0].startswith("2026-11-22T10:00:00Z ")
