@@ -253,3 +253,25 @@ def _active(session, token: str) -> list[dict]:
     holds = [{f: getattr(h, f) for f in fields} for h in cart.holds if h.status == "active"]
     session.rollback()
     return holds
+
+
+def test_consent_binds_to_the_forfeit_the_shopper_was_shown(client):
+    token = new_cart(client, 7450)
+    shown = client.post(f"/v1/carts/{token}/gift-cards", json={"claim_code": NON_SPLITTABLE_80})
+    assert shown.status_code == 409 and shown.get_json()["forfeit_cents"] == 550
+
+    # The shopper saw $5.00 (say the cart was $75.00 then): $5.50 is more than they agreed to, so asked again.
+    again = client.post(f"/v1/carts/{token}/gift-cards",
+                        json={"claim_code": NON_SPLITTABLE_80, "accept_forfeit": True, "accept_forfeit_cents": 500})
+    assert again.status_code == 409
+    assert (again.get_json()["code"], again.get_json()["forfeit_cents"]) == ("forfeit_not_accepted", 550)
+
+    agreed = client.post(f"/v1/carts/{token}/gift-cards",
+                         json={"claim_code": NON_SPLITTABLE_80, "accept_forfeit": True, "accept_forfeit_cents": 550})
+    assert agreed.status_code == 200 and agreed.get_json()["forfeit_cents"] == 550
+
+
+def test_plain_accept_forfeit_still_accepts_any_forfeit(client):
+    token = new_cart(client, 7450)
+    assert client.post(f"/v1/carts/{token}/gift-cards",
+                       json={"claim_code": NON_SPLITTABLE_80, "accept_forfeit": True}).status_code == 200

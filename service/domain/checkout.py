@@ -351,6 +351,8 @@ class ApplyRequest:
     claim_code: str
     accept_forfeit: bool
     client_key: str
+    # The forfeit the shopper was shown and agreed to; None: any forfeit (the contract's plain accept_forfeit).
+    accept_forfeit_cents: int | None = None
 
 
 def apply_gift_card(session: Session, settings: Settings, client, limiter: LookupLimiter, request: ApplyRequest,
@@ -405,7 +407,10 @@ def _hold(session: Session, settings: Settings, request: ApplyRequest, certifica
     part = recompute(cart, settings, extra=card).get("new")
     if part.covers_cents <= 0:
         raise _nothing_due(cart, settings)
-    if part.forfeit_cents > 0 and not request.accept_forfeit:
+    agreed = request.accept_forfeit and (request.accept_forfeit_cents is None
+                                         or part.forfeit_cents <= request.accept_forfeit_cents)
+    if part.forfeit_cents > 0 and not agreed:
+        # Asked again with the current figures when the cart changed since the shopper saw the question.
         raise Conflict(
             f"This gift card can't be split: all {money.format_usd(part.redeem_cents)} will be used and "
             f"{money.format_usd(part.forfeit_cents)} more than what is due will be lost. Confirm to use it anyway.",

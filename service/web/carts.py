@@ -68,8 +68,8 @@ def update_cart(token: str):
 def apply_gift_card(token: str):
     """Apply a claim code to the cart and hold the certificate."""
     body = load(ApplyGiftCardSchema())
-    request = checkout.ApplyRequest(token=token, claim_code=body["claim_code"],
-                                    accept_forfeit=body["accept_forfeit"], client_key=client_address())
+    request = checkout.ApplyRequest(token=token, claim_code=body["claim_code"], accept_forfeit=body["accept_forfeit"],
+                                    client_key=client_address(), accept_forfeit_cents=body["accept_forfeit_cents"])
     return checkout.apply_gift_card(db.session, _settings(), _instagift(), _limiter(), request, utcnow())
 
 

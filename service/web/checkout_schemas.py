@@ -26,6 +26,10 @@ class UpdateCartSchema(_Request):
 class ApplyGiftCardSchema(_Request):
     claim_code = fields.String(required=True, validate=validate.Length(min=1, max=100),
                                metadata={"description": "The Instagift claim code as typed (case, spaces, hyphens ignored)"})
+    accept_forfeit_cents = fields.Integer(
+        load_default=None, allow_none=True, strict=True, validate=validate.Range(min=0, max=MAX_TOTAL_CENTS),
+        metadata={"description": "The forfeit the shopper was shown (forfeit_cents of the 409); a larger one is "
+                                 "refused again with the new figures"})
     accept_forfeit = StrictBoolean(load_default=False,
                                     metadata={"description": "Use a non-splittable card worth more than what is due"})
 

@@ -336,3 +336,15 @@ def test_a_card_held_by_another_checkout_is_refused(demo: Widget, browser, live_
         expect(second.cards).to_have_count(0)
     finally:
         other_context.close()
+
+
+def test_the_widget_accepts_exactly_the_forfeit_it_showed(demo: Widget):
+    import json
+
+    demo.apply(NON_SPLITTABLE_80)
+    expect(demo.confirm).to_contain_text("$5.50 of its $80.00 value will be forfeited")
+    with demo.page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/gift-cards")) as sent:
+        demo.page.get_by_role("button", name="Apply and forfeit $5.50").click()
+    body = json.loads(sent.value.post_data)
+    assert (body["accept_forfeit"], body["accept_forfeit_cents"]) == (True, 550)
+    expect(demo.cards).to_have_count(1)

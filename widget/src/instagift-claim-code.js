@@ -201,7 +201,10 @@ class InstagiftClaimCode extends HTMLElement {
       try {
         await this._ensureCart();
         const known = new Set((this._view.gift_cards || []).map((c) => c.id));
-        const body = acceptForfeit ? { claim_code: code, accept_forfeit: true } : { claim_code: code };
+        // Consent binds to the amount shown: a larger forfeit (the cart changed meanwhile) is asked again.
+        const body = acceptForfeit
+          ? { claim_code: code, accept_forfeit: true, accept_forfeit_cents: this._pendingForfeit }
+          : { claim_code: code };
         const view = await this._request("POST", this._cartPath("/gift-cards"), body);
         if (acceptForfeit) e.input.focus();
         this._hideConfirm();
@@ -285,6 +288,7 @@ class InstagiftClaimCode extends HTMLElement {
     const due = this._view?.amount_due_cents || 0;
     const values = { forfeit: this._money(forfeit), due: this._money(due), balance: this._money(data.balance_cents || due + forfeit) };
     this._pending = code;
+    this._pendingForfeit = forfeit;
     e.ask.textContent = fill(t.forfeitAsk, values);
     e.yes.textContent = fill(t.forfeitYes, values);
     e.no.textContent = t.forfeitNo;
