@@ -22,9 +22,9 @@ _CLAIM_CODE = re.compile(r"\b(?=[A-Z0-9-]*\d)(?=[A-Z0-9-]*[A-Z])[A-Z0-9]{2,8}(?:
 _BEARER = re.compile(r"(?i)\b(bearer|token|api[-_]?key|secret|password|authorization)(\s*[:=]\s*|\s+)(['\"]?)"
                      r"((?:bearer|basic)\s+)?([^\s'\",}]+)")
 _SECRET_PREFIXED = re.compile(r"\b(whsec_|test_|live_|sk_)[A-Za-z0-9+/=_-]{6,}")
-# Cart tokens are URL-safe base64 and may start or end with "-" or "_": bounded by lookarounds, not \b.
 # Instagift's URLs carry the code as a path segment, sent bare ("62DDCV4TR2NTM2"), which no shape rule catches.
 _CLAIM_CODE_SEGMENT = re.compile(r"(?<=claim_codes/)[^/?#\s\"']+")
+# Cart tokens are URL-safe base64 and may start or end with "-" or "_": bounded by lookarounds, not \b.
 _LONG_TOKEN = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{24,}(?![A-Za-z0-9_-])")
 MASK = "••••"
 
@@ -58,9 +58,9 @@ def redact(text: str) -> str:
     """Mask anything in free text that looks like a claim code, token, key or secret."""
     text = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3)}{m.group(4) or ''}{mask(m.group(5))}", text)
     text = _SECRET_PREFIXED.sub(lambda m: mask(m.group(0)), text)
-    # Long tokens first: a cart token can contain a claim-code-shaped run, and masking that run alone would
-    # leave the rest of the token in the clear.
     text = _CLAIM_CODE_SEGMENT.sub(lambda m: mask(m.group(0)), text)
+    # Long tokens before claim codes: a cart token can contain a claim-code-shaped run, and masking that run
+    # alone would leave the rest of the token in the clear.
     text = _LONG_TOKEN.sub(_mask_long_token, text)
     return _CLAIM_CODE.sub(lambda m: mask(m.group(0)), text)
 

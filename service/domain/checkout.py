@@ -210,6 +210,12 @@ def _touch(cart: Cart, settings: Settings, now: datetime) -> None:
             hold.expires_at = cart.expires_at
 
 
+def _take_off(hold: GiftCardHold, status: str, reason: str, now: datetime) -> None:
+    """Take a hold off its cart: the row stays, with why, and it pays nothing any more."""
+    hold.status, hold.status_reason, hold.updated_at = status, reason, now
+    hold.applied_cents = hold.covers_cents = hold.redeem_cents = hold.forfeit_cents = 0
+
+
 def recompute(cart: Cart, settings: Settings, extra: money.CardInput | None = None) -> money.CartAllocation:
     """Allocate the cart total across its active holds in entry order and store the result on each hold."""
     holds = [h for h in cart.holds if h.status == "active"]
@@ -255,10 +261,8 @@ def release_unaccepted_forfeits(cart: Cart, settings: Settings, now: datetime) -
         if offender is None:
             return released
         forfeit = offender.forfeit_cents
-        offender.status, offender.updated_at = "released", now
-        offender.status_reason = (f"forfeit not accepted: it would forfeit {money.format_usd(forfeit)}, the shopper "
-                                  f"accepted {money.format_usd(offender.accepted_forfeit_cents)}")
-        offender.applied_cents = offender.covers_cents = offender.redeem_cents = offender.forfeit_cents = 0
+        _take_off(offender, "released", f"forfeit not accepted: it would forfeit {money.format_usd(forfeit)}, the "
+                  f"shopper accepted {money.format_usd(offender.accepted_forfeit_cents)}", now)
         log.info("cart %s: gift card %s released: it would forfeit %s, more than the %s accepted", cart.id,
                  masked_last4(offender.code_last4), money.format_usd(forfeit),
                  money.format_usd(offender.accepted_forfeit_cents))
@@ -471,8 +475,7 @@ def remove_gift_card(session: Session, settings: Settings, token: str, gift_card
     if hold is None:
         raise NotFound("This gift card is not applied to this cart.", code="gift_card_not_in_cart",
                        title="Gift card not in cart")
-    hold.status, hold.status_reason, hold.updated_at = "released", "removed by the shopper", now
-    hold.applied_cents = hold.covers_cents = hold.redeem_cents = hold.forfeit_cents = 0
+    _take_off(hold, "released", "removed by the shopper", now)
     _touch(cart, settings, now)
     recompute(cart, settings)
     return _commit_with_view(session, cart)
@@ -502,11 +505,10 @@ def verify_cart(session: Session, settings: Settings, client, token: str,
         if reason is None and not money.is_supported_currency(certificate.currency):
             reason = "currency_not_supported"
         if reason:
-            hold.status, hold.status_reason, hold.updated_at = "invalid", f"verify: {reason}", now
             changes.append({"id": hold.id, "code": masked_last4(hold.code_last4), "reason": reason,
                             "balance_cents": None if certificate is None else certificate.face_value_cents,
                             "applied_cents_before": hold.applied_cents, "applied_cents": 0})
-            hold.applied_cents = hold.covers_cents = hold.redeem_cents = hold.forfeit_cents = 0
+            _take_off(hold, "invalid", f"verify: {reason}", now)
         elif certificate.face_value_cents != hold.balance_cents:
             changes.append({"id": hold.id, "code": masked_last4(hold.code_last4), "reason": "balance_changed",
                             "balance_cents_before": hold.balance_cents,
@@ -536,7 +538,7 @@ def verify_cart(session: Session, settings: Settings, client, token: str,
             changes.append({"id": hold.id, "code": masked_last4(hold.code_last4), "reason": "taken_by_another_order",
                             "balance_cents": hold.balance_cents, "applied_cents_before": hold.applied_cents,
                             "applied_cents": 0})
-            hold.applied_cents = hold.covers_cents = hold.redeem_cents = hold.forfeit_cents = 0
+            _take_off(hold, "invalid", TAKEN_BACK_REASON, now)
     cart.last_verified_at = now
     _touch(cart, settings, now)
     return _commit_with_view(session, cart), changes
@@ -580,7 +582,8 @@ TAKEN_BACK_REASON = "taken back by a completed order whose hold had expired"
 def take_back(session: Session, settings: Settings, hold: GiftCardHold, now: datetime) -> None:
     """An open cart's hold yields its certificate to a completed order; that cart's next verify reports it."""
     cart = session.scalar(lock_for_update(session, sa.select(Cart).where(Cart.id == hold.cart_id)))
-    # Amounts stay as they were until the cart's verify reports them (only active holds count anywhere).
+    # Amounts stay as they were (only active holds count anywhere): the cart's next verify reports them, then
+    # takes the hold off; nonzero amounts on a taken-back hold mean "not told to the shop yet".
     hold.status, hold.status_reason, hold.updated_at = "invalid", TAKEN_BACK_REASON, now
     cart.updated_at = now
     recompute(cart, settings)

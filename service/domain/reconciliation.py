@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from service.domain.formats import iso
 from service.domain.thank_you import credits
-from service.jobs.queue import PERIODIC_KEY_PREFIX, is_periodic
+from service.jobs.queue import is_periodic_key, not_periodic
 from service.logs import masked_last4, redact
 from service.persistence import Job, Order
 from service.persistence.checkout import LOCKING_HOLD_STATUSES, GiftCardHold, Redemption
@@ -112,7 +112,7 @@ def job_dict(job: Job, *, with_attempts: bool = False) -> dict[str, Any]:
         "last_error": redact(job.last_error) if job.last_error else None,
         "parked_reason": redact(job.parked_reason) if job.parked_reason else None,
         "order_id": job.order_id,
-        "periodic": bool(job.dedupe_key and job.dedupe_key.startswith(PERIODIC_KEY_PREFIX)),
+        "periodic": is_periodic_key(job.dedupe_key),
     }
     if with_attempts:
         body["attempt_log"] = [
@@ -123,13 +123,19 @@ def job_dict(job: Job, *, with_attempts: bool = False) -> dict[str, Any]:
     return body
 
 
+def _with_shop_order_ids(session: Session, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Replace each job's `order_id` (our row id) by the shop's order id, in one query."""
+    order_ids = {item["order_id"] for item in items if item["order_id"] is not None}
+    shop_ids = dict(session.execute(sa.select(Order.id, Order.shop_order_id).where(Order.id.in_(order_ids))).all()) \
+        if order_ids else {}
+    for item in items:
+        item["shop_order_id"] = shop_ids.get(item.pop("order_id"))
+    return items
+
+
 def job_view(session: Session, job: Job) -> dict[str, Any]:
     """One job as the list shows it: the shop's order id, not our row id."""
-    body = job_dict(job)
-    order_id = body.pop("order_id")
-    body["shop_order_id"] = session.scalar(sa.select(Order.shop_order_id).where(Order.id == order_id)) \
-        if order_id is not None else None
-    return body
+    return _with_shop_order_ids(session, [job_dict(job)])[0]
 
 
 def list_jobs(session: Session, *, state: str | None = None, kind: str | None = None, page: int = 1,
@@ -139,17 +145,13 @@ def list_jobs(session: Session, *, state: str | None = None, kind: str | None = 
     Periodic housekeeping runs (thousands a day) are left out unless asked for, or their kind is asked for."""
     stmt = sa.select(Job).order_by(Job.id.desc())
     if not include_periodic and not kind:
-        stmt = stmt.where(sa.or_(Job.dedupe_key.is_(None), ~is_periodic()))
+        stmt = stmt.where(not_periodic())
     if state:
         stmt = stmt.where(Job.state == state)
     if kind:
         stmt = stmt.where(Job.kind == kind)
     page_ = _paginate(session, stmt, page, per_page, lambda job: job_dict(job, with_attempts=True))
-    order_ids = {item["order_id"] for item in page_.items if item["order_id"] is not None}
-    shop_ids = dict(session.execute(sa.select(Order.id, Order.shop_order_id).where(Order.id.in_(order_ids))).all()) \
-        if order_ids else {}
-    for item in page_.items:
-        item["shop_order_id"] = shop_ids.get(item.pop("order_id"))
+    _with_shop_order_ids(session, page_.items)
     return page_
 
 
@@ -358,7 +360,7 @@ def reconciliation_report(session: Session, window: DateRange, now: datetime) ->
     for created_at, state, failures in session.execute(
             sa.select(Job.created_at, Job.state, Job.failures)
             # Housekeeping runs are not the merchant's business and are purged after a day.
-            .where(within(Job.created_at), sa.or_(Job.dedupe_key.is_(None), ~is_periodic()))):
+            .where(within(Job.created_at), not_periodic())):
         totals = bucket(created_at)
         totals["jobs"][state] += 1
         if state == "queued" and failures:

@@ -170,7 +170,7 @@ def reopen_for_person_retry(session: Session, job, now: datetime) -> None:
     redemption.state, redemption.shortfall_cents, redemption.updated_at = "pending", 0, now
     redemption.error = f"retried by a person after: {redemption.error}"
     session.get(Order, redemption.order_id).add_attention(
-                  f"Gift card {masked_last4(redemption.code_last4)}: redemption retried by a person.")
+        f"Gift card {masked_last4(redemption.code_last4)}: redemption retried by a person.")
 
 
 @handler(JOB_KIND, on_person_retry=reopen_for_person_retry)
@@ -209,8 +209,8 @@ def redeem(session: Session, settings: Settings, client, redemption_id: int, now
         redemption.outcome_unknown = False
         if _settled_or_cancelled(session, redemption, now):  # unless the order was cancelled meanwhile
             session.get(Order, redemption.order_id).add_attention(
-                          f"Gift card {masked_last4(redemption.code_last4)}: the call in doubt had not reached "
-                          "Instagift; nothing was redeemed.")
+                f"Gift card {masked_last4(redemption.code_last4)}: the call in doubt had not reached Instagift; "
+                "nothing was redeemed.")
             session.commit()
             return
 
@@ -354,7 +354,7 @@ def _finish(session: Session, redemption: Redemption, now, *, redeemed: int, sta
                 f"than the {money.format_usd(asked)} asked")
         error = f"{error}; {over}" if error else over
         session.get(Order, redemption.order_id).add_attention(
-                      f"Gift card {masked_last4(redemption.code_last4)}: {over}; check it with Instagift.")
+            f"Gift card {masked_last4(redemption.code_last4)}: {over}; check it with Instagift.")
     # design.md: forfeit = redeemed − applied; what lies between taken and applied is the rounding, reported apart.
     redemption.forfeit_cents = max(0, redeemed - redemption.applied_cents) if not redemption.splittable else 0
     redemption.state = state or ("shortfall" if redemption.shortfall_cents > 0 else "succeeded")

@@ -122,6 +122,11 @@ def _split_name(name: str | None) -> tuple[str | None, str | None]:
     return (parts[0], parts[1]) if len(parts) == 2 else (parts[0], None)
 
 
+def purchase_order_number(order_data: Mapping[str, Any]) -> str:
+    """What a card carries as its purchase order number: the shop's order number, else its order id."""
+    return str(order_data.get("number") or order_data.get("id") or "")
+
+
 def build_card_request(order_data: Mapping[str, Any], settings: Settings, today: date) -> CardRequest:
     """The card for the order's shipping address, ignoring the rules (the Cardly client words it for Cardly)."""
     cardly = settings.cardly
@@ -139,11 +144,11 @@ def build_card_request(order_data: Mapping[str, Any], settings: Settings, today:
     variables = None
     if cardly.template:
         variables = {"first_name": customer.get("first_name") or first or "", "message": message,
-                     "order_number": str(order_data.get("number") or order_data.get("id") or ""),
+                     "order_number": purchase_order_number(order_data),
                      "shop_name": settings.shop_name}
     arrival = today + timedelta(days=cardly.arrival_offset_days) if cardly.arrival_offset_days else None
     return CardRequest(
-        purchase_order_number=str(order_data.get("number") or order_data.get("id")), artwork=cardly.artwork,
+        purchase_order_number=purchase_order_number(order_data), artwork=cardly.artwork,
         recipient=recipient, message=message, template=cardly.template or None, template_variables=variables,
         sender=cardly.sender or None, shipping_method=cardly.shipping_method or None, requested_arrival=arrival)
 
@@ -268,7 +273,7 @@ def send_thank_you_card(ctx: JobContext) -> None:
     card = _locked_card(session, order_id)
     order = session.get(Order, order_id, populate_existing=True)
     if card.status == "skipped" and card.outcome_uncertain:
-        _settle_cancelled_uncertain(ctx, order_id, (card.request_body or {}).get("purchaseOrderNumber"))
+        _settle_cancelled_uncertain(ctx, order_id, purchase_order_number(order.payload or {}))
         return
     if card.status in ("placed", "skipped"):
         return
@@ -317,12 +322,12 @@ def send_thank_you_card(ctx: JobContext) -> None:
              placed.cost_credits, ", test mode" if placed.test_mode else "")
 
 
-def _settle_cancelled_uncertain(ctx: JobContext, order_id: int, purchase_order_number: str | None) -> None:
+def _settle_cancelled_uncertain(ctx: JobContext, order_id: int, po_number: str) -> None:
     """The order was cancelled after a placement whose answer was lost: Cardly's order list says what happened,
     so a card that was placed (and cost credits) is recorded as placed, not hidden as skipped."""
     session = ctx.session
     session.commit()  # no transaction held across the HTTP call
-    found = ctx.providers.cardly.find_order_by_purchase_order(purchase_order_number) if purchase_order_number else None
+    found = ctx.providers.cardly.find_order_by_purchase_order(po_number) if po_number else None
     card = _locked_card(session, order_id)
     if not (card.status == "skipped" and card.outcome_uncertain):
         return

@@ -35,6 +35,17 @@ def periodic_dedupe_key(kind: str, period: int) -> str:
 def is_periodic():
     """SQL condition: the job is a periodic housekeeping run, not a business effect."""
     return Job.dedupe_key.like(PERIODIC_KEY_PREFIX + "%")
+
+
+def not_periodic():
+    """SQL condition: the job is a business effect (jobs without a dedupe key included)."""
+    return sa.or_(Job.dedupe_key.is_(None), ~is_periodic())
+
+
+def is_periodic_key(dedupe_key: str | None) -> bool:
+    """The same rule as `is_periodic`, for a job already loaded."""
+    return bool(dedupe_key and dedupe_key.startswith(PERIODIC_KEY_PREFIX))
+
 RETRYABLE_BY_PERSON = ("dead", "parked")
 
 

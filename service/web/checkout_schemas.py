@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-from service.domain.money import MAX_AMOUNT_CENTS as MAX_TOTAL_CENTS
+from service.domain.money import MAX_AMOUNT_CENTS
 from service.web.parsing import StrictBoolean
 
 
@@ -14,12 +14,12 @@ class _Request(Schema):
 
 
 class CreateCartSchema(_Request):
-    total_cents = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=MAX_TOTAL_CENTS))
+    total_cents = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=MAX_AMOUNT_CENTS))
     currency = fields.String(load_default="USD", validate=validate.Length(equal=3))
 
 
 class UpdateCartSchema(_Request):
-    total_cents = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=MAX_TOTAL_CENTS))
+    total_cents = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=MAX_AMOUNT_CENTS))
     currency = fields.String(load_default=None, allow_none=True, validate=validate.Length(equal=3))
 
 
@@ -27,7 +27,7 @@ class ApplyGiftCardSchema(_Request):
     claim_code = fields.String(required=True, validate=validate.Length(min=1, max=100),
                                metadata={"description": "The Instagift claim code as typed (case, spaces, hyphens ignored)"})
     accept_forfeit_cents = fields.Integer(
-        load_default=None, allow_none=True, strict=True, validate=validate.Range(min=0, max=MAX_TOTAL_CENTS),
+        load_default=None, allow_none=True, strict=True, validate=validate.Range(min=0, max=MAX_AMOUNT_CENTS),
         metadata={"description": "The forfeit the shopper was shown (forfeit_cents of the 409); a larger one is "
                                  "refused again with the new figures"})
     accept_forfeit = StrictBoolean(load_default=False,
