@@ -269,3 +269,20 @@ def test_a_card_request_is_put_in_cardlys_words():
     body = preview_body(templated)
     assert body["template"] == "tpl-9" and "messages" not in body and body["purchaseOrderNumber"] == "#1001"
     assert body["variables"] == {"firstName": "Ada", "message": "Hi", "orderNumber": "#1001", "shopName": "Demo"}
+
+
+def _orders_page(offset, results, total):
+    return envelope({"meta": {"limit": 100, "offset": offset, "totalRecords": total}, "results": results})
+
+
+@responses.activate
+def test_an_order_is_found_by_purchase_order_number_across_pages(client):
+    other = [{"id": f"o{n}", "status": "Paid", "customer": {"purchaseOrderNo": f"#{n}"}} for n in range(100)]
+    ours = {"id": "o-ours", "status": "Paid", "costs": {"credits": 1.25}, "customer": {"purchaseOrderNo": "#1001"}}
+    responses.get(f"{BASE}/orders", match=[matchers.query_param_matcher({"limit": "100", "offset": "0"})],
+                  json=_orders_page(0, other, 101))
+    responses.get(f"{BASE}/orders", match=[matchers.query_param_matcher({"limit": "100", "offset": "100"})],
+                  json=_orders_page(100, [ours], 101))
+    found = client.find_order_by_purchase_order("#1001")
+    assert (found.order_id, found.cost_credits, found.test_mode) == ("o-ours", Decimal("1.25"), True)
+    assert client.find_order_by_purchase_order("#nowhere") is None

@@ -184,6 +184,7 @@ class Page:
     total: int
     limit: int
     offset: int
+    test_mode: bool = False
 
     @property
     def next_offset(self) -> int | None:
@@ -307,7 +308,7 @@ class CardlyClient:
                 customer = order.get("customer") if isinstance(order.get("customer"), dict) else {}
                 if order.get("id") and purchase_order_number in (order.get("purchaseOrderNumber"),
                                                                  customer.get("purchaseOrderNo")):
-                    return _parse_order(order, False)
+                    return _parse_order(order, page.test_mode)
             offset = page.next_offset
             if offset is None:
                 return None
@@ -347,7 +348,8 @@ class CardlyClient:
         return Page(results=[r for r in results if isinstance(r, dict)],
                     total=total if isinstance(total, int) else offset + len(results),
                     limit=meta.get("limit") if isinstance(meta.get("limit"), int) else limit,
-                    offset=meta.get("offset") if isinstance(meta.get("offset"), int) else offset)
+                    offset=meta.get("offset") if isinstance(meta.get("offset"), int) else offset,
+                    test_mode=answer.test_mode)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> _Answer:
         return self._unwrap(method, path, self.http.request(method, path, **kwargs))
