@@ -325,3 +325,37 @@ def test_a_person_retrying_a_dead_redemption_really_redeems(app, client, instagi
 
     assert [r["amount_cents"] for r in instagift.redemptions_for(cert_id)] == [3000]
     assert (the_job(app).state, the_redemption(app).state) == ("succeeded", "succeeded")
+
+
+def test_a_person_cannot_retry_a_redemption_whose_card_another_checkout_now_holds(app, client, instagift, run_jobs):
+    cert_id, code = instagift.add_certificate(10000)
+    token = client.post("/v1/carts", json={"total_cents": 3000}).get_json()["cart_token"]
+    assert client.post(f"/v1/carts/{token}/gift-cards", json={"claim_code": code}).status_code == 200
+    instagift.inject_fault("redeem_certificate", "reject_400")
+    _complete(client, "5009", token, 3000)
+    run_jobs()
+    job = the_job(app)
+    assert (job.state, the_redemption(app).state) == ("dead", "failed")
+    other = client.post("/v1/carts", json={"total_cents": 2000}).get_json()["cart_token"]
+    assert client.post(f"/v1/carts/{other}/gift-cards", json={"claim_code": code}).status_code == 200
+
+    refused = client.post(f"/v1/jobs/{job.id}/retry", headers=ADMIN)
+
+    assert refused.status_code == 409 and refused.get_json()["code"] == "job_not_retryable"
+    assert (the_job(app).state, the_redemption(app).state) == ("dead", "failed")
+    run_jobs(clock=later)
+    assert instagift.redemptions_for(cert_id) == []
+
+
+def test_a_call_in_doubt_that_never_reached_instagift_is_cancelled_with_the_order(app, client, instagift, run_jobs):
+    cert_id = ordered_cart(client, instagift, "5010")
+    instagift.inject_fault("redeem_certificate", "error_500")  # answered 500 without redeeming: doubt
+    run_jobs()
+    assert the_redemption(app).outcome_unknown is True
+    _cancel(client, "5010")
+    assert "unknown outcome" in _attention(app, "5010")
+
+    run_jobs(clock=later)  # read back: unchanged, so the call never happened; the order is cancelled
+
+    assert the_redemption(app).state == "cancelled" and instagift.redemptions_for(cert_id) == []
+    assert "the call in doubt had not reached Instagift; nothing was redeemed" in _attention(app, "5010")
