@@ -47,6 +47,13 @@ def order_completed(order_id: str = "1001", **data_overrides: Any) -> dict[str, 
     return {"type": "order.completed", "timestamp": "2026-11-21T10:00:00Z", "data": data}
 
 
+def cancel_order(client, order_id: str = "1001") -> None:
+    """The shop cancels the order: a signed `order.cancelled` through the service's webhook endpoint (202)."""
+    raw, headers = signed_webhook({"type": "order.cancelled", "timestamp": "2026-11-21T10:05:00Z",
+                                   "data": {"id": order_id}})
+    assert client.post("/v1/webhooks/orders", data=raw, headers=headers).status_code == 202
+
+
 class ServerThread:
     """A WSGI app served over real HTTP on a free loopback port, in a background thread."""
 

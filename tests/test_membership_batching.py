@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from service.domain.membership import BATCH_CHECK_KIND, next_cutoff_after
 from service.jobs.queue import enqueue
 from service.persistence import MembershipCard, MembershipPrintJob, Order, db
-from tests.support import order_completed, signed_webhook
+from tests.support import cancel_order, order_completed, signed_webhook
 
 STORE = {"name": "Front Desk", "company": "Demo Shop", "address1": "1 Market Sq", "city": "Boston",
          "region": "MA", "postcode": "02109", "country": "US"}
@@ -180,12 +180,6 @@ def test_a_batch_short_of_funds_waits_then_submits_when_funds_arrive(app, client
     assert instantcard.counts()["submitted_print_jobs"] == 1
 
 
-def _cancel(client, order_id):
-    raw, headers = signed_webhook({"type": "order.cancelled", "timestamp": "2027-07-14T15:00:00Z",
-                                   "data": {"id": order_id}})
-    assert client.post("/v1/webhooks/orders", data=raw, headers=headers).status_code == 202
-
-
 class _CancelsOnce:
     """The InstantCard client, except that the shop cancels `order_id` just before the first `method` call."""
 
@@ -199,7 +193,7 @@ class _CancelsOnce:
 
         def call(*args, **kwargs):
             self._done = True
-            _cancel(self._client, self._order_id)
+            cancel_order(self._client, self._order_id)
             return attribute(*args, **kwargs)
 
         return call
@@ -235,7 +229,7 @@ def test_a_batch_whose_first_card_was_cancelled_is_created_by_the_next(app, clie
     # The first card's create fails once (apply_then_500: InstantCard made the print job, the answer was lost)…
     instantcard.inject_fault("create_print_job", fault)
     run_jobs(clock=at("2027-07-14T10:00:00-04:00"))
-    _cancel(client, "2001")  # …and then its order is cancelled
+    cancel_order(client, "2001")  # …and then its order is cancelled
 
     run_jobs(clock=at("2027-07-14T12:00:00-04:00"))
     check_cutoff(app, run_jobs, at("2027-07-14T15:31:00-04:00"), "cutoff")

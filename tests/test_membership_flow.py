@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from service.domain.membership import FUNDS_CHECK_KIND, JOB_KIND
 from service.jobs.queue import enqueue
 from service.persistence import Job, MembershipCard, MembershipPrintJob, Order, db, utcnow
-from tests.support import order_completed, signed_webhook
+from tests.support import cancel_order, order_completed, signed_webhook
 
 GOLD = {"sku": "MEMBER-GOLD", "title": "Gold membership", "quantity": 1, "unit_price_cents": 5000}
 GIFT = {"sku": "MEMBER-GOLD", "title": "Gold membership (gift)", "quantity": 1, "unit_price_cents": 5000}
@@ -23,12 +23,6 @@ def post_order(client, order_id="1001", lines=(GOLD, GIFT, TEE), **overrides):
     raw, headers = signed_webhook(order_completed(order_id, line_items=list(lines), **overrides))
     response = client.post("/v1/webhooks/orders", data=raw, headers=headers)
     assert response.status_code == 202, response.get_json()
-
-
-def cancel_order(client, order_id="1001"):
-    raw, headers = signed_webhook({"type": "order.cancelled", "timestamp": "2026-11-21T10:05:00Z",
-                                   "data": {"id": order_id}})
-    assert client.post("/v1/webhooks/orders", data=raw, headers=headers).status_code == 202
 
 
 def cards(app) -> list[MembershipCard]:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from service.domain import money
 from service.jobs.queue import retry_by_person
 from service.persistence import Cart, GiftCardHold, Job, Order, Redemption, db, utcnow
-from tests.support import ADMIN, SHOP, order_completed, signed_webhook
+from tests.support import ADMIN, SHOP, cancel_order, order_completed, signed_webhook
 
 
 @pytest.fixture
@@ -194,12 +194,6 @@ def test_cancellation_landing_while_the_job_reads_the_certificate_stops_it(app, 
         assert db.session.scalar(sa.select(Order.attention)) is None
 
 
-def _cancel(client, order_id: str) -> None:
-    raw, headers = signed_webhook({"type": "order.cancelled", "timestamp": "2026-11-21T10:05:00Z",
-                                   "data": {"id": order_id}})
-    assert client.post("/v1/webhooks/orders", data=raw, headers=headers).status_code == 202
-
-
 def _attention(app, shop_order_id: str) -> str:
     with app.app_context():
         return db.session.scalar(sa.select(Order.attention).where(Order.shop_order_id == shop_order_id)) or ""
@@ -290,7 +284,7 @@ def test_cancelling_after_a_doubt_was_cleared_cancels_without_claiming_a_redempt
     run_jobs(clock=later)
     assert (the_redemption(app).state, the_redemption(app).outcome_unknown) == ("uncertain", False)
 
-    _cancel(client, "5006")
+    cancel_order(client, "5006")
 
     assert the_redemption(app).state == "cancelled"
     assert "redeemed" not in _attention(app, "5006")
@@ -303,7 +297,7 @@ def test_a_redemption_confirmed_after_the_cancellation_is_added_to_the_merchants
     ordered_cart(client, instagift, "5007", balance=10000, total=5000)
     instagift.inject_fault("redeem_certificate", "apply_then_500")
     run_jobs()
-    _cancel(client, "5007")
+    cancel_order(client, "5007")
     assert "unknown outcome" in _attention(app, "5007")
 
     run_jobs(clock=later)  # read back: the call had gone through
@@ -352,7 +346,7 @@ def test_a_call_in_doubt_that_never_reached_instagift_is_cancelled_with_the_orde
     instagift.inject_fault("redeem_certificate", "error_500")  # answered 500 without redeeming: doubt
     run_jobs()
     assert the_redemption(app).outcome_unknown is True
-    _cancel(client, "5010")
+    cancel_order(client, "5010")
     assert "unknown outcome" in _attention(app, "5010")
 
     run_jobs(clock=later)  # read back: unchanged, so the call never happened; the order is cancelled
