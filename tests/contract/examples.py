@@ -1,0 +1,33 @@
+"""The providers' own documented examples, kept as fixtures: each file is one sample response or error body.
+
+A fixture is a JSON object:
+
+- `source`: where in the provider's public API documentation the sample stands (document, section, which sample);
+- `request`: the documented request it answers (method and path as the docs show them);
+- `status`: the HTTP status the docs give for it (or the one assumed, said in `guessed`);
+- `body`: the sample as printed in the docs, unchanged (placeholders such as `"...": "..."` included);
+- `guessed` (optional): what the docs leave out that the fixture or the client had to assume.
+
+Contract tests serve a fixture as the provider's answer (`responses`) and check what the client makes of it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+EXAMPLES = Path(__file__).resolve().parent / "examples"
+
+
+def doc_example(provider: str, name: str) -> dict[str, Any]:
+    """Load one documented example, e.g. doc_example("instagift", "fetch_certificate")."""
+    example = json.loads((EXAMPLES / provider / f"{name}.json").read_text())
+    missing = {"source", "request", "status", "body"} - example.keys()
+    assert not missing, f"{provider}/{name}.json lacks {sorted(missing)}"
+    return example
+
+
+def all_examples(provider: str) -> list[str]:
+    """The names of every documented example of one provider (so a test can require each to be used)."""
+    return sorted(p.stem for p in (EXAMPLES / provider).glob("*.json"))
