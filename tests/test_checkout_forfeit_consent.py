@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from service.domain import checkout, money
 from service.errors import Conflict
 from service.persistence import Cart, GiftCardHold, db, utcnow
-from service.providers.instagift import Certificate
+from service.providers.instagift import Certificate, ClaimCode
 from tests.support import SHOP
 
 NON_SPLITTABLE_25 = "DEMO-025N-OSPL"
@@ -176,8 +176,8 @@ class FakeInstagift:
                                          claim_code_last4=code[-4:], product_title=None)
         return code
 
-    def fetch_by_claim_code(self, code: str) -> Certificate:
-        return self.by_code[code]
+    def fetch_by_claim_code(self, code: ClaimCode) -> Certificate:
+        return self.by_code[code.canonical]  # checkout hands over the parsed code
 
     def fetch_certificate(self, certificate_id: str) -> Certificate:
         return next(c for c in self.by_code.values() if c.id == certificate_id)

@@ -16,7 +16,14 @@ from service.errors import (
     ProviderUnavailable,
 )
 from service.providers.instagift import InstagiftClient
-from service.sandbox.instagift import DEMO_CERTIFICATES, PAGE_SIZE, demo_certificate_id
+from service.sandbox.instagift import (
+    BARE_CODES_ENV,
+    DEFAULT_PER_PAGE,
+    DEMO_CERTIFICATES,
+    MAX_PER_PAGE,
+    InstagiftSandboxState,
+    demo_certificate_id,
+)
 
 AUTH = {"X-Merchant-Key": "sandbox-merchant-key", "X-Merchant-Secret": "sandbox-merchant-secret"}
 CLIENT_TIMEOUT = 0.3  # seconds; the "timeout" fault holds answers back for longer
@@ -60,15 +67,44 @@ def test_wrong_credentials_raise_auth_error(base):
         client.fetch_by_claim_code("DEMO-100S-PLIT")
 
 
-def test_codes_match_by_normalised_form(ig, base):
-    for typed in ("DEMO-100S-PLIT", "demo100splIT", " demo 100s-plit "):
+def test_claim_code_urls_must_hold_the_printed_form_exactly(ig, base):
+    for typed in ("DEMO-100S-PLIT", "demo-100s-plit", " demo 100s-plit "):  # the client sends the printed form
         cert = ig.fetch_by_claim_code(typed)
         assert cert.id == demo_id("DEMO-100S-PLIT")
         assert (cert.face_value_cents, cert.splittable, cert.status, cert.currency) == (10000, True, "assigned", "USD")
         assert cert.claim_code_last4 == "PLIT"
-    hyphenated = requests.get(f"{base}/claim_codes/demo-100s-plit", headers=AUTH, timeout=5)
-    assert hyphenated.status_code == 200
-    assert hyphenated.json()["certificates"][0]["claim_code"] == "DEMO-100S-PLIT"
+    printed = requests.get(f"{base}/claim_codes/DEMO-100S-PLIT", headers=AUTH, timeout=5)
+    assert printed.status_code == 200
+    assert printed.json()["certificates"][0]["claim_code"] == "DEMO-100S-PLIT"
+    for other in ("DEMO100SPLIT", "demo-100s-plit", "DEMO-100SPLIT", "DEMO%20100S%20PLIT"):
+        assert requests.get(f"{base}/claim_codes/{other}", headers=AUTH, timeout=5).status_code == 404, other
+    with pytest.raises(ProviderNotFound):
+        ig.fetch_by_claim_code("demo100split")  # 12 characters: no documented grouping to fall back on
+
+
+def test_bare_codes_are_taken_only_when_the_setting_says_so(ig, base, state):
+    assert not state.accept_bare_codes
+    answer = requests.put(f"{base}/_control/settings", json={"accept_bare_codes": True}, timeout=5)
+    assert answer.json()["accept_bare_codes"] is True
+    assert requests.get(f"{base}/claim_codes/DEMO100SPLIT", headers=AUTH, timeout=5).status_code == 200
+    assert requests.get(f"{base}/claim_codes/demo100split", headers=AUTH, timeout=5).status_code == 404  # exact
+    assert ig.fetch_by_claim_code("demo100split").id == demo_id("DEMO-100S-PLIT")
+    state.reset()
+    assert requests.get(f"{base}/claim_codes/DEMO100SPLIT", headers=AUTH, timeout=5).status_code == 404
+
+
+def test_the_bare_code_setting_can_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv(BARE_CODES_ENV, "true")
+    assert InstagiftSandboxState().accept_bare_codes
+    monkeypatch.setenv(BARE_CODES_ENV, "false")
+    assert not InstagiftSandboxState().accept_bare_codes
+
+
+def test_claim_code_requests_are_recorded_as_sent(ig, state):
+    with pytest.raises(ProviderNotFound):
+        ig.fetch_by_claim_code("u4kr 9clt 3knpu4")
+    assert state.claim_code_requests == ["U4KR-9CLT-3KNPU4", "U4KR9CLT3KNPU4"]
+    assert state.calls["fetch_claim_code"] == 2
 
 
 def test_unknown_code_is_404_in_the_doc_format(ig, base):
@@ -234,30 +270,96 @@ def test_concurrent_redemptions_of_one_certificate_succeed_once(base):
 
 def test_redemptions_are_paginated_oldest_first(ig, state):
     ids = []
-    for i in range(PAGE_SIZE + 5):
+    for i in range(MAX_PER_PAGE + 5):
         cert_id, _ = state.add_certificate(1000 + i * 100, splittable=True)
         ids.append(ig.redeem_certificate(cert_id, 1000).id)
-    assert [r.id for r in ig.list_redemptions(1)] == ids[:PAGE_SIZE]
-    assert [r.id for r in ig.list_redemptions(2)] == ids[PAGE_SIZE:]
+    assert [r.id for r in ig.list_redemptions(1)] == ids[:MAX_PER_PAGE]  # the client asks for more than the cap
+    assert [r.id for r in ig.list_redemptions(2)] == ids[MAX_PER_PAGE:]
     assert ig.list_redemptions(3) == []
     assert [r.id for r in ig.iter_redemptions()] == ids
 
 
 def test_certificate_list_is_paginated(ig, state, base):
-    for _ in range(PAGE_SIZE):
+    for _ in range(MAX_PER_PAGE):
         state.add_certificate(1000)
     total = len(state.certificates)
-    assert total > PAGE_SIZE
+    assert total > MAX_PER_PAGE
     seen = []
     page = 1
     while batch := ig.list_certificates(page):
-        assert len(batch) <= PAGE_SIZE
+        assert len(batch) <= MAX_PER_PAGE
         seen.extend(batch)
         page += 1
     assert len(seen) == total
     meta = requests.get(f"{base}/certificates?page=1", headers=AUTH, timeout=5).json()["meta"]
-    assert meta["per_page"] == PAGE_SIZE and meta["total_count"] == total
-    assert requests.get(f"{base}/certificates?page=zero", headers=AUTH, timeout=5).status_code == 400
+    assert meta["per_page"] == DEFAULT_PER_PAGE and meta["total_count"] == total
+    for bad in ("page=zero", "page=0", "per_page=0", "per_page=-5", "per_page=ten"):
+        assert requests.get(f"{base}/certificates?{bad}", headers=AUTH, timeout=5).status_code == 400, bad
+
+
+def test_list_meta_is_shaped_like_the_docs_sample(base, state):
+    for _ in range(15):
+        state.add_certificate(1000)
+    total = len(state.certificates)
+    pages = -(-total // 7)
+    first = requests.get(f"{base}/certificates?per_page=7", headers=AUTH, timeout=5).json()["meta"]
+    assert first == {"href": "?per_page=7&page=1", "page": 1, "per_page": 7, "page_count": pages,
+                     "total_count": total, "links": {"first": "?per_page=7&page=1", "previous": None,
+                                                     "next": "?per_page=7&page=2", "last": f"?per_page=7&page={pages}"}}
+    last = requests.get(f"{base}/certificates?per_page=7&page={pages}", headers=AUTH, timeout=5).json()
+    assert last["meta"]["links"]["previous"] == f"?per_page=7&page={pages - 1}" and last["meta"]["links"]["next"] is None
+    assert len(last["certificates"]) == total - 7 * (pages - 1)
+    capped = requests.get(f"{base}/certificates?per_page=1000", headers=AUTH, timeout=5).json()
+    assert capped["meta"]["per_page"] == MAX_PER_PAGE and len(capped["certificates"]) == min(total, MAX_PER_PAGE)
+    redemptions = requests.get(f"{base}/redemptions?per_page=3", headers=AUTH, timeout=5).json()
+    assert redemptions["meta"]["per_page"] == 3 and redemptions["meta"]["total_count"] == 0
+
+
+def test_the_certificate_list_filters_by_status(ig, state):
+    original = demo_id("DEMO-050S-PLIT")
+    ig.redeem_certificate(original, 1000)
+    available = [c.id for c in ig.list_certificates(status="available")]
+    assert original not in available and demo_id("DEMO-100S-PLIT") in available
+    assert demo_id("DEMO-GIFT-0001") in available  # gifted can still be redeemed
+    for code in ("DEMO-USED-0001", "DEMO-EXPD-0001", "DEMO-CANC-0001", "DEMO-PEND-0001", "DEMO-RETN-0001"):
+        assert demo_id(code) not in available, code
+    assert {c.id for c in ig.list_certificates(status="redeemed")} == {original, demo_id("DEMO-USED-0001")}
+    assert len(ig.list_certificates()) == len(state.certificates)
+
+
+def test_lists_can_run_newest_first_and_calls_are_counted(ig, state, base):
+    state.seed_history(60, 30)
+    oldest_first = [c.id for c in ig.list_certificates()]
+    assert requests.put(f"{base}/_control/settings", json={"list_order": "newest_first"}, timeout=5).ok
+    newest_first = [c.id for c in ig.list_certificates()]
+    assert newest_first == sorted(state.certificates, key=lambda i: state.certificates[i].created_at,
+                                  reverse=True)[:MAX_PER_PAGE]
+    assert newest_first != oldest_first
+    times = [r.created_at for r in ig.list_redemptions()]
+    assert times == sorted(times, reverse=True)
+    assert requests.put(f"{base}/_control/settings", json={"list_order": "sideways"}, timeout=5).status_code == 400
+    calls = requests.get(f"{base}/_control/calls", timeout=5).json()
+    assert calls["calls"] == {"list_certificates": 2, "list_redemptions": 1} and calls["list_calls"] == 3
+    assert state.list_calls() == 3
+
+
+def test_the_redemption_list_can_leave_out_meta(base, state):
+    assert requests.put(f"{base}/_control/settings", json={"redemptions_meta": False}, timeout=5).ok
+    assert "meta" not in requests.get(f"{base}/redemptions", headers=AUTH, timeout=5).json()
+
+
+def test_seeded_history_is_older_than_everything_else(state, base):
+    state.seed_history(10_000, 5_000)
+    certificates = list(state.certificates.values())
+    seeded = certificates[len(DEMO_CERTIFICATES):]
+    assert len(seeded) == 10_000 and len(state.redemptions) == 5_000
+    assert sum(c.status == "redeemed" for c in seeded) == 5_000
+    assert {r.certificate_id for r in state.redemptions} == {c.id for c in seeded[:5_000]}
+    assert max(c.created_at for c in seeded) < min(c.created_at for c in certificates[:len(DEMO_CERTIFICATES)])
+    answer = requests.post(f"{base}/_control/history", json={"certificates": 10, "redemptions": 20}, timeout=5)
+    assert answer.status_code == 400
+    answer = requests.post(f"{base}/_control/history", json={"certificates": 10, "redemptions": 5}, timeout=5)
+    assert answer.status_code == 201 and answer.json()["redemptions"] == 5_005
 
 
 def test_fetch_a_redemption_by_id(ig, base):

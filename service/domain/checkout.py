@@ -34,7 +34,7 @@ from service.jobs.registry import JobContext, handler
 from service.logs import mask, masked_last4
 from service.persistence import Cart, GiftCardHold
 from service.persistence.db import lock_for_update
-from service.providers.instagift import looks_like_claim_code, normalise_claim_code
+from service.providers.instagift import ClaimCode, parse_claim_code
 
 log = logging.getLogger("service.checkout")
 
@@ -53,10 +53,11 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def claim_code_hash(normalised_code: str, settings: Settings) -> str:
-    """HMAC-SHA256 of a normalised claim code, keyed by a server secret, so stored hashes can't be brute-forced."""
+def claim_code_hash(code: ClaimCode, settings: Settings) -> str:
+    """HMAC-SHA256 of a claim code's canonical form (letters and digits only, so every spelling of one card is one
+    hash), keyed by a server secret so stored hashes can't be brute-forced."""
     key = hashlib.sha256(b"claim-code-hash:" + settings.shop_api_token.encode()).digest()
-    return hmac.new(key, normalised_code.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(key, code.canonical.encode(), hashlib.sha256).hexdigest()
 
 
 # -- abuse limits --------------------------------------------------------------------------------------
@@ -302,9 +303,10 @@ def check_redeemable(certificate, now: datetime) -> None:
                        balance_cents=certificate.face_value_cents)
 
 
-def _lookup(client, normalised: str):
+def _lookup(client, code: ClaimCode):
+    """One lookup attempt (the client may send the code in two forms, see ClaimCode.lookup_forms); None if unknown."""
     try:
-        return client.fetch_by_claim_code(normalised)
+        return client.fetch_by_claim_code(code)
     except ProviderNotFound:
         return None
 
@@ -331,15 +333,15 @@ def balance_lookup(settings: Settings, client, limiter: LookupLimiter, raw_code:
                    now: datetime) -> dict[str, Any]:
     """A certificate's balance without applying it (rate-limited per client)."""
     limiter.hit(f"client:{client_key}")
-    normalised = normalise_claim_code(raw_code or "")
-    if not looks_like_claim_code(normalised):
+    code = parse_claim_code(raw_code)
+    if code is None:  # characters a claim code never has, or the wrong length: never sent to Instagift
         raise _not_found()
-    certificate = _lookup(client, normalised)
+    certificate = _lookup(client, code)
     if certificate is None:
         raise _not_found()
     reason = certificate.unredeemable_reason(now)
     return {
-        "code": mask(normalised),
+        "code": mask(code.canonical),
         "balance_cents": certificate.face_value_cents,
         "redeemable_cents": 0 if reason else money.redeemable_cents(certificate.face_value_cents),
         "currency": certificate.currency,
@@ -366,12 +368,12 @@ def apply_gift_card(session: Session, settings: Settings, client, limiter: Looku
     cart_id = cart.id
     _check_cart_lock(cart, now)
     limiter.hit(f"client:{request.client_key}", f"cart:{cart_id}")
-    normalised = normalise_claim_code(request.claim_code or "")
-    if not looks_like_claim_code(normalised):
+    code = parse_claim_code(request.claim_code)
+    if code is None:  # characters a claim code never has, or the wrong length: never sent to Instagift
         session.rollback()
         _record_failed_lookup(session, settings, cart_id, now)
         raise _not_found()
-    code_hash = claim_code_hash(normalised, settings)
+    code_hash = claim_code_hash(code, settings)
     _refuse_duplicate(cart, code_hash=code_hash)
     if len([h for h in cart.holds if h.status == "active"]) >= MAX_CARDS_PER_CART:
         raise Conflict(f"A cart can hold at most {MAX_CARDS_PER_CART} gift cards.", code="too_many_gift_cards",
@@ -379,14 +381,14 @@ def apply_gift_card(session: Session, settings: Settings, client, limiter: Looku
     _refuse_nothing_due(cart, settings)
     session.rollback()  # no transaction (and, on SQLite, no write lock) across the provider call
 
-    certificate = _lookup(client, normalised)
-    if certificate is None:
+    certificate = _lookup(client, code)
+    if certificate is None:  # one failed lookup, however many forms of the code were tried
         _record_failed_lookup(session, settings, cart_id, now)
         raise _not_found()
     check_redeemable(certificate, now)
 
     try:
-        return _hold(session, settings, request, certificate, normalised, code_hash, now)
+        return _hold(session, settings, request, certificate, code, code_hash, now)
     except IntegrityError:
         # The partial unique index says another hold has this certificate. If that hold's time ran out and the
         # periodic job has not marked it yet, take the certificate over (once); otherwise it is in use.
@@ -395,13 +397,13 @@ def apply_gift_card(session: Session, settings: Settings, client, limiter: Looku
             raise _in_use() from None
         session.commit()
     try:
-        return _hold(session, settings, request, certificate, normalised, code_hash, now)
+        return _hold(session, settings, request, certificate, code, code_hash, now)
     except IntegrityError:
         session.rollback()
         raise _in_use() from None
 
 
-def _hold(session: Session, settings: Settings, request: ApplyRequest, certificate, normalised: str,
+def _hold(session: Session, settings: Settings, request: ApplyRequest, certificate, code: ClaimCode,
           code_hash: str, now: datetime) -> dict[str, Any]:
     """In one transaction: re-check the locked cart, insert the hold, recompute, commit; IntegrityError if taken."""
     cart = find_cart(session, request.token, now, for_update=True)
@@ -423,7 +425,7 @@ def _hold(session: Session, settings: Settings, request: ApplyRequest, certifica
             applied_cents=part.applied_cents, redeem_cents=part.redeem_cents)
     position = max([h.position for h in cart.holds] or [0]) + 1
     hold = GiftCardHold(
-        cart=cart, certificate_id=certificate.id, claim_code_hash=code_hash, code_last4=normalised[-4:],
+        cart=cart, certificate_id=certificate.id, claim_code_hash=code_hash, code_last4=code.last4,
         currency=certificate.currency.upper(), balance_cents=certificate.face_value_cents,
         certificate_expires_at=certificate.expires_at, splittable=certificate.splittable,
         applied_cents=part.applied_cents, covers_cents=part.covers_cents, redeem_cents=part.redeem_cents,
@@ -435,7 +437,7 @@ def _hold(session: Session, settings: Settings, request: ApplyRequest, certifica
     recompute(cart, settings)
     cart_id, applied_cents = cart.id, hold.applied_cents  # read before the commit expires them
     view = _commit_with_view(session, cart)  # the insert meets the unique index here
-    log.info("cart %s: gift card %s held (%s applied)", cart_id, mask(normalised), money.format_usd(applied_cents))
+    log.info("cart %s: gift card %s held (%s applied)", cart_id, mask(code.canonical), money.format_usd(applied_cents))
     return view
 
 

@@ -35,7 +35,7 @@ from service.errors import (
 from service.jobs import enqueue
 from service.jobs.registry import JobContext, Park, PermanentFailure, RetryLater, handler
 from service.logs import masked_last4
-from service.persistence import Cart, GiftCardHold, Order, Redemption
+from service.persistence import Cart, GiftCardHold, Order, Redemption, utcnow
 from service.persistence.checkout import LOCKING_HOLD_STATUSES
 from service.persistence.db import lock_for_update
 
@@ -235,6 +235,8 @@ def redeem(session: Session, settings: Settings, client, redemption_id: int, now
     redemption.outcome_unknown = True
     redemption.attempts += 1
     redemption.updated_at = now()
+    # The machine's clock, not the job's: it is compared with the times Instagift stamps on its records.
+    redemption.attempt_started_at = utcnow()
     session.commit()  # the intent is on record before Instagift hears of it
 
     try:
@@ -293,7 +295,7 @@ def _earlier_call_succeeded(session: Session, client, redemption: Redemption, ce
     # Instagift takes cents included whatever we asked) leaves the face value as it was.
     taken = requested if redemption.splittable else redemption.balance_before_cents
     if certificate is not None and certificate.status == "redeemed" and certificate.face_value_cents == taken:
-        provider_id = _find_provider_redemption(client, redemption.certificate_id, taken)
+        provider_id = _find_provider_redemption(client, redemption, taken)
         child_id, child_balance = _child(client, redemption, taken)
         _finish(session, redemption, now, redeemed=taken, provider_id=provider_id, child_id=child_id,
                 child_balance=child_balance,
@@ -316,14 +318,18 @@ def _earlier_call_succeeded(session: Session, client, redemption: Redemption, ce
     raise Park(reason, PERSON_RECHECK_SECONDS)
 
 
-def _find_provider_redemption(client, certificate_id: str, amount_cents: int) -> str | None:
-    """Instagift's id for a redemption we could not see answered (newest match), if its list has it."""
+def _attempt_started(redemption: Redemption) -> datetime:
+    """When the redemption's last call may have started: rows from before that was recorded use their creation."""
+    return redemption.attempt_started_at or redemption.created_at
+
+
+def _find_provider_redemption(client, redemption: Redemption, amount_cents: int) -> str | None:
+    """Instagift's id for a redemption we could not see answered (newest match since the attempt), if listed."""
     try:
-        matches = [r for r in client.iter_redemptions()
-                   if r.certificate_id == certificate_id and r.amount_cents == amount_cents]
+        found = client.find_redemption(redemption.certificate_id, amount_cents, since=_attempt_started(redemption))
     except ProviderError:
         return None
-    return matches[-1].id if matches else None
+    return found.id if found else None
 
 
 def _child(client, redemption: Redemption, redeemed_cents: int) -> tuple[str | None, int | None]:
@@ -333,11 +339,13 @@ def _child(client, redemption: Redemption, redeemed_cents: int) -> tuple[str | N
     if not redemption.splittable or rest <= 0:
         return None, None
     try:
-        child = client.find_child_certificate(redemption.certificate_id)
+        child = client.find_child_certificate(redemption.certificate_id, since=_attempt_started(redemption))
     except ProviderError:
         child = None
     if child is not None:
         return child.id, child.face_value_cents
+    log.info("redemption %s: Instagift's list did not show the split's new certificate; its balance is computed",
+             redemption.id)
     return None, rest
 
 

@@ -108,6 +108,9 @@ class Redemption(db.Model):
     child_balance_cents: Mapped[int | None] = mapped_column(sa.BigInteger)
     error: Mapped[str | None] = mapped_column(sa.Text)
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0)  # redeem calls started
+    # When the last redeem call was started, by this machine's clock: read-backs of Instagift's lists stop at
+    # records older than this (less a clock-skew allowance). Null on rows from before it was recorded.
+    attempt_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     redeemed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,24 +1,26 @@
 """Instagift v2 merchant API client: the only module that knows Instagift's vocabulary.
 
 Endpoints used (see docs/instagift.md): `GET claim_codes/{code}`, `POST claim_codes/{code}/redemptions`,
-`GET certificates/{id}`, `POST certificates/{id}/redemptions`, `GET certificates?page=n`,
-`GET redemptions?page=n`. Merchant auth headers on every call, timeouts from settings, every response
-parsed in one place (`_records`), every error body mapped in one place (`_describe_error`).
+`GET certificates/{id}`, `POST certificates/{id}/redemptions`, `GET certificates?per_page=&page=&status=`,
+`GET redemptions?per_page=&page=`. Merchant auth headers on every call, timeouts from settings, every response
+parsed in one place (`_records`, `_page`), every error body mapped in one place (`_describe_error`).
 
 Claim codes are bearer secrets. The code is never part of an exception message, a log line or anything
 returned: requests are built with a `{claim_code}` placeholder in the path and the real code is put into
 the URL by `_ClaimCodeSession` just before the request leaves, so the shared HTTP helper's messages and
-logs only ever see the placeholder.
+logs only ever see the placeholder. `ClaimCode` (what `parse_claim_code` makes of the shopper's text) shows
+only its last four characters.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
-from urllib.parse import quote
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Generic, TypeVar
+from urllib.parse import parse_qs, quote, urlsplit
 
 import requests
 
@@ -32,6 +34,8 @@ from service.errors import (
 )
 from service.logs import mask
 from service.providers.http import ProviderHttp, ProviderResponse
+
+log = logging.getLogger("service.providers.instagift")
 
 PROVIDER = "instagift"
 
@@ -49,12 +53,23 @@ REJECTION_REASONS = (
 
 _NOT_ALPHANUMERIC = re.compile(r"[^A-Za-z0-9]")
 _CLAIM_CODE_SHAPE = re.compile(r"[A-Z0-9]{8,20}")
+# Hyphen-minus and the Unicode hyphens and dashes a copy from a PDF or an e-mail brings ("MNK–QPF27E—EHJ3").
+_HYPHENS = "-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d"
+_TYPED_CLAIM_CODE = re.compile(rf"[A-Za-z0-9\s{re.escape(_HYPHENS)}]*")
+_SEPARATOR_RUN = re.compile(rf"[\s{re.escape(_HYPHENS)}]+")
+# How Instagift prints bare codes of these lengths (Ecommerce Integration › Integration Steps, the examples
+# "U4KR-9CLT-3KNPU4" and "MNK-QPF27E-EHJ3"; the certificate samples print 14-character codes 4-4-6 too).
+DOCUMENTED_GROUPINGS: dict[int, tuple[int, ...]] = {14: (4, 4, 6), 13: (3, 6, 4)}
 _CODE_PLACEHOLDER = "{claim_code}"
 _CODE_HEADER = "X-Service-Claim-Code"  # consumed by _ClaimCodeSession, never sent on the wire
 
 
 def normalise_claim_code(raw: str) -> str:
-    """Upper-case and drop spaces, hyphens and any other separators: ' 62dd-cv4t r2ntm2 ' → '62DDCV4TR2NTM2'."""
+    """The canonical form of a claim code: upper-case letters and digits only ('62dd-cv4t r2ntm2' → '62DDCV4TR2NTM2').
+
+    Two spellings of one card have the same canonical form, so it is what "already applied" compares (as an
+    HMAC). It is not a check: `parse_claim_code` refuses text with other characters before this matters.
+    """
     if not isinstance(raw, str):
         return ""
     return _NOT_ALPHANUMERIC.sub("", raw).upper()
@@ -65,11 +80,73 @@ def looks_like_claim_code(normalised: str) -> bool:
     return bool(normalised) and _CLAIM_CODE_SHAPE.fullmatch(normalised) is not None
 
 
-def claim_code_for_url(normalised: str) -> str:
-    """The form of a normalised claim code put into Instagift URLs (the one place to change it)."""
-    # Instagift prints codes with hyphens but their position varies ("MNK-QPF27E-EHJ3", "U4KR-9CLT-3KNPU4"),
-    # so the shopper's hyphenation cannot be rebuilt; we send the bare code, which the sandbox also accepts.
-    return quote(normalised, safe="")
+def documented_grouping(canonical: str) -> str | None:
+    """A bare code of a length Instagift prints in groups, hyphenated that way ('U4KR9CLT3KNPU4' → 'U4KR-9CLT-3KNPU4')."""
+    sizes = DOCUMENTED_GROUPINGS.get(len(canonical))
+    if sizes is None:
+        return None
+    groups, start = [], 0
+    for size in sizes:
+        groups.append(canonical[start:start + size])
+        start += size
+    return "-".join(groups)
+
+
+@dataclass(frozen=True)
+class ClaimCode:
+    """A claim code as the shopper typed it, in the forms Instagift may know it by; shows only its last four.
+
+    `printed` keeps the shopper's grouping: upper-case, trimmed, each run of spaces and/or hyphens between two
+    groups made one hyphen (" e69w cdq2 wtwh6y " → "E69W-CDQ2-WTWH6Y", "E69W--CDQ2 - WTWH6Y" → the same).
+    `canonical` is letters and digits only ("E69WCDQ2WTWH6Y").
+    """
+
+    printed: str = field(repr=False)
+    canonical: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"ClaimCode({mask(self.canonical)})"
+
+    @property
+    def typed_with_separators(self) -> bool:
+        """True when the shopper split the code into groups (spaces or hyphens)."""
+        return self.printed != self.canonical
+
+    @property
+    def last4(self) -> str:
+        return self.canonical[-4:]
+
+    def lookup_forms(self) -> tuple[str, ...]:
+        """The forms to send, in order; the second is tried only when Instagift answers 404 to the first.
+
+        The docs put the printed form in every URL, so the shopper's grouping goes first; a shopper who typed
+        groups is never sent the bare code first. A bare code is sent as typed, then (when its length has a
+        documented grouping) grouped the way Instagift prints it. At most two forms.
+        """
+        if self.typed_with_separators:
+            return (self.printed, self.canonical)
+        grouped = documented_grouping(self.canonical)
+        return (self.canonical, grouped) if grouped else (self.canonical,)
+
+
+def parse_claim_code(raw: object) -> ClaimCode | None:
+    """What the shopper typed as a ClaimCode, or None when it cannot be one (checked before any provider call).
+
+    Allowed: ASCII letters, digits, white space and hyphens (Unicode hyphens and dashes count as hyphens), and
+    8–20 letters and digits in all. Anything else (dots, slashes, quotes, other letters…) is refused.
+    """
+    if not isinstance(raw, str) or _TYPED_CLAIM_CODE.fullmatch(raw) is None:
+        return None
+    groups = [group for group in _SEPARATOR_RUN.split(raw.upper()) if group]
+    canonical = "".join(groups)
+    if not looks_like_claim_code(canonical):
+        return None
+    return ClaimCode(printed="-".join(groups), canonical=canonical)
+
+
+def claim_code_for_url(form: str) -> str:
+    """One form of a claim code made safe for an Instagift URL path (hyphens stay as they are)."""
+    return quote(form, safe="-")
 
 
 def _parse_time(value: Any, field: str) -> datetime | None:
@@ -84,6 +161,14 @@ def _parse_time(value: Any, field: str) -> datetime | None:
     if parsed.tzinfo is None:
         raise ProviderResponseInvalid(PROVIDER, f"{field} has no time zone")
     return parsed
+
+
+def _time_or_none(value: Any) -> datetime | None:
+    # Only the read-backs use a certificate's created_at (to tell a list's order): a lookup must not fail on it.
+    try:
+        return _parse_time(value, "created_at")
+    except ProviderResponseInvalid:
+        return None
 
 
 def _parse_cents(value: Any, field: str) -> int:
@@ -121,6 +206,7 @@ class Certificate:
     parent_id: str | None
     claim_code_last4: str
     product_title: str | None
+    created_at: datetime | None = None
 
     @property
     def balance_cents(self) -> int:
@@ -156,6 +242,7 @@ class Certificate:
             parent_id=str(parent) if parent else None,
             claim_code_last4=code[-4:] if code else "",
             product_title=record.get("product_title") or record.get("title"),
+            created_at=_time_or_none(record.get("created_at")),
         )
 
 
@@ -187,6 +274,139 @@ class Redemption:
         )
 
 
+# --- reading lists newest first --------------------------------------------------------------------------
+#
+# The docs show list pages with `meta` (page, per_page, page_count, total_count, links.first/previous/next/last)
+# but do not say in which order records come. The read-backs (a split's child, an uncertain redemption) look
+# for something that happened at most minutes ago, so they read the newest records first and stop at records
+# older than that; what they cost depends on what happened since, not on the merchant's history.
+
+LIST_PER_PAGE = 100  # asked for; a smaller page than asked is fine (page numbers are the server's)
+READ_BACK_MAX_PAGES = 20  # list calls one read-back may make when `meta` says where the last page is
+FORWARD_WALK_MAX_PAGES = 100  # ... and when it says nothing (oldest first and no `meta`: read forward)
+# Records this much older than our attempt are still read: Instagift's clock and ours may disagree.
+READ_BACK_CLOCK_SKEW = timedelta(minutes=10)
+AVAILABLE = "available"  # the `status` filter of the docs' sample request (List all Certificates)
+_NEWEST_FIRST, _OLDEST_FIRST = "newest_first", "oldest_first"
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+_Listed = TypeVar("_Listed", Certificate, Redemption)
+
+
+@dataclass(frozen=True)
+class ListPage(Generic[_Listed]):
+    """One page of a list endpoint; `last_page` is what its `meta` says (None when it says nothing usable)."""
+
+    number: int
+    records: list[_Listed]
+    last_page: int | None = None
+
+
+def _whole_number(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def _last_page(meta: Any) -> int | None:
+    """The last page number `meta` implies, or None; liberal, since only the docs' sample describes it.
+
+    The largest of `page_count`, the `page` of `links.last` and ceil(total_count / per_page): the docs' own sample
+    says page_count 1 with total_count 13 at 10 a page, and reading one page past the end only costs an empty page.
+    """
+    if not isinstance(meta, dict):
+        return None
+    estimates = [_whole_number(meta.get("page_count"))]
+    links = meta.get("links")
+    last = links.get("last") if isinstance(links, dict) else None
+    if isinstance(last, str):
+        estimates.append(_whole_number((parse_qs(urlsplit(last).query).get("page") or [None])[-1]))
+    total, per_page = _whole_number(meta.get("total_count")), _whole_number(meta.get("per_page"))
+    if total is not None and per_page:
+        estimates.append(-(-total // per_page))
+    known = [n for n in estimates if n is not None]
+    return max(1, *known) if known else None
+
+
+def _not_before(since: datetime | None) -> datetime | None:
+    return None if since is None else since - READ_BACK_CLOCK_SKEW
+
+
+def _order(records: list[_Listed]) -> str | None:
+    """Which way a page runs, from its first and last `created_at` (None when it cannot tell)."""
+    times = [r.created_at for r in records if r.created_at is not None]
+    if len(times) < 2 or times[0] == times[-1]:
+        return None
+    return _NEWEST_FIRST if times[0] > times[-1] else _OLDEST_FIRST
+
+
+def _newest_match(records: list[_Listed], wanted: Callable[[_Listed], bool], order: str | None) -> _Listed | None:
+    newest_first = records if order == _NEWEST_FIRST else list(reversed(records))
+    matches = [r for r in newest_first if wanted(r)]
+    # By created_at; among equal (or missing) times the one nearer the newest end of the page.
+    return max(matches, key=lambda r: r.created_at or _EARLIEST) if matches else None
+
+
+def _older_than(records: list[_Listed], not_before: datetime | None) -> bool:
+    return not_before is not None and any(r.created_at is not None and r.created_at < not_before for r in records)
+
+
+def _newest_first(read: Callable[[int], ListPage[_Listed]], wanted: Callable[[_Listed], bool],
+                  not_before: datetime | None, max_pages: int) -> _Listed | None:
+    """The newest record `wanted` picks, reading a paged list from its newest end; None when not found.
+
+    Page 1 (asked with LIST_PER_PAGE) tells the order (its `created_at`s) and, in `meta`, where the last page is.
+    Newest first: read forward from page 1. Oldest first, or no way to tell: jump to the last page and read
+    backwards. Either way stop at the first page holding a match, or a record older than `not_before`, or after
+    `max_pages` calls. Without `meta` and not newest first, walk forward (at most FORWARD_WALK_MAX_PAGES pages)
+    keeping the newest match: the only way to reach the end of a list that does not say where it ends.
+    """
+    first = read(1)
+    order = _order(first.records)
+    found = _newest_match(first.records, wanted, order)
+    if order == _NEWEST_FIRST:
+        page, number = first, 1
+        while found is None and page.records and not _older_than(page.records, not_before):
+            number += 1
+            if number > max_pages or (first.last_page is not None and number > first.last_page):
+                break
+            page = read(number)
+            found = _newest_match(page.records, wanted, order)
+        return found
+    if found is not None and order is None:
+        return found  # a page that cannot say which way it runs: its match is as good as any
+    if first.last_page is None:
+        number, seen = 1, {r.id for r in first.records}
+        while first.records and number < FORWARD_WALK_MAX_PAGES:
+            number += 1
+            page = read(number)
+            ids = {r.id for r in page.records}
+            if not ids or ids <= seen:  # the end, or a provider ignoring `page`
+                break
+            seen |= ids
+            found = _newest_match(page.records, wanted, order) or found  # later pages hold newer records
+            if len(page.records) < len(first.records):  # a short page is the last
+                break
+        return found
+    calls = 1
+    for number in range(first.last_page, 1, -1):
+        if calls >= max_pages:
+            log.warning("instagift: read-back gave up after %d list calls without reaching its start", calls)
+            return None
+        page = read(number)
+        calls += 1
+        match = _newest_match(page.records, wanted, _order(page.records) or order)
+        if match is not None:
+            return match
+        if _older_than(page.records, not_before):
+            return None
+    return found  # read every page down to page 1
+
+
 class _ClaimCodeSession(requests.Session):
     """Puts the claim code into the URL at the last moment, so no message or log line upstream holds it."""
 
@@ -198,15 +418,16 @@ class _ClaimCodeSession(requests.Session):
         return super().request(method, url, *args, headers=headers, **kwargs)
 
 
-def _scrubbed(exc: ProviderError, code: str) -> ProviderError:
+def _scrubbed(exc: ProviderError, forms: tuple[str, ...]) -> ProviderError:
     """Drop the transport error chain (requests puts the full URL, code included, in its messages)."""
     exc.__cause__ = None
     exc.__context__ = None
     exc.__suppress_context__ = True
-    if code and code in exc.message:  # belt and braces: the message should only hold the placeholder
-        exc.message = exc.message.replace(code, mask(code))
-        exc.detail = f"{exc.provider}: {exc.message}"
-        exc.args = (exc.detail,)
+    for code in forms:  # belt and braces: the message should only hold the placeholder
+        if code and code in exc.message:
+            exc.message = exc.message.replace(code, mask(code))
+            exc.detail = f"{exc.provider}: {exc.message}"
+            exc.args = (exc.detail,)
     return exc
 
 
@@ -246,19 +467,23 @@ class InstagiftClient:
 
     # --- claim codes -------------------------------------------------------------------------------------
 
-    def fetch_by_claim_code(self, claim_code: str) -> Certificate:
-        """Look a certificate up by claim code; malformed codes raise ProviderNotFound without a call."""
-        code = self._url_code(claim_code)
-        response = self._with_code(code, "GET", f"claim_codes/{_CODE_PLACEHOLDER}")
+    def fetch_by_claim_code(self, claim_code: str | ClaimCode) -> Certificate:
+        """Look a certificate up by claim code (see `ClaimCode.lookup_forms`); malformed codes raise
+        ProviderNotFound without a call."""
+        response = self._by_claim_code(self._claim_code(claim_code), "GET", f"claim_codes/{_CODE_PLACEHOLDER}")
         return self._one_certificate(response)
 
-    def redeem_by_claim_code(self, claim_code: str, amount_cents: int | None,
+    def redeem_by_claim_code(self, claim_code: str | ClaimCode, amount_cents: int | None,
                              location_id: str | None = None) -> Redemption:
-        """Redeem by claim code (whole face value when amount_cents is None)."""
+        """Redeem by claim code (whole face value when amount_cents is None), in the form Instagift knows.
+
+        The service itself redeems by certificate id; this exists for the sandbox and for completeness. A 404
+        redeems nothing, so trying the other form after one is safe.
+        """
         _check_amount(amount_cents)
-        code = self._url_code(claim_code)
-        response = self._with_code(code, "POST", f"claim_codes/{_CODE_PLACEHOLDER}/redemptions",
-                                   json_body=self._redemption_body(amount_cents, location_id))
+        response = self._by_claim_code(self._claim_code(claim_code), "POST",
+                                       f"claim_codes/{_CODE_PLACEHOLDER}/redemptions",
+                                       json_body=self._redemption_body(amount_cents, location_id))
         return self._one_redemption(response)
 
     # --- certificates ------------------------------------------------------------------------------------
@@ -276,33 +501,51 @@ class InstagiftClient:
                                      json_body=self._redemption_body(amount_cents, location_id))
         return self._one_redemption(response)
 
-    def list_certificates(self, page: int = 1) -> list[Certificate]:
+    def certificate_page(self, page: int = 1, *, per_page: int = LIST_PER_PAGE,
+                         status: str | None = None) -> ListPage[Certificate]:
+        """One page of the merchant's certificates (optionally only those with `status`, e.g. "available")."""
+        params: dict[str, Any] = {"per_page": per_page, "page": page}
+        if status:
+            params["status"] = status
+        response = self.http.request("GET", "certificates", params=params)
+        return self._page(response, page, "certificates", Certificate.from_record)
+
+    def list_certificates(self, page: int = 1, *, status: str | None = None) -> list[Certificate]:
         """One page of the merchant's certificates; an empty list means past the last page."""
-        response = self.http.request("GET", "certificates", params={"page": page})
-        return [Certificate.from_record(r) for r in self._records(response, "certificates")]
+        return self.certificate_page(page, status=status).records
 
-    def find_child_certificate(self, parent_id: str, *, max_pages: int = 200) -> Certificate | None:
-        """The certificate a partial redemption split off `parent_id`, or None.
+    def find_child_certificate(self, parent_id: str, *, since: datetime | None = None,
+                               max_pages: int = READ_BACK_MAX_PAGES) -> Certificate | None:
+        """The certificate a partial redemption made at or after `since` split off `parent_id`, or None.
 
-        Instagift has no "children of" query, so this walks the merchant's certificate list page by page:
-        one request per page until the child is found or a page is empty (cost grows with the merchant's
-        certificate count; call it once per split, from a job, never from a shopper's request).
+        Instagift has no "children of" query, so this reads the available certificates newest first (see
+        `_newest_first`): usually two calls, whatever the merchant's history. None when not found within
+        `max_pages` pages or before records older than `since` (less the clock skew allowance).
         """
-        for page in range(1, max_pages + 1):
-            certificates = self.list_certificates(page)
-            if not certificates:
-                return None
-            for certificate in certificates:
-                if certificate.parent_id == parent_id:
-                    return certificate
-        return None
+        return _newest_first(lambda page: self.certificate_page(page, status=AVAILABLE),
+                             lambda certificate: certificate.parent_id == parent_id, _not_before(since), max_pages)
 
     # --- redemptions -------------------------------------------------------------------------------------
 
+    def redemption_page(self, page: int = 1, *, per_page: int = LIST_PER_PAGE) -> ListPage[Redemption]:
+        """One page of the merchant's redemptions."""
+        response = self.http.request("GET", "redemptions", params={"per_page": per_page, "page": page})
+        return self._page(response, page, "redemptions", Redemption.from_record)
+
     def list_redemptions(self, page: int = 1) -> list[Redemption]:
         """One page of the merchant's redemptions; an empty list means past the last page."""
-        response = self.http.request("GET", "redemptions", params={"page": page})
-        return [Redemption.from_record(r) for r in self._records(response, "redemptions")]
+        return self.redemption_page(page).records
+
+    def find_redemption(self, certificate_id: str, amount_cents: int, *, since: datetime | None = None,
+                        max_pages: int = READ_BACK_MAX_PAGES) -> Redemption | None:
+        """The newest redemption of `amount_cents` from `certificate_id` made at or after `since`, or None.
+
+        Reads the redemption list newest first (see `_newest_first`); without `meta` (the docs' sample of this
+        list shows none) it falls back to a forward walk of at most FORWARD_WALK_MAX_PAGES pages.
+        """
+        return _newest_first(self.redemption_page,
+                             lambda r: r.certificate_id == certificate_id and r.amount_cents == amount_cents,
+                             _not_before(since), max_pages)
 
     def iter_redemptions(self, *, max_pages: int = 10_000) -> Iterator[Redemption]:
         """Every redemption, page after page until an empty page."""
@@ -329,18 +572,33 @@ class InstagiftClient:
             body["redemption_location_id"] = location
         return body
 
-    def _url_code(self, claim_code: str) -> str:
-        normalised = normalise_claim_code(claim_code)
-        if not looks_like_claim_code(normalised):
+    @staticmethod
+    def _claim_code(claim_code: str | ClaimCode) -> ClaimCode:
+        code = claim_code if isinstance(claim_code, ClaimCode) else parse_claim_code(claim_code)
+        if code is None:
             # Malformed codes never reach Instagift; callers answer them exactly like unknown codes.
             raise ProviderNotFound(PROVIDER, "no certificate has that claim code", reason="malformed")
-        return claim_code_for_url(normalised)
+        return code
 
-    def _with_code(self, code: str, method: str, path: str, **kwargs: Any) -> ProviderResponse:
+    def _by_claim_code(self, code: ClaimCode, method: str, path: str, **kwargs: Any) -> ProviderResponse:
+        """One attempt: the first form, then (only after a 404) the second; at most two calls."""
+        forms = code.lookup_forms()
+        for number, form in enumerate(forms, start=1):
+            try:
+                return self._with_code(form, forms, method, path, **kwargs)
+            except ProviderNotFound:
+                if number == len(forms):
+                    raise
+                log.info("instagift: claim code %s not found as typed; trying it %s", mask(code.canonical),
+                         "without hyphens" if code.typed_with_separators else "grouped as Instagift prints it")
+        raise AssertionError("unreachable: lookup_forms is never empty")
+
+    def _with_code(self, form: str, every_form: tuple[str, ...], method: str, path: str,
+                   **kwargs: Any) -> ProviderResponse:
         try:
-            return self.http.request(method, path, headers={_CODE_HEADER: code}, **kwargs)
+            return self.http.request(method, path, headers={_CODE_HEADER: claim_code_for_url(form)}, **kwargs)
         except ProviderError as exc:
-            raise _scrubbed(exc, code) from None
+            raise _scrubbed(exc, every_form) from None
 
     @staticmethod
     def _records(response: ProviderResponse, key: str) -> list[dict[str, Any]]:
@@ -356,6 +614,12 @@ class InstagiftClient:
             raise ProviderResponseInvalid(PROVIDER, f"{key!r} is not a list of objects",
                                           http_status=response.status, request_id=response.request_id)
         return records
+
+    def _page(self, response: ProviderResponse, number: int, key: str,
+              parse: Callable[[dict[str, Any]], _Listed]) -> ListPage[_Listed]:
+        records = [parse(record) for record in self._records(response, key)]
+        meta = response.body.get("meta")
+        return ListPage(number=number, records=records, last_page=_last_page(meta))
 
     def _one_certificate(self, response: ProviderResponse) -> Certificate:
         records = self._records(response, "certificates")

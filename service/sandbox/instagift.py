@@ -1,7 +1,8 @@
 """Sandbox Instagift v2 merchant API: an in-memory fake that follows the provider doc.
 
 Served at `/instagift/v2`. Merchant auth (`X-Merchant-Key` / `X-Merchant-Secret`, the sandbox credentials
-of config.py), claim codes matched by their normalised form (case, spaces and hyphens ignored),
+of config.py), claim codes in URLs matched exactly as printed (the docs' only form; a setting also takes them
+without hyphens), lists paged with `per_page`/`page` and the docs' `meta`, certificates filtered by `status`,
 whole-dollar round-down of `amount_to_redeem_cents`, partial redemption of a splittable certificate splits
 it (the original drops to the redeemed amount and becomes `redeemed`, a new child certificate with a new
 claim code holds the rest), non-splittable certificates are redeemed whole, the doc's error bodies.
@@ -16,11 +17,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import os
 import secrets
 import socket
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -32,7 +35,10 @@ MERCHANT_SECRET = "sandbox-merchant-secret"
 MERCHANT_ID = "sandboxMerchant0000001"
 USER_ID = "sandboxUser00000000001"
 DEFAULT_LOCATION_ID = "sandboxLocation0000001"
-PAGE_SIZE = 25
+DEFAULT_PER_PAGE = 10  # the docs' sample meta
+MAX_PER_PAGE = 50  # the sandbox's own cap (the docs give none); the client asks for more, so it copes with less
+LIST_ORDERS = ("oldest_first", "newest_first")  # the docs do not say; the sandbox can serve either
+BARE_CODES_ENV = "SANDBOX_INSTAGIFT_BARE_CODES"  # "true": claim-code URLs may also hold the code without hyphens
 
 # Endpoint kinds for fault injection; "redeem", "fetch", "list" and "any" match several.
 ENDPOINT_KINDS = ("fetch_claim_code", "redeem_claim_code", "fetch_certificate", "redeem_certificate",
@@ -58,6 +64,16 @@ _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I, as printed
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _when(value: datetime | str | None) -> datetime | None:
+    if isinstance(value, str):
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return value
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -199,55 +215,125 @@ class InstagiftSandboxState:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.require_location = False
+        self.accept_bare_codes = _env_flag(BARE_CODES_ENV)
+        self.list_order = "oldest_first"
+        self.redemptions_meta = True
         self.certificates: dict[str, SandboxCertificate] = {}
         self.redemptions: list[SandboxRedemption] = []
         self.faults: list[Fault] = []
+        self.calls: Counter[str] = Counter()
+        self.claim_code_requests: list[str] = []
+        self._by_code: dict[str, str] = {}
         self._release_sleepers = threading.Event()
         self.reset()
 
     # --- seeding -----------------------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Forget everything and reseed the demo data."""
+        """Forget everything and reseed the demo data; settings go back to their defaults."""
         with self.lock:
             self._release_sleepers.set()  # end any simulated timeout still sleeping
             self._release_sleepers = threading.Event()
             self.require_location = False
+            self.accept_bare_codes = _env_flag(BARE_CODES_ENV)
+            self.list_order = "oldest_first"
+            self.redemptions_meta = True
             self.certificates = {}
             self.redemptions = []
             self.faults = []
+            self.calls = Counter()
+            self.claim_code_requests = []
+            self._by_code = {}
             for demo in DEMO_CERTIFICATES:
                 self.add_certificate(certificate_id=demo_certificate_id(demo["claim_code"]), **demo)
 
     def add_certificate(self, face_value_cents: int, *, splittable: bool = True, status: str = "assigned",
                         claim_code: str | None = None, currency: str = "USD",
                         expires_at: datetime | str | None = None, parent_id: str | None = None,
-                        product_title: str | None = None, certificate_id: str | None = None) -> tuple[str, str]:
-        """Create a certificate; returns (id, claim code). A claim code is generated when none is given."""
-        if isinstance(expires_at, str):
-            expires_at = datetime.fromisoformat(expires_at.replace("Z", "+00:00"))
+                        product_title: str | None = None, certificate_id: str | None = None,
+                        created_at: datetime | str | None = None) -> tuple[str, str]:
+        """Create a certificate; returns (id, claim code). A claim code is generated when none is given.
+
+        A given claim code is stored (and matched in URLs) exactly as given: give it the printed form.
+        """
+        expires_at, created_at = _when(expires_at), _when(created_at) or _now()
         with self.lock:
             code = claim_code or self._unused_claim_code()
-            if self._find_by_code(code) is not None:
+            if normalise_claim_code(code) in self._by_code:
                 raise ValueError("that claim code is already in use in the sandbox")
             certificate = SandboxCertificate(
                 id=certificate_id or _new_id(), claim_code=code, face_value_cents=int(face_value_cents),
                 splittable=bool(splittable), status=status, currency=currency, expires_at=expires_at,
                 parent_id=parent_id,
                 product_title=product_title or f"${face_value_cents / 100:,.2f} Sandbox Shop eGift Card",
+                created_at=created_at, updated_at=created_at,
             )
             self.certificates[certificate.id] = certificate
+            self._by_code[normalise_claim_code(code)] = certificate.id
             return certificate.id, code
+
+    def seed_history(self, certificates: int, redemptions: int, *, days: int = 365) -> None:
+        """A merchant's past, quickly: `certificates` certificates issued over the last `days` days (up to a day
+        ago), the oldest `redemptions` of them redeemed whole in store an hour after issue."""
+        if not 0 <= redemptions <= certificates:
+            raise ValueError("redemptions must be between 0 and certificates")
+        with self.lock:
+            end = _now() - timedelta(days=1)
+            step = timedelta(days=days) / max(1, certificates)
+            for n in range(certificates):
+                issued = end - step * (certificates - n)
+                cert_id, _ = self.add_certificate(2500 + 100 * (n % 40), created_at=issued)
+                if n < redemptions:
+                    cert = self.certificates[cert_id]
+                    cert.status, cert.updated_at = "redeemed", issued + timedelta(hours=1)
+                    self.redemptions.append(SandboxRedemption(_new_id(), cert_id, cert.face_value_cents, "in-store",
+                                                              DEFAULT_LOCATION_ID, issued + timedelta(hours=1)))
 
     def _unused_claim_code(self) -> str:
         while True:
             code = _new_claim_code()
-            if self._find_by_code(code) is None:
+            if normalise_claim_code(code) not in self._by_code:
                 return code
 
     def _find_by_code(self, code: str) -> SandboxCertificate | None:
-        wanted = normalise_claim_code(code)
-        return next((c for c in self.certificates.values() if normalise_claim_code(c.claim_code) == wanted), None)
+        """The certificate with this claim code in any form (for the test hooks, not the API routes)."""
+        certificate_id = self._by_code.get(normalise_claim_code(code))
+        return self.certificates.get(certificate_id) if certificate_id else None
+
+    def find_for_url(self, code: str) -> SandboxCertificate | None:
+        """The certificate a claim-code URL names: its printed form exactly as stored (the docs' only form), or,
+        with `accept_bare_codes`, also that form without its hyphens."""
+        cert = self._find_by_code(code)
+        if cert is None:
+            return None
+        if code == cert.claim_code or (self.accept_bare_codes and code == cert.claim_code.replace("-", "")):
+            return cert
+        return None
+
+    def listed_certificates(self, status: str | None) -> list[SandboxCertificate]:
+        """What the certificate list holds, in the list order; `status=available` means redeemable now."""
+        now = _now()
+        if status == "available":
+            chosen = [c for c in self.certificates.values() if c.status in ("assigned", "gifted")
+                      and (c.expires_at is None or now < c.expires_at)]
+        elif status:
+            chosen = [c for c in self.certificates.values() if c.status == status]
+        else:
+            chosen = list(self.certificates.values())
+        return self._in_list_order(chosen)
+
+    def listed_redemptions(self) -> list[SandboxRedemption]:
+        """What the redemption list holds, in the list order."""
+        return self._in_list_order(list(self.redemptions))
+
+    def _in_list_order(self, records: list) -> list:
+        ordered = sorted(records, key=lambda r: r.created_at)  # stable: insertion order among equal times
+        return ordered[::-1] if self.list_order == "newest_first" else ordered
+
+    def list_calls(self) -> int:
+        """How many list requests (certificates and redemptions) the sandbox has answered since the last reset."""
+        with self.lock:
+            return self.calls["list_certificates"] + self.calls["list_redemptions"]
 
     # --- assertions helpers ------------------------------------------------------------------------------
 
@@ -325,7 +411,7 @@ class InstagiftSandboxState:
             if rest > 0:
                 self.add_certificate(rest, splittable=True, status="assigned", currency=cert.currency,
                                      expires_at=cert.expires_at, parent_id=cert.id,
-                                     product_title=cert.product_title)
+                                     product_title=cert.product_title, created_at=now)
             redemption = SandboxRedemption(_new_id(), cert.id, redeemed, source, location_id, now)
             self.redemptions.append(redemption)
             return redemption.as_json()
@@ -429,10 +515,16 @@ def _redemptions_body(redemptions: list[dict[str, Any]], meta: dict[str, Any] | 
     return body
 
 
-def _page_meta(page: int, total: int) -> dict[str, Any]:
-    page_count = max(1, -(-total // PAGE_SIZE))
-    return {"href": f"?per_page={PAGE_SIZE}&page={page}", "page": page, "per_page": PAGE_SIZE,
-            "page_count": page_count, "total_count": total}
+def _page_meta(page: int, per_page: int, total: int) -> dict[str, Any]:
+    """`meta` exactly as the docs' sample (List all Certificates) shows it."""
+    page_count = max(1, -(-total // per_page))
+
+    def at(n: int | None) -> str | None:
+        return None if n is None else f"?per_page={per_page}&page={n}"
+
+    return {"href": at(page), "page": page, "per_page": per_page, "page_count": page_count, "total_count": total,
+            "links": {"first": at(1), "previous": at(page - 1) if page > 1 else None,
+                      "next": at(page + 1) if page < page_count else None, "last": at(page_count)}}
 
 
 def _drop_connection() -> Response:
@@ -463,6 +555,8 @@ def create_blueprint() -> Blueprint:
 
     def run(kind: str, action) -> Response:
         """Do `action` (→ (status, body)) unless a fault for this endpoint kind says otherwise."""
+        with state.lock:
+            state.calls[kind] += 1
         fault = state.take_fault(kind)
         if fault is not None and fault.mode == "error_500":
             return _server_error()
@@ -493,15 +587,26 @@ def create_blueprint() -> Blueprint:
         payload = payload if isinstance(payload, dict) else {}
         return payload.get("amount_to_redeem_cents"), payload.get("redemption_location_id")
 
-    def page_number() -> int | None:
-        raw = request.args.get("page", "1")
+    def whole_number(name: str, default: int) -> int | None:
+        raw = request.args.get(name, str(default))
         return int(raw) if raw.isdigit() and int(raw) >= 1 else None
+
+    def paging() -> tuple[int, int] | Response:
+        page, per_page = whole_number("page", 1), whole_number("per_page", DEFAULT_PER_PAGE)
+        if page is None or per_page is None:
+            return _errors(400, "Bad Request", "Invalid page", "page and per_page must be whole numbers from 1")
+        return page, min(per_page, MAX_PER_PAGE)
+
+    def code_in_url(code: str) -> SandboxCertificate | None:
+        with state.lock:
+            state.claim_code_requests.append(code)
+            return state.find_for_url(code)
 
     @blueprint.get("/claim_codes/<code>")
     def fetch_by_claim_code(code: str):
         def action():
             with state.lock:
-                cert = state._find_by_code(code)
+                cert = code_in_url(code)
                 return (404, None) if cert is None else (200, _certificates_body([cert.as_json()]))
         return _or_404(run("fetch_claim_code", action))
 
@@ -511,7 +616,7 @@ def create_blueprint() -> Blueprint:
 
         def action():
             with state.lock:
-                cert = state._find_by_code(code)
+                cert = code_in_url(code)
                 if cert is None:
                     return 404, None
                 return 201, _redemptions_body([state.redeem(cert, amount, location_id=location)])
@@ -538,28 +643,32 @@ def create_blueprint() -> Blueprint:
 
     @blueprint.get("/certificates")
     def list_certificates():
-        page = page_number()
-        if page is None:
-            return _errors(400, "Bad Request", "Invalid page", "page must be a whole number from 1")
+        paged = paging()
+        if isinstance(paged, Response):
+            return paged
+        page, per_page = paged
+        status = request.args.get("status") or None
 
         def action():
             with state.lock:
-                everything = list(state.certificates.values())  # oldest first (insertion order)
-                chunk = everything[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
-                return 200, _certificates_body([c.as_json() for c in chunk], _page_meta(page, len(everything)))
+                listed = state.listed_certificates(status)
+                chunk = listed[(page - 1) * per_page: page * per_page]
+                return 200, _certificates_body([c.as_json() for c in chunk], _page_meta(page, per_page, len(listed)))
         return run("list_certificates", action)
 
     @blueprint.get("/redemptions")
     def list_redemptions():
-        page = page_number()
-        if page is None:
-            return _errors(400, "Bad Request", "Invalid page", "page must be a whole number from 1")
+        paged = paging()
+        if isinstance(paged, Response):
+            return paged
+        page, per_page = paged
 
         def action():
             with state.lock:
-                everything = list(state.redemptions)  # oldest first: new ones land on the last page
-                chunk = everything[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
-                return 200, _redemptions_body([r.as_json() for r in chunk], _page_meta(page, len(everything)))
+                listed = state.listed_redemptions()
+                chunk = listed[(page - 1) * per_page: page * per_page]
+                meta = _page_meta(page, per_page, len(listed)) if state.redemptions_meta else None
+                return 200, _redemptions_body([r.as_json() for r in chunk], meta)
         return run("list_redemptions", action)
 
     @blueprint.get("/redemptions/<redemption_id>")
@@ -662,7 +771,33 @@ def _register_control_routes(blueprint: Blueprint, state: InstagiftSandboxState)
     @blueprint.put("/_control/settings")
     def control_settings():
         data = body()
-        if "require_location" in data:
-            with state.lock:
-                state.require_location = bool(data["require_location"])
-        return jsonify(require_location=state.require_location)
+        if "list_order" in data and data["list_order"] not in LIST_ORDERS:
+            return bad(f"list_order must be one of {LIST_ORDERS}")
+        with state.lock:
+            for flag in ("require_location", "accept_bare_codes", "redemptions_meta"):
+                if flag in data:
+                    setattr(state, flag, bool(data[flag]))
+            if "list_order" in data:
+                state.list_order = data["list_order"]
+            return jsonify(require_location=state.require_location, accept_bare_codes=state.accept_bare_codes,
+                           list_order=state.list_order, redemptions_meta=state.redemptions_meta)
+
+    @blueprint.post("/_control/history")
+    def control_seed_history():
+        data = body()
+        numbers = [data.get("certificates"), data.get("redemptions", 0)]
+        if not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= 100_000 for n in numbers):
+            return bad("certificates and redemptions (whole numbers up to 100,000) are required")
+        try:
+            state.seed_history(*numbers)
+        except ValueError as exc:
+            return bad(str(exc))
+        response = jsonify(certificates=len(state.certificates), redemptions=len(state.redemptions))
+        response.status_code = 201
+        return response
+
+    @blueprint.get("/_control/calls")
+    def control_calls():
+        with state.lock:
+            return jsonify(calls=dict(state.calls), list_calls=state.list_calls(),
+                           claim_code_requests=list(state.claim_code_requests))

@@ -25,7 +25,9 @@ class UpdateCartSchema(_Request):
 
 class ApplyGiftCardSchema(_Request):
     claim_code = fields.String(required=True, validate=validate.Length(min=1, max=100),
-                               metadata={"description": "The Instagift claim code as typed (case, spaces, hyphens ignored)"})
+                               metadata={"description": "The Instagift claim code as typed: letters, digits, spaces and "
+                                                        "hyphens (case and how the groups are separated do not "
+                                                        "matter); anything else is gift_card_not_found"})
     accept_forfeit_cents = fields.Integer(
         load_default=None, allow_none=True, strict=True, validate=validate.Range(min=0, max=MAX_AMOUNT_CENTS),
         metadata={"description": "The forfeit the shopper was shown (forfeit_cents of the 409); a larger one is "
