@@ -281,6 +281,17 @@ class InstagiftClient:
         response = self.http.request("GET", "certificates", params={"page": page})
         return [Certificate.from_record(r) for r in self._records(response, "certificates")]
 
+    def count_certificates(self) -> int | None:
+        """The merchant's certificate count (`meta.total_count`, None when not given) from a one-item listing.
+
+        A cheap read that needs the merchant key and secret, so it also proves they are accepted. The records
+        themselves carry claim codes and are not read."""
+        response = self.http.request("GET", "certificates", params={"per_page": 1, "page": 1})
+        self._records(response, "certificates")  # the answer must be a listing, even when not parsed further
+        meta = response.body.get("meta")
+        total = meta.get("total_count") if isinstance(meta, dict) else None
+        return total if isinstance(total, int) and not isinstance(total, bool) and total >= 0 else None
+
     def find_child_certificate(self, parent_id: str, *, max_pages: int = 200) -> Certificate | None:
         """The certificate a partial redemption split off `parent_id`, or None.
 
