@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 import requests
+import responses
 
+from service.config import load_settings
 from service.providers.preflight import check_providers
 from tests.support import ADMIN, SHOP
 
@@ -338,3 +340,27 @@ def test_sandbox_get_artwork_follows_the_docs(app, sandbox, cardly):
         missing = requests.get(f"{base}/{unknown}", headers={"API-Key": CARDLY_KEY}, timeout=5)
         assert missing.status_code == 404
         assert missing.json()["state"]["status"] == "ERROR"
+
+
+# -- secrets a provider echoes back ---------------------------------------------------------------------------
+@responses.activate
+def test_a_secret_echoed_by_a_provider_is_hidden():
+    """The messages never put a secret in a detail themselves; this is the guard for a provider that does."""
+    settings = load_settings({
+        "SERVICE_ENV": "development", "CARDLY_ENABLED": "false",
+        "INSTAGIFT_API_URL": "https://ig.test/v2", "INSTAGIFT_MERCHANT_KEY": "key-Echoed-1",
+        "INSTAGIFT_MERCHANT_SECRET": "secret-Echoed-2",
+        "INSTANTCARD_API_URL": "https://ic.test/api/v2", "INSTANTCARD_EMAIL": "a@example.com",
+        "INSTANTCARD_PASSWORD": "password-Echoed-3", "INSTANTCARD_ORGANIZATION_ID": "7",
+        "INSTANTCARD_SHIPPING_PROVIDER_ID": "1"})
+    responses.get("https://ig.test/v2/certificates", status=418,
+                  json={"errors": [{"title": "key-Echoed-1 / secret-Echoed-2 are teapots"}]})
+    responses.post("https://ic.test/api/v2/authenticate", json={"token": "token-Echoed-4"})
+    responses.get("https://ic.test/api/v2/organizations/7", status=400,
+                  json={"error": "password-Echoed-3 used token-Echoed-4 for a@example.com"})
+    report = check_providers(settings)
+    details = " ".join(c.detail for c in report.checks)
+    assert "[hidden] / [hidden] are teapots" in details
+    assert "[hidden] used [hidden] for a@example.com" in details
+    for secret in ("key-Echoed-1", "secret-Echoed-2", "password-Echoed-3", "token-Echoed-4"):
+        assert secret not in details
