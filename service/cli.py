@@ -1,7 +1,9 @@
-"""Command-line entry points: `flask --app service worker | sandbox | dev` (and Flask-Migrate's `db`)."""
+"""Command-line entry points: `flask --app service worker | sandbox | dev | providers check` (and Flask-Migrate's
+`db`)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +12,7 @@ import time
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup
 
 
 def register(app: Flask) -> None:
@@ -17,6 +20,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(worker_command)
     app.cli.add_command(sandbox_command)
     app.cli.add_command(dev_command)
+    app.cli.add_command(providers_group)
     from service.cli_reconcile import reconcile_command
     app.cli.add_command(reconcile_command)
 
@@ -94,3 +98,25 @@ def dev_command(port: int, sandbox_port: int) -> None:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+providers_group = AppGroup("providers", help="The providers as configured (Instagift, Cardly, InstantCard).")
+
+
+@providers_group.command("check")
+@click.option("--json", "as_json", is_flag=True, help='One JSON object: {"ok": …, "checks": […]}.')
+def providers_check_command(as_json: bool) -> None:
+    """Check the configured credentials, artwork, templates and shipping provider with read-only calls.
+
+    One line per check (provider, check, ok/FAILED, detail); exits 0 only when every check passes."""
+    from service.providers.preflight import check_providers, render_lines
+
+    report = check_providers(current_app.extensions["settings"])
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        for line in render_lines(report):
+            click.echo(line)
+        failed = sum(1 for c in report.checks if not c.ok)
+        click.echo(f"{len(report.checks) - failed} of {len(report.checks)} checks passed", err=True)
+    click.get_current_context().exit(0 if report.ok else 1)

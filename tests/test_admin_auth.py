@@ -11,6 +11,7 @@ MERCHANT_ROUTES = [
     ("get", "/v1/reconciliation/instagift"),
     ("get", "/v1/jobs"),
     ("post", "/v1/jobs/1/retry"),
+    ("get", "/v1/providers/check"),
 ]
 
 
@@ -35,7 +36,7 @@ def test_admin_token_gets_past_authentication(client, method, path):
 def test_every_merchant_route_is_in_the_openapi_document(client):
     paths = client.get("/openapi.json").get_json()["paths"]
     for path in ("/v1/orders/{order_id}", "/v1/redemptions", "/v1/reconciliation", "/v1/reconciliation/instagift",
-                 "/v1/jobs", "/v1/jobs/{job_id}/retry"):
+                 "/v1/jobs", "/v1/jobs/{job_id}/retry", "/v1/providers/check"):
         assert path in paths, path
         for operation in paths[path].values():
             assert operation["security"] == [{"admin": []}]

@@ -1,4 +1,4 @@
-"""Cardly v2 client: place, preview and read card orders; account balance; artwork and template listings.
+"""Cardly v2 client: place, preview and read card orders; account balance; artwork and templates.
 
 Every Cardly answer is `{"state": {"status": "OK"|"WARN"|"ERROR", "messages": [...]}, "data": …,
 "testMode"?}`. `_unwrap` is the one place that reads it: a 2xx whose `state.status` is ERROR is still a
@@ -21,6 +21,7 @@ import requests
 from service.errors import (
     ProviderAuthError,
     ProviderError,
+    ProviderNotFound,
     ProviderPaymentRequired,
     ProviderRejected,
     ProviderResponseInvalid,
@@ -33,6 +34,8 @@ PROVIDER = "cardly"
 JSON_CONTENT_TYPE = "application/json"
 MAX_IDEMPOTENCY_KEY_LENGTH = 64
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,64}$")
+# Cardly's ids are UUIDs; an artwork or template may also be named by its slug (Place Order, `artwork`).
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 IDEMPOTENCY_CONFLICT_CODE = "cardly_idempotency_conflict"
 
 
@@ -176,6 +179,25 @@ class Preview:
 class Balance:
     credits: Decimal
     test_mode: bool
+
+
+@dataclass(frozen=True)
+class Artwork:
+    """A piece of card art the organisation can order."""
+
+    id: str
+    slug: str | None
+    name: str | None
+
+
+@dataclass(frozen=True)
+class Template:
+    """A card template; `variables` are the names it fills from an order line's variables."""
+
+    id: str
+    slug: str | None
+    name: str | None
+    variables: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -333,6 +355,46 @@ class CardlyClient:
         """GET templates: one page of the organisation's templates."""
         return self._page("templates", limit, offset, {})
 
+    def find_artwork(self, reference: str, *, max_pages: int = 50) -> Artwork | None:
+        """The artwork a card's `artwork` field names (its id or its slug), or None when Cardly has none such.
+
+        An id is read with Get Artwork (`GET art/{id}`, 404 → None); Cardly documents no lookup by slug, and
+        says a slug names artwork "under your organisation", so a slug is looked for in the organisation's own
+        artwork listing (`ownOnly`)."""
+        if _UUID.match(reference):
+            try:
+                answer = self._call("GET", f"art/{requests.utils.quote(reference, safe='')}")
+            except ProviderNotFound:
+                return None
+            artwork = _parse_artwork(answer.data)
+            if artwork is None:
+                raise ProviderResponseInvalid(PROVIDER, "art/{id} answered without data.id",
+                                              request_id=answer.request_id)
+            return artwork
+        record = self._find_listed("art", {"ownOnly": 1}, lambda r: reference in (r.get("id"), r.get("slug")),
+                                   max_pages)
+        return _parse_artwork(record) if record else None
+
+    def find_template(self, reference: str, *, max_pages: int = 50) -> Template | None:
+        """The template a card's `template` field names (its id or its slug), or None.
+
+        Cardly documents only the Template Listing, so the organisation's templates are read page by page."""
+        record = self._find_listed("templates", {}, lambda r: reference in (r.get("id"), r.get("slug")),
+                                   max_pages)
+        return _parse_template(record) if record else None
+
+    def _find_listed(self, path: str, params: dict[str, Any], matches, max_pages: int) -> dict[str, Any] | None:
+        offset: int | None = 0
+        for _ in range(max_pages):
+            page = self._page(path, 100, offset, params)
+            found = next((r for r in page.results if r.get("id") and matches(r)), None)
+            if found is not None:
+                return found
+            offset = page.next_offset
+            if offset is None:
+                return None
+        raise ProviderResponseInvalid(PROVIDER, f"the {path} listing did not end within {max_pages} pages")
+
     # -- plumbing ----------------------------------------------------------------------------------------
     def _page(self, path: str, limit: int, offset: int, params: dict[str, Any]) -> Page:
         if not 1 <= limit <= 100 or offset < 0:
@@ -416,6 +478,23 @@ def _parse_order(order: dict[str, Any], test_mode: bool) -> CardlyOrder:
                        purchase_order_number=order.get("purchaseOrderNumber") or customer.get("purchaseOrderNo"),
                        delivery=Delivery.from_cardly(items[0].get("delivery") if items else None),
                        test_mode=test_mode, raw=order)
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) and str(value) else None
+
+
+def _parse_artwork(record: Any) -> Artwork | None:
+    if not isinstance(record, dict) or not _text(record.get("id")):
+        return None
+    return Artwork(id=str(record["id"]), slug=_text(record.get("slug")), name=_text(record.get("name")))
+
+
+def _parse_template(record: dict[str, Any]) -> Template:
+    definition = record.get("definition") if isinstance(record.get("definition"), dict) else {}
+    variables = definition.get("variables")
+    return Template(id=str(record["id"]), slug=_text(record.get("slug")), name=_text(record.get("name")),
+                    variables=tuple(k for k in variables if k != "...") if isinstance(variables, dict) else ())
 
 
 def _order_credits(order: dict[str, Any]) -> Decimal | None:

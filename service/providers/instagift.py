@@ -514,6 +514,17 @@ class InstagiftClient:
         """One page of the merchant's certificates; an empty list means past the last page."""
         return self.certificate_page(page, status=status).records
 
+    def count_certificates(self) -> int | None:
+        """The merchant's certificate count (`meta.total_count`, None when not given) from a one-item listing.
+
+        A cheap read that needs the merchant key and secret, so it also proves they are accepted. The records
+        themselves carry claim codes and are not read."""
+        response = self.http.request("GET", "certificates", params={"per_page": 1, "page": 1})
+        self._records(response, "certificates")  # the answer must be a listing, even when not parsed further
+        meta = response.body.get("meta")
+        total = meta.get("total_count") if isinstance(meta, dict) else None
+        return total if isinstance(total, int) and not isinstance(total, bool) and total >= 0 else None
+
     def find_child_certificate(self, parent_id: str, *, since: datetime | None = None,
                                max_pages: int = READ_BACK_MAX_PAGES) -> Certificate | None:
         """The certificate a partial redemption made at or after `since` split off `parent_id`, or None.

@@ -84,6 +84,24 @@ class Preview:
     back: str
 
 
+@dataclass(frozen=True)
+class Organization:
+    id: str | None
+    name: str | None
+
+
+@dataclass(frozen=True)
+class CardTemplate:
+    id: str
+    name: str | None
+
+
+@dataclass(frozen=True)
+class ShippingProvider:
+    id: str
+    name: str | None
+
+
 # -- the token cache ---------------------------------------------------------------------------------------
 class TokenStore(Protocol):
     def load(self) -> CachedToken | None: ...
@@ -318,21 +336,29 @@ class InstantCardClient:
         return parse_print_job(body) if _looks_like_object(body) else None
 
     # organization and setup -------------------------------------------------------------------------------
+    def fetch_organization(self) -> Organization:
+        """The configured organization (its id and name); ProviderNotFound when InstantCard has no such one."""
+        return parse_organization(self._call("GET", self._org()).body)
+
     def organization_balance_cents(self) -> int:
         """The organization's balance in integer cents (negative when overdrawn)."""
         return parse_balance(self._call("GET", self._org("balance")).body)
 
-    def shipping_providers(self) -> list[dict[str, Any]]:
+    def shipping_providers(self) -> list[ShippingProvider]:
         """Shipping providers to choose INSTANTCARD_SHIPPING_PROVIDER_ID from."""
-        return parse_list(self._call("GET", self._org("shipping_providers")).body, "shipping_providers")
+        body = self._call("GET", self._org("shipping_providers")).body
+        return [parse_shipping_provider(item) for item in parse_list(body, "shipping_providers")]
 
-    def card_templates(self) -> list[dict[str, Any]]:
+    def card_templates(self) -> list[CardTemplate]:
         """The organization's card templates (for setting up INSTANTCARD_PRODUCTS)."""
-        return parse_list(self._call("GET", self._org("card_templates")).body, "card_templates")
+        body = self._call("GET", self._org("card_templates")).body
+        return [parse_card_template(item) for item in parse_list(body, "card_templates")]
 
-    def card_template_fields(self, template_id: int) -> list[dict[str, Any]]:
-        """A template's variable fields (the names INSTANTCARD_PRODUCTS' `fields` must use)."""
-        return parse_list(self._call("GET", self._org(f"card_templates/{template_id}/fields")).body, "fields")
+    def card_template_fields(self, template_id: int) -> list[str]:
+        """The names of a template's variable fields (the keys INSTANTCARD_PRODUCTS' `fields` must use);
+        ProviderNotFound when the organization has no such template."""
+        body = self._call("GET", self._org(f"card_templates/{template_id}/fields")).body
+        return [parse_template_field(item) for item in parse_list(body, "fields", "card_template_fields")]
 
 
 def _auth(token: str) -> dict[str, str]:
@@ -529,15 +555,59 @@ def parse_print_job(body: Any) -> PrintJob:
                     created_at=_datetime(obj.get("created_at")), raw=body)
 
 
-def parse_list(body: Any, name: str) -> list[Any]:
-    """A listing: a bare array, or one under `name`, `data`, `results` or `items`."""
+def parse_list(body: Any, name: str, *other_names: str) -> list[Any]:
+    """A listing: a bare array, or one under `name` (or `other_names`), `data`, `results` or `items`."""
     if isinstance(body, list):
         return body
     if isinstance(body, dict):
-        for key in (name, "data", "results", "items"):
+        for key in (name, *other_names, "data", "results", "items"):
             if isinstance(body.get(key), list):
                 return body[key]
     raise _invalid(f"list of {name}", body)
+
+
+def _name(obj: dict[str, Any], *keys: str) -> str | None:
+    return next((str(obj[k]).strip() for k in keys if isinstance(obj.get(k), str) and obj[k].strip()), None)
+
+
+def parse_organization(body: Any) -> Organization:
+    """An organization: `id` and `name` (or `organization_name`/`title`), bare or wrapped; one of them is needed."""
+    obj = _unwrap(body, "organization")
+    if not isinstance(obj, dict):
+        raise _invalid("organization", body)
+    organization = Organization(id=_id(obj.get("id")), name=_name(obj, "name", "organization_name", "title"))
+    if organization.id is None and organization.name is None:
+        raise _invalid("organization id or name", body)
+    return organization
+
+
+def parse_card_template(item: Any) -> CardTemplate:
+    """One card template of a listing: `id` is required, `name` (or `title`/`description`) read when present."""
+    obj = _unwrap(item, "card_template")
+    template_id = _id(obj.get("id")) if isinstance(obj, dict) else None
+    if template_id is None:
+        raise _invalid("card template id", item)
+    return CardTemplate(id=template_id, name=_name(obj, "name", "title", "description"))
+
+
+def parse_template_field(item: Any) -> str:
+    """One template field's name: a bare string, or an object's `name` (or `field_name`/`label`/`key`)."""
+    if isinstance(item, str) and item.strip():
+        return item.strip()
+    obj = _unwrap(item, "field", "card_template_field")
+    name = _name(obj, "name", "field_name", "label", "key") if isinstance(obj, dict) else None
+    if name is None:
+        raise _invalid("template field name", item)
+    return name
+
+
+def parse_shipping_provider(item: Any) -> ShippingProvider:
+    """One shipping provider of a listing: `id` is required, `name` (or `title`/`description`) read when present."""
+    obj = _unwrap(item, "shipping_provider")
+    provider_id = _id(obj.get("id")) if isinstance(obj, dict) else None
+    if provider_id is None:
+        raise _invalid("shipping provider id", item)
+    return ShippingProvider(id=provider_id, name=_name(obj, "name", "title", "description"))
 
 
 def parse_bool_answer(body: Any, keys: tuple[str, ...], what: str) -> bool:

@@ -5,7 +5,8 @@ without a `test_`/`live_` prefix or revoked ones → 401), a card credit balance
 validation (422), 402 when the balance does not cover the cost (the body states cost and balance),
 idempotency (same key + same body → the stored status and body are replayed, a stored 402 included; same
 key + different body → 400; a request refused for credentials or missing parameters does not consume the
-key), `orders/preview`, `orders/{id}`, `account/balance`, `art` and `templates` with limit/offset paging.
+key), `orders/preview`, `orders/{id}`, `account/balance`, `art` and `templates` with limit/offset paging,
+`art/{id}` (by id; unknown → 404).
 
 Sandbox-only deviations (documented in docs/thank-you-cards.md): test-mode orders are recorded so tests can
 inspect them, but like Cardly's test mode they do not spend credit; live-prefixed keys do.
@@ -448,6 +449,18 @@ def create_blueprint() -> Blueprint:
     def list_art():
         test_mode, refused = authenticate()
         return refused or listing(state.art, test_mode)
+
+    @bp.get("/art/<art_id>")
+    def get_artwork(art_id: str):
+        """Get Artwork: by id only, as documented (a slug names artwork in orders, not in this path)."""
+        test_mode, refused = authenticate()
+        if refused:
+            return refused
+        art = next((a for a in state.art if a["id"] == art_id), None)
+        if art is None:
+            return answer(_envelope(None, status="ERROR", messages=[f"Artwork {art_id} was not found."],
+                                    test_mode=test_mode), 404)
+        return answer(_envelope(art, test_mode=test_mode))
 
     @bp.get("/templates")
     def list_templates():

@@ -1,5 +1,5 @@
 """Merchant endpoints (Bearer ADMIN_API_TOKEN): order timelines, the redemption ledger, reconciliation totals,
-the comparison with Instagift, and the job queue."""
+the comparison with Instagift, the job queue, and the providers' preflight check."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from service.jobs.queue import retry_by_person
 from service.persistence import db, utcnow
 from service.persistence.checkout import REDEMPTION_STATES
 from service.persistence.jobs import JOB_STATES
+from service.providers.preflight import check_providers
 from service.web.openapi import document
 from service.web.parsing import load_query, require_bearer
 
@@ -289,3 +290,27 @@ def get_instagift_comparison():
 document("/v1/reconciliation/instagift", "get", "The local ledger compared with Instagift's redemption list",
          tag="merchant", response=ComparisonSchema, auth="admin", problems=(401, 422, 502),
          parameters=RANGE_PARAMS)
+
+
+class ProviderCheckSchema(Schema):
+    provider = fields.String(metadata={"description": "instagift, cardly or instantcard"})
+    check = fields.String(metadata={"description": "what was checked, e.g. api key, artwork, template MEMBER-GOLD"})
+    ok = fields.Boolean()
+    detail = fields.String(metadata={"description": "what was found; 'skipped: …' when an earlier failure "
+                                                    "kept the check from running. Never contains a secret."})
+
+
+class ProvidersCheckSchema(Schema):
+    ok = fields.Boolean(metadata={"description": "true only when every check passed"})
+    checks = fields.List(fields.Nested(ProviderCheckSchema))
+
+
+@bp.get("/v1/providers/check")
+def get_providers_check():
+    """Read-only calls with the configured credentials (the same checks as `flask providers check`)."""
+    return check_providers(current_app.extensions["settings"]).as_dict()
+
+
+document("/v1/providers/check", "get", "Preflight: credentials, artwork, templates, shipping provider and balances "
+         "checked with read-only provider calls (200 whether or not every check passed)",
+         tag="merchant", response=ProvidersCheckSchema, auth="admin", problems=(401,))
