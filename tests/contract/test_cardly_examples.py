@@ -10,6 +10,7 @@ import copy
 from decimal import Decimal
 
 import pytest
+import requests
 import responses
 from responses import matchers
 
@@ -263,6 +264,33 @@ def test_order_listing_sample_finds_an_order_by_its_customer_purchase_order_no(c
     order = cardly.find_order_by_purchase_order("#1001")
     assert order is not None and order.order_id == "cdb75194-c03b-1bab-e390-47853b1dba08"
     assert order.purchase_order_number == "#1001" and order.cost_credits == Decimal("1.0")
+
+
+# -- the sandbox against the samples -------------------------------------------------------------------------
+def test_the_sandbox_answers_orders_with_the_documented_samples_fields(sandbox):
+    """Place Order, Get Order and the Order Listing from the sandbox carry exactly the fields of the docs' samples
+    (so the sandbox cannot let the client lean on a field Cardly does not send, e.g. a top-level purchase order
+    number, or an order's credits under `costs` in a Place Order answer, which the sample calls `pricing`)."""
+    sandbox.app.extensions["sandbox"]["cardly"].reset()
+    base, headers = f"{sandbox.url}/cardly/v2", {"API-Key": "test_contract_examples"}
+    card = CardRequest(purchase_order_number="#1001", artwork="sandbox-thank-you-art", message="Thank you!",
+                       recipient=CardRecipient("Ada", "Lovelace", "10 Main St", "", "Springfield", "IL", "62701",
+                                               "US"))
+    placed = requests.post(f"{base}/orders/place", json=order_body(card), headers=headers, timeout=5).json()
+    sample = doc_example("cardly", "place_order")["body"]
+    assert placed.keys() == sample.keys() and placed["data"].keys() == sample["data"].keys()
+    assert placed["data"]["order"].keys() == sample["data"]["order"].keys()
+    assert placed["data"]["order"]["items"][0].keys() == sample["data"]["order"]["items"][0].keys()
+
+    order_id = placed["data"]["order"]["id"]
+    fetched = requests.get(f"{base}/orders/{order_id}", headers=headers, timeout=5).json()["data"]
+    assert fetched.keys() == doc_example("cardly", "get_order")["body"]["data"].keys()
+    assert fetched["customer"]["purchaseOrderNo"] == "#1001"
+
+    listed = requests.get(f"{base}/orders", headers=headers, timeout=5).json()["data"]
+    sample_listing = doc_example("cardly", "order_listing")["body"]["data"]
+    assert listed["meta"].keys() >= sample_listing["meta"].keys()
+    assert listed["results"][0].keys() == sample_listing["results"][0].keys()
 
 
 def test_every_cardly_example_is_named_by_a_contract_test():
