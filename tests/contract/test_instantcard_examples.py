@@ -24,6 +24,8 @@ from service.errors import (
     ProviderUnavailable,
 )
 from service.providers.instantcard import CachedToken, InstantCardClient, MemoryTokenStore
+from service.sandbox.instantcard import ORGANIZATION_ID as SANDBOX_ORGANIZATION_ID
+from service.sandbox.instantcard import SANDBOX_EMAIL, SANDBOX_PASSWORD
 from tests.contract.example_names import examples_named_by_no_test
 from tests.contract.examples import doc_example
 
@@ -142,6 +144,9 @@ def test_preview_reads_front_and_back(ic):
     serve(loaded, id=CARD_ID)
     preview = ic.preview_card(CARD_ID)
     assert (preview.front, preview.back) == ("*", "*")
+    serve(loaded, body={"front": "*front", "back": "*back"}, id=CARD_ID)  # the two "*" told apart
+    preview = ic.preview_card(CARD_ID)
+    assert (preview.front, preview.back) == ("*front", "*back")
 
 
 @responses.activate
@@ -360,6 +365,27 @@ def test_the_documented_balance_strings_are_read_as_cents(ic, name, cents):
 def test_a_balance_answer_without_a_readable_amount_is_named(ic, body, named):
     serve(example("organization_balance_positive"), body=body, id=ORGANIZATION_ID)
     assert_invalid_naming(ic.organization_balance_cents, named)
+
+
+# -- the sandbox against the described shapes ------------------------------------------------------------------
+def test_the_sandbox_cards_and_print_jobs_carry_every_described_field(sandbox):
+    """The sandbox's card and print job objects have at least the fields the examples assume InstantCard sends."""
+    sandbox.app.extensions["sandbox"]["instantcard"].reset()
+    env = {"SERVICE_ENV": "development", "INSTANTCARD_API_URL": f"{sandbox.url}/instantcard/api/v2",
+           "INSTANTCARD_EMAIL": SANDBOX_EMAIL, "INSTANTCARD_PASSWORD": SANDBOX_PASSWORD,
+           "INSTANTCARD_ORGANIZATION_ID": SANDBOX_ORGANIZATION_ID, "INSTANTCARD_SHIPPING_PROVIDER_ID": "1"}
+    ic = InstantCardClient(load_settings(env).instantcard)
+    card = ic.create_card(101, {"Name": "Ada Lovelace", "Member Number": "M-000123"})
+    assert card.raw.keys() >= example("create_card")["body"].keys()
+    assert ic.finalize_card(card.id).raw.keys() >= example("finalize_card")["body"].keys()
+    [found] = ic.search_cards("M-000123")
+    assert found.raw.keys() >= example("search_cards")["body"][0].keys() and found.raw["images"] == ["image"]
+    job = ic.create_print_job([card.id], address={"full_name": "Ada Lovelace", "address_1": "10 Main St",
+                                                  "city": "Springfield", "state": "IL", "zip_code": "62701",
+                                                  "country": "US"})
+    assert job.raw.keys() >= example("create_print_job")["body"].keys() and job.raw["status"] == 0
+    assert ic.check_balance(job.id) is True
+    assert ic.charge_details(job.id).job_total_cost_cents == 350
 
 
 def test_every_instantcard_example_is_named_by_a_contract_test():
