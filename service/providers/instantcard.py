@@ -287,7 +287,7 @@ class InstantCardClient:
         """Add finalized cards to an existing print job."""
         form = [("print_job[card_ids][]", str(cid)) for cid in card_ids]
         body = self._call("POST", self._org(f"print_jobs/{print_job_id}/add_cards"), data=form).body
-        return parse_print_job(body) if _looks_like_object(body) else None
+        return parse_print_job(body) if _is_print_job(body) else None
 
     def remove_card(self, print_job_id: str, card_id: str) -> None:
         """Take one card out of a print job that is not submitted yet."""
@@ -333,7 +333,7 @@ class InstantCardClient:
     def submit_print_job(self, print_job_id: str) -> PrintJob | None:
         """Send a print job to production (same-day shipping before 4 PM US Eastern)."""
         body = self._call("POST", self._org(f"print_jobs/{print_job_id}/print")).body
-        return parse_print_job(body) if _looks_like_object(body) else None
+        return parse_print_job(body) if _is_print_job(body) else None
 
     # organization and setup -------------------------------------------------------------------------------
     def fetch_organization(self) -> Organization:
@@ -417,8 +417,13 @@ def _invalid(what: str, body: Any) -> ProviderResponseInvalid:
     return ProviderResponseInvalid(PROVIDER, f"the answer has no {what}", body=body)
 
 
-def _looks_like_object(body: Any) -> bool:
-    return isinstance(body, dict) and bool(body)
+def _is_print_job(body: Any) -> bool:
+    """Whether an answer InstantCard does not describe (add cards, submit) is a print job we can read.
+
+    Anything else (`{"success": true}`, a message, nothing) is an acknowledgement, not a broken answer: the
+    call worked and the service does not need what it returns."""
+    obj = _unwrap(body, "print_job")
+    return isinstance(obj, dict) and _id(obj.get("id")) is not None
 
 
 def _unwrap(body: Any, *names: str) -> Any:

@@ -38,6 +38,8 @@ SHIPPING_BY_COUNTRY = {"AU": ("standard", "priority", "express")}
 FAULT_MODES = ("error_500", "place_then_500", "timeout", "rate_limit")
 ART_SLUGS = ["sandbox-thank-you-art"] + [f"sandbox-art-{n:02d}" for n in range(1, 30)]
 TEMPLATE_SLUGS = ["sandbox-thank-you-template", "sandbox-plain-template"]
+# Kept on stored orders for tests and the demo (`placed_orders()`), never sent in Cardly's answers.
+_CONTROL_ONLY = ("request", "idempotencyKey", "testMode", "purchaseOrderNumber")
 
 
 def _now_text() -> str:
@@ -206,6 +208,11 @@ def _delivery(card: dict[str, Any]) -> dict[str, Any]:
             "estimatedMaxArrival": (dispatch + timedelta(days=8)).isoformat()}
 
 
+def _as_answered(order: dict[str, Any]) -> dict[str, Any]:
+    """A stored order as Get Order and the Order Listing answer it (without what only the controls show)."""
+    return {k: v for k, v in order.items() if k not in _CONTROL_ONLY}
+
+
 def _address_out(address: dict[str, Any]) -> dict[str, Any]:
     name = " ".join(p for p in (address.get("firstName"), address.get("lastName")) if p)
     return {"name": name, "address": address.get("address"), "address2": address.get("address2"),
@@ -345,15 +352,18 @@ def create_blueprint() -> Blueprint:
                     "delivery": _delivery(line), "media": art["media"]["id"], "artwork": art["id"],
                     "template": template["id"] if template else None, "related": [],
                 })
-            order = {"id": order_id, "status": "paid", "origin": "api", "description": None,
-                     "purchaseOrderNumber": body.get("purchaseOrderNumber"),
-                     "customer": {"firstName": "Sandbox Shop", "purchaseOrderNo": body.get("purchaseOrderNumber")},
-                     "currency": "USD", "costs": {"credits": cost, "giftCredit": 0},
-                     "timings": {"paid": now, "created": now, "updated": now}, "items": items}
-            state.orders[order_id] = {**order, "testMode": test_mode,
-                                      "idempotencyKey": request.headers.get("Idempotency-Key"),
-                                      "request": body}
-            data = {"balance": state.credit, "giftCredit": {"balance": 0, "currency": "USD"}, "order": order}
+            # The purchase order number is the customer's `purchaseOrderNo`, as Get Order and the Order Listing
+            # show it; the Order Object has no field of its own for it.
+            head = {"id": order_id, "status": "paid", "origin": "api", "description": None,
+                    "customer": {"firstName": "Sandbox Shop", "purchaseOrderNo": body.get("purchaseOrderNumber")}}
+            tail = {"timings": {"paid": now, "created": now, "updated": now}, "items": items}
+            state.orders[order_id] = {**head, "costs": {"credits": cost, "giftCredit": 0, "currency": "USD"}, **tail,
+                                      "purchaseOrderNumber": body.get("purchaseOrderNumber"), "testMode": test_mode,
+                                      "idempotencyKey": request.headers.get("Idempotency-Key"), "request": body}
+            # Each answer in its documented sample's fields: Get Order and the Order Listing keep the currency
+            # in `costs`; the Place Order sample has `currency` and calls the credits `pricing`.
+            data = {"balance": state.credit, "giftCredit": {"balance": 0, "currency": "USD"},
+                    "order": {**head, "currency": "USD", "pricing": {"credits": cost, "giftCredit": 0}, **tail}}
         return 200, _envelope(data, test_mode=test_mode)
 
     @bp.post("/orders/preview")
@@ -397,8 +407,7 @@ def create_blueprint() -> Blueprint:
         if refused:
             return refused
         with state.lock:
-            orders = [{k: v for k, v in o.items() if k not in ("request", "idempotencyKey", "testMode")}
-                      for o in reversed(list(state.orders.values()))]
+            orders = [_as_answered(o) for o in reversed(list(state.orders.values()))]
         return listing(orders, test_mode)
 
     @bp.get("/orders/<order_id>")
@@ -408,7 +417,7 @@ def create_blueprint() -> Blueprint:
             return refused
         with state.lock:
             order = state.orders.get(order_id)
-            order = {k: v for k, v in order.items() if k not in ("request", "idempotencyKey", "testMode")} if order else None
+            order = _as_answered(order) if order else None
         if order is None:
             return answer(_envelope(None, status="ERROR", messages=[f"Order {order_id} was not found."],
                                     test_mode=test_mode), 404)
