@@ -14,6 +14,7 @@ Contract tests serve a fixture as the provider's answer (`responses`) and check 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -31,3 +32,10 @@ def doc_example(provider: str, name: str) -> dict[str, Any]:
 def all_examples(provider: str) -> list[str]:
     """The names of every documented example of one provider (so a test can require each to be used)."""
     return sorted(p.stem for p in (EXAMPLES / provider).glob("*.json"))
+
+
+def examples_named_by_no_test(provider: str) -> list[str]:
+    """The provider's fixture names that appear quoted in no `tests/contract/test_*.py` source."""
+    sources = "\n".join(p.read_text() for p in sorted(Path(__file__).resolve().parent.glob("test_*.py")))
+    return [name for name in all_examples(provider)
+            if not re.search(rf"""["']{re.escape(name)}["']""", sources)]

@@ -32,7 +32,6 @@ from service.providers.cardly import (
     payment_required_amounts,
     preview_body,
 )
-from tests.contract.example_names import examples_named_by_no_test
 from tests.contract.examples import doc_example
 
 HOST = "https://api.card.ly"  # the host in Cardly's Echo Request sample
@@ -291,7 +290,3 @@ def test_the_sandbox_answers_orders_with_the_documented_samples_fields(sandbox):
     sample_listing = doc_example("cardly", "order_listing")["body"]["data"]
     assert listed["meta"].keys() >= sample_listing["meta"].keys()
     assert listed["results"][0].keys() == sample_listing["results"][0].keys()
-
-
-def test_every_cardly_example_is_named_by_a_contract_test():
-    assert examples_named_by_no_test("cardly") == []

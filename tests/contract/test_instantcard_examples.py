@@ -26,7 +26,6 @@ from service.errors import (
 from service.providers.instantcard import CachedToken, InstantCardClient, MemoryTokenStore
 from service.sandbox.instantcard import ORGANIZATION_ID as SANDBOX_ORGANIZATION_ID
 from service.sandbox.instantcard import SANDBOX_EMAIL, SANDBOX_PASSWORD
-from tests.contract.example_names import examples_named_by_no_test
 from tests.contract.examples import doc_example
 
 HOST = "https://core.instantcard.net"  # the production base path the document gives
@@ -386,7 +385,3 @@ def test_the_sandbox_cards_and_print_jobs_carry_every_described_field(sandbox):
     assert job.raw.keys() >= example("create_print_job")["body"].keys() and job.raw["status"] == 0
     assert ic.check_balance(job.id) is True
     assert ic.charge_details(job.id).job_total_cost_cents == 350
-
-
-def test_every_instantcard_example_is_named_by_a_contract_test():
-    assert examples_named_by_no_test("instantcard") == []
