@@ -519,18 +519,12 @@ def _intend_to_submit(session: Session, row_id: int, now: datetime) -> bool:
 def _record_costs(session: Session, row_id: int, total: int | None, shipping: int | None, now: datetime) -> None:
     session.execute(sa.update(MembershipPrintJob).where(MembershipPrintJob.id == row_id)
                     .values(cost_cents=total, shipping_cost_cents=shipping, updated_at=now))
-    _share_cost(session, row_id, total, MembershipCard.status != "cancelled")
+    if total is not None:
+        card_ids = list(session.scalars(sa.select(MembershipCard.id).where(
+            MembershipCard.print_job_id == row_id, MembershipCard.status != "cancelled").order_by(MembershipCard.id)))
+        for card_id, share in zip(card_ids, split_cost(total, len(card_ids)), strict=True):
+            session.execute(sa.update(MembershipCard).where(MembershipCard.id == card_id).values(job_cost_cents=share))
     session.commit()
-
-
-def _share_cost(session: Session, row_id: int, total: int | None, which) -> None:
-    """Split the print job's cost between the cards `which` selects (the shares sum to the total)."""
-    if total is None:
-        return
-    card_ids = list(session.scalars(sa.select(MembershipCard.id).where(
-        MembershipCard.print_job_id == row_id, which).order_by(MembershipCard.id)))
-    for card_id, share in zip(card_ids, split_cost(total, len(card_ids)), strict=True):
-        session.execute(sa.update(MembershipCard).where(MembershipCard.id == card_id).values(job_cost_cents=share))
 
 
 def _wait_for_funds(session: Session, row_id: int, cost: int | None, now, recheck_seconds: int) -> None:
@@ -544,26 +538,25 @@ def _wait_for_funds(session: Session, row_id: int, cost: int | None, now, rechec
     raise Park(reason, recheck_seconds)
 
 
-def _record_submitted(session: Session, row_id: int, now, printed_card_ids: list[str] | None = None) -> None:
+def _record_submitted(session: Session, row_id: int, now, printed_card_ids: tuple[str, ...] | None = None) -> None:
     """InstantCard printed the print job: every card on it is `submitted`, whatever a cancellation said.
 
-    The cards still linked to it were on it (a batch's cancelled cards are unlinked when taken off); when
-    InstantCard lists the printed job's cards, a card of ours found there is recorded as printed too (a
-    cancelled card whose add landed late). A cancelled order's printed card gets a note for the merchant.
+    The cards still linked to it were on it (a batch's cancelled cards are unlinked when taken off), and so was
+    a linked card that failed while being added if InstantCard lists it on the printed job. A cancelled
+    order's printed card gets a note for the merchant.
     """
     job = session.get(MembershipPrintJob, row_id, populate_existing=True)
     job.status, job.open_slot, job.last_error, job.updated_at = "submitted", None, None, now()
     job.submitted_at = job.submitted_at or now()
-    listed = {str(card_id) for card_id in printed_card_ids or ()}
+    listed = set(printed_card_ids or ())
     cards = list(session.scalars(lock_for_update(session, sa.select(MembershipCard).where(
-        sa.or_(MembershipCard.print_job_id == row_id, MembershipCard.instantcard_card_id.in_(listed)),
-        MembershipCard.status != "submitted")).execution_options(populate_existing=True)))
+        MembershipCard.print_job_id == row_id, MembershipCard.status != "submitted"))
+        .execution_options(populate_existing=True)))
     for card in cards:
-        linked = card.print_job_id == row_id and card.status in (*ON_PRINT_JOB, CANCEL_REQUESTED, "cancelled")
-        if not linked and not (card.instantcard_card_id in listed and card.print_job_id in (None, row_id)):
-            continue  # e.g. a card that failed before it was added, and is not on InstantCard's list either
+        if card.status not in (*ON_PRINT_JOB, CANCEL_REQUESTED, "cancelled") and card.instantcard_card_id not in listed:
+            continue  # e.g. failed before InstantCard had it
         cancelled_order = card.status in (CANCEL_REQUESTED, "cancelled")
-        card.status, card.print_job_id, card.submitted_at, card.updated_at = "submitted", row_id, now(), now()
+        card.status, card.submitted_at, card.updated_at = "submitted", now(), now()
         card.last_error = ("printed: the order was cancelled while its print job was being submitted"
                            if cancelled_order else None)
         if cancelled_order:
@@ -572,7 +565,6 @@ def _record_submitted(session: Session, row_id: int, now, printed_card_ids: list
     session.flush()
     job.card_count = session.scalar(sa.select(sa.func.count()).select_from(MembershipCard).where(
         MembershipCard.print_job_id == row_id, MembershipCard.status == "submitted"))
-    _share_cost(session, row_id, job.cost_cents, MembershipCard.status == "submitted")
     session.commit()
 
 
