@@ -13,6 +13,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import responses
 import sqlalchemy as sa
 
 from service.domain.membership import BATCH_CHECK_KIND, JOB_KIND, PRINTED_FOR_CANCELLED_ORDER
@@ -249,6 +250,25 @@ def test_a_requested_cancellation_survives_a_failed_read_back(app, client, run_j
     assert the_card(app).status == "submitted"
     assert instantcard.counts()["submitted_print_jobs"] == 1
     assert instantcard.calls["submit_print_job"] == 1
+
+
+def test_a_read_back_that_does_not_say_whether_it_printed_neither_cancels_nor_submits(
+        app, client, run_jobs, instantcard, sandbox, short_timeout):
+    post_order(client)
+    held = instantcard.hold("submit_print_job")
+    cancel_while_held(client, run_jobs, held)
+    [job] = print_jobs(app)
+    with responses.RequestsMock() as wire:  # InstantCard's print job answer without a status or submitted_at
+        wire.add_passthru(sandbox.url)
+        wire.get(f"{sandbox.url}/instantcard/api/v2/organizations/1/print_jobs/{job.instantcard_print_job_id}",
+                 json={"id": int(job.instantcard_print_job_id)})
+        run_jobs(clock=later())
+
+    card = the_card(app)
+    assert card.status == "cancel_requested" and "does not say whether it was submitted" in card.last_error
+    assert instantcard.calls["submit_print_job"] == 1
+    with app.app_context():
+        assert db.session.scalar(sa.select(Job.state).where(Job.kind == JOB_KIND)) == "dead"  # for a person
 
 
 def test_a_card_cancelled_while_its_print_job_is_created_is_never_printed_later(app, client, run_jobs,

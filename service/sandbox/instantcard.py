@@ -1,4 +1,4 @@
-"""Sandbox InstantCard v2, following instantcard-api-v2.txt and the provider-docs README's notes.
+"""Sandbox InstantCard v2, following InstantCard's API v2 documentation and its known gaps.
 
 Bearer tokens from `POST /authenticate` (JWT-shaped, with an `exp` claim) that expire; cards drafted then
 finalized (only finalized cards can join a print job: 422 otherwise); print jobs (a PATCH resets the
