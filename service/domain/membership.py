@@ -549,8 +549,9 @@ def _record_submitted(session: Session, row_id: int, now, printed_card_ids: tupl
     job.status, job.open_slot, job.last_error, job.updated_at = "submitted", None, None, now()
     job.submitted_at = job.submitted_at or now()
     listed = set(printed_card_ids or ())
+    # Locked in id order, as the cancellation locks an order's cards: the two never wait on each other in a circle.
     cards = list(session.scalars(lock_for_update(session, sa.select(MembershipCard).where(
-        MembershipCard.print_job_id == row_id, MembershipCard.status != "submitted"))
+        MembershipCard.print_job_id == row_id, MembershipCard.status != "submitted").order_by(MembershipCard.id))
         .execution_options(populate_existing=True)))
     for card in cards:
         if card.status not in (*ON_PRINT_JOB, CANCEL_REQUESTED, "cancelled") and card.instantcard_card_id not in listed:
