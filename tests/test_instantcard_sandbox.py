@@ -86,3 +86,24 @@ def test_injected_faults_over_http(ic):
     assert codes == [500, 500, 200]
     assert requests.post(f"{ic}/_control/inject_fault", json={"step": "x", "mode": "bogus"},
                          timeout=5).status_code == 400
+
+
+@pytest.mark.parametrize("act", [True, False])
+def test_a_held_call_acts_or_not_and_answers_only_when_released(ic, sandbox, act):
+    import threading
+
+    state = sandbox.app.extensions["sandbox"]["instantcard"]
+    auth = token(ic)
+    data = json.dumps([{"name": "Name", "value": "Ada"}, {"name": "Member Number", "value": "M-1"}])
+    held = state.hold("create_card", act=act)
+    answers = []
+    call = threading.Thread(target=lambda: answers.append(requests.post(
+        f"{ic}/organizations/1/cards", headers=auth, timeout=10,
+        data={"card[card_template_id]": "101", "card[data]": data})))
+    call.start()
+    assert held.reached.wait(10)
+    assert len(state.cards) == (1 if act else 0) and answers == []  # acted (or not), no answer yet
+    held.release.set()
+    call.join(10)
+    assert [a.status_code for a in answers] == [201 if act else 504]
+    assert len(state.cards) == (1 if act else 0)

@@ -265,3 +265,27 @@ def test_the_next_cutoff_is_always_ahead_and_within_a_day(moment, hour, minute):
 def test_the_autumn_clock_change_does_not_put_the_cutoff_in_the_past():
     moment = datetime(2026, 11, 1, 6, 15, tzinfo=UTC)  # 01:15 EST, after the second 01:00 began
     assert next_cutoff_after(moment, "01:30") > moment
+
+
+def test_a_card_whose_add_was_lost_on_its_last_attempt_is_recorded_as_printed_with_the_batch(app, client, run_jobs,
+                                                                                              instantcard):
+    import dataclasses
+
+    app.extensions["settings"] = dataclasses.replace(app.extensions["settings"], job_max_attempts=1)
+    post_order(client, "2001")
+    run_jobs(clock=at("2027-07-14T10:00:00-04:00"))
+    instantcard.inject_fault("add_cards", "apply_then_500")  # InstantCard adds the card; the answer is lost
+    post_order(client, "2002")
+    run_jobs(clock=at("2027-07-14T10:05:00-04:00"))
+    assert statuses(app) == ["queued", "failed"]  # no attempt left to find out
+
+    check_cutoff(app, run_jobs, at("2027-07-14T15:31:00-04:00"), "cutoff")
+
+    # InstantCard printed both cards of its batch: the card is recorded as printed, with its share of the cost.
+    assert statuses(app) == ["submitted", "submitted"]
+    [remote] = instantcard.print_jobs.values()
+    assert remote["status"] == 1 and len(remote["card_ids"]) == 2
+    (batch,) = batches(app)
+    assert (batch.card_count, batch.cost_cents) == (2, 2 * 250 + 100)
+    with app.app_context():
+        assert sorted(db.session.scalars(sa.select(MembershipCard.job_cost_cents))) == [300, 300]

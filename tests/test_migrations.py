@@ -130,3 +130,27 @@ def test_holds_applied_with_accept_forfeit_keep_the_forfeit_they_have_as_accepte
     assert upgraded.returncode == 0, upgraded.stderr
     rows = read_rows(empty_database_url, "SELECT id, accepted_forfeit_cents FROM gift_card_holds ORDER BY id")
     assert rows == [(1, 550), (2, 0)]
+
+
+def test_membership_cards_keep_their_rows_through_the_cancel_requested_state(empty_database_url):
+    """d4e8f1a2b3c6 allows `cancel_requested` (SQLite rebuilds the table: the rows and their keys must survive);
+    its downgrade turns such a card back into `queued`, so the job reads its print job back again."""
+    assert flask_db(["upgrade", "c3d9a7e1f5b2"], empty_database_url).returncode == 0
+    order = ("orders", {"id": 1, "shop_order_id": "m1", "number": "#m1", "currency": "USD", "total_cents": 5000,
+                        "gift_card_cents": 0, "payload": {"id": "m1"}, "completed_at": WHEN, "created_at": WHEN})
+    card = {"order_id": 1, "line_index": 0, "sku": "MEMBER-GOLD", "template_id": 101, "card_data": {},
+            "created_at": WHEN, "updated_at": WHEN}
+    write_rows(empty_database_url, [order, ("membership_cards", {
+        **card, "id": 1, "unit_index": 0, "member_number": "M-00000001", "status": "queued"})])
+    upgraded = flask_db(["upgrade"], empty_database_url)
+    assert upgraded.returncode == 0, upgraded.stderr
+    write_rows(empty_database_url, [("membership_cards", {
+        **card, "id": 2, "unit_index": 1, "member_number": "M-00000002", "status": "cancel_requested"})])
+    with pytest.raises(sa.exc.IntegrityError):  # the member number is still unique after the rebuild
+        write_rows(empty_database_url, [("membership_cards", {
+            **card, "id": 3, "unit_index": 2, "member_number": "M-00000001", "status": "queued"})])
+
+    downgraded = flask_db(["downgrade", "c3d9a7e1f5b2"], empty_database_url)
+    assert downgraded.returncode == 0, downgraded.stderr
+    rows = read_rows(empty_database_url, "SELECT id, member_number, status FROM membership_cards ORDER BY id")
+    assert rows == [(1, "M-00000001", "queued"), (2, "M-00000002", "queued")]

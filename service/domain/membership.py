@@ -33,6 +33,7 @@ from service.errors import (
     ProviderNotFound,
     ProviderPaymentRequired,
     ProviderRejected,
+    ProviderResponseInvalid,
 )
 from service.jobs.queue import enqueue, wake_parked
 from service.jobs.registry import JobContext, Park, PermanentFailure, RetryLater, handler
@@ -49,8 +50,16 @@ BATCH_CHECK_KIND = "check_membership_batches"
 FUNDS_CHECK_KIND = "check_instantcard_funds"
 EASTERN = ZoneInfo("America/New_York")
 STORE_SLOT = "store"
+MAX_SUBMIT_PASSES = 5  # funds checks per run when cancellations keep arriving during them
 FINISHED = ("submitted", "cancelled")
-CANCELLABLE = ("pending", "drafted", "finalized", "queued", "waiting_for_funds", "failed")
+# On a print job that exists at InstantCard: its submit (which prints and charges) may be in flight or about to be.
+ON_PRINT_JOB = ("queued", "waiting_for_funds")
+# A cancellation of a card that InstantCard may be printing: only the job that submits its print job turns this
+# into `cancelled` (InstantCard did not print it) or `submitted` (it did), after reading InstantCard back.
+CANCEL_REQUESTED = "cancel_requested"
+# The kind of the order's note when InstantCard printed and charged a card of a cancelled order; the note starts
+# with it in brackets, so the typed attention records to come can recognise it.
+PRINTED_FOR_CANCELLED_ORDER = "membership_card_printed_for_cancelled_order"
 
 TEMPLATE_VARIABLES = (
     "member_number", "expires_on", "expires_on_us", "expires_month",
@@ -215,12 +224,41 @@ def plan_for_completed_order(session: Session, order: Order, settings: Settings)
 
 
 def on_order_cancelled(session: Session, order: Order, settings: Settings) -> None:
-    """Cancel the order's cards that are not submitted; their jobs check the status before each step."""
-    session.execute(
-        sa.update(MembershipCard)
-        .where(MembershipCard.order_id == order.id, MembershipCard.status.in_(CANCELLABLE))
-        .values(status="cancelled", last_error="order cancelled")
-    )
+    """Cancel the order's cards that InstantCard cannot be printing; only request it for the others.
+
+    A card on a print job (or whose dead job left a submit in doubt) may be printed by a submit in flight: it
+    becomes `cancel_requested`, and the job that submits the print job reads InstantCard back and records the
+    truth. A card already submitted was printed and charged: the order's note says so.
+    """
+    cards = list(session.scalars(lock_for_update(session, sa.select(MembershipCard).where(
+        MembershipCard.order_id == order.id).order_by(MembershipCard.id)).execution_options(populate_existing=True)))
+    for card in cards:
+        if card.status == "submitted":
+            order.add_attention(printed_for_cancelled_order(card.member_number, "it had been submitted before the "
+                                                                                "order was cancelled"))
+        elif card.status in ON_PRINT_JOB or (card.status == "failed" and _submit_in_doubt(session, card)):
+            card.status = CANCEL_REQUESTED
+            card.last_error = "order cancelled; waiting to learn from InstantCard whether the card was printed"
+        elif card.status in ("pending", "drafted", "finalized", "failed"):
+            card.status, card.last_error = "cancelled", "order cancelled"
+        else:
+            continue
+        card.updated_at = order.cancelled_at
+
+
+def _submit_in_doubt(session: Session, card: MembershipCard) -> bool:
+    """A failed card whose print job's submit was sent without a definite answer (its job died after it)."""
+    if card.print_job_id is None:
+        return False
+    attempted = session.scalar(sa.select(MembershipPrintJob.submit_attempted_at).where(
+        MembershipPrintJob.id == card.print_job_id))
+    return attempted is not None
+
+
+def printed_for_cancelled_order(member_number: str | None, when: str) -> str:
+    """The order's note for the merchant when InstantCard printed and charged a card of the cancelled order."""
+    return (f"[{PRINTED_FOR_CANCELLED_ORDER}] Membership card {member_number} was printed and charged by "
+            f"InstantCard although the order was cancelled ({when}).")
 
 
 # -- the card job ---------------------------------------------------------------------------------------------
@@ -384,38 +422,98 @@ def _record_print_job_created(session: Session, snap: CardSnapshot, row_id: int,
 
 
 def submit_print_job(session: Session, client, print_job_row_id: int, now, funds_recheck_seconds: int) -> None:
-    """Check the funds and submit one print job; park as waiting_for_funds when the balance is short."""
+    """Check the funds and submit one print job; park as waiting_for_funds when the balance is short.
+
+    Cancellations of its cards are honoured only while InstantCard is known not to have printed it: after a
+    submit without a definite answer the print job is read back first, and a printed job is recorded as printed
+    (its cancelled cards included). This job is the only one that submits the print job, so between that read
+    and its own submit nothing else can print it.
+    """
     row = session.get(MembershipPrintJob, print_job_row_id, populate_existing=True)
-    instantcard_id, attempted, status = row.instantcard_print_job_id, row.submit_attempted_at, row.status
+    instantcard_id, attempted, status, mode = (row.instantcard_print_job_id, row.submit_attempted_at, row.status,
+                                               row.mode)
     session.commit()
     if status == "submitted":
         _record_submitted(session, print_job_row_id, now)
         return
-    if attempted is not None and client.fetch_print_job(instantcard_id).submitted:
-        _record_submitted(session, print_job_row_id, now)
-        return
-    charge = client.charge_details(instantcard_id)
-    has_balance = charge.has_balance if charge.has_balance is not None else client.check_balance(instantcard_id)
-    _record_costs(session, print_job_row_id, charge.job_total_cost_cents, charge.shipping_cost_cents, now())
-    if not has_balance:
-        _wait_for_funds(session, print_job_row_id, charge.job_total_cost_cents, now, funds_recheck_seconds)
-    # Last look before the call that prints and charges: an order cancelled while we checked funds stops it here.
-    live = session.scalar(sa.select(sa.func.count()).select_from(MembershipCard).where(
-        MembershipCard.print_job_id == print_job_row_id, MembershipCard.status != "cancelled"))
-    if not live:
-        session.execute(sa.update(MembershipPrintJob).where(MembershipPrintJob.id == print_job_row_id)
-                        .values(status="closed", open_slot=None, last_error="every card on it was cancelled",
-                                updated_at=now()))
-        session.commit()
-        return
-    session.execute(sa.update(MembershipPrintJob).where(MembershipPrintJob.id == print_job_row_id)
-                    .values(submit_attempted_at=now(), updated_at=now()))
-    session.commit()
+    if attempted is not None:
+        current = client.fetch_print_job(instantcard_id)
+        if current.submitted is None:  # then neither a cancellation nor a second submit is safe
+            raise ProviderResponseInvalid("instantcard", "the print job read back does not say whether it was "
+                                                         "submitted; a person must check it at InstantCard")
+        if current.submitted:
+            _record_submitted(session, print_job_row_id, now, current.card_ids)
+            return
+    # Each pass honours the cancellations that arrived before it; one arriving during the funds check sends it
+    # round again (in store mode the batch's cost changes when a card is taken out).
+    for _ in range(MAX_SUBMIT_PASSES):
+        if not _honour_cancellations(session, client, print_job_row_id, instantcard_id, mode, now):
+            return
+        charge = client.charge_details(instantcard_id)
+        has_balance = charge.has_balance if charge.has_balance is not None else client.check_balance(instantcard_id)
+        _record_costs(session, print_job_row_id, charge.job_total_cost_cents, charge.shipping_cost_cents, now())
+        if not has_balance:
+            _wait_for_funds(session, print_job_row_id, charge.job_total_cost_cents, now, funds_recheck_seconds)
+        if _intend_to_submit(session, print_job_row_id, now()):
+            break
+    else:
+        raise RetryLater("cancellations kept arriving while the print job was being submitted")
     try:
-        client.submit_print_job(instantcard_id)
+        answer = client.submit_print_job(instantcard_id)
     except ProviderPaymentRequired:
         _wait_for_funds(session, print_job_row_id, charge.job_total_cost_cents, now, funds_recheck_seconds)
-    _record_submitted(session, print_job_row_id, now)
+    _record_submitted(session, print_job_row_id, now, answer.card_ids if answer is not None else None)
+
+
+def _honour_cancellations(session: Session, client, row_id: int, instantcard_id: str | None, mode: str,
+                          now) -> int:
+    """Cancel the print job's cards whose cancellation was requested (InstantCard has not printed the job); in a
+    batch, take cancelled cards off InstantCard's print job too. Returns how many cards are left to print; with
+    none the print job is closed unsubmitted."""
+    cards = list(session.scalars(sa.select(MembershipCard).where(MembershipCard.print_job_id == row_id)
+                                 .execution_options(populate_existing=True)))
+    # Any cancelled card may be on a batch's print job, even one whose add or create answer never came back.
+    leaving = [(c.id, c.instantcard_card_id) for c in cards
+               if c.status == CANCEL_REQUESTED or (mode == "store" and c.status == "cancelled")]
+    live = sum(1 for c in cards if c.status in ON_PRINT_JOB)
+    session.commit()
+    if mode == "store" and leaving:
+        on_batch = client.fetch_print_job(instantcard_id).card_ids if instantcard_id is not None else []
+        for card_row_id, card_id in leaving:
+            if card_id is not None and (on_batch is None or card_id in on_batch):
+                with contextlib.suppress(ProviderNotFound):  # already removed by an earlier attempt
+                    client.remove_card(instantcard_id, card_id)
+            # Off the print job: what stays linked to a submitted print job is what was printed.
+            _cancel_requested(session, [card_row_id], now(), print_job_id=None)
+    elif leaving:
+        _cancel_requested(session, [card_row_id for card_row_id, _ in leaving], now())
+    values: dict[str, Any] = {"card_count": live} if mode == "store" else {}
+    if not live:
+        values.update(status="closed", open_slot=None, last_error="every card on it was cancelled")
+    session.execute(sa.update(MembershipPrintJob).where(MembershipPrintJob.id == row_id)
+                    .values(updated_at=now(), **values))
+    session.commit()
+    return live
+
+
+def _cancel_requested(session: Session, card_ids: list[int], now: datetime, **values: Any) -> None:
+    """Requested (or already recorded) cancellations become final: InstantCard did not print these cards."""
+    session.execute(sa.update(MembershipCard).where(
+        MembershipCard.id.in_(card_ids), MembershipCard.status.in_((CANCEL_REQUESTED, "cancelled"))).values(
+        status="cancelled", last_error="order cancelled; InstantCard did not print the card", updated_at=now,
+        **values))
+    session.commit()
+
+
+def _intend_to_submit(session: Session, row_id: int, now: datetime) -> bool:
+    """Last look before the call that prints and charges: record the intent unless a cancellation is waiting."""
+    waiting = session.scalar(sa.select(sa.func.count()).select_from(MembershipCard).where(
+        MembershipCard.print_job_id == row_id, MembershipCard.status == CANCEL_REQUESTED))
+    if not waiting:
+        session.execute(sa.update(MembershipPrintJob).where(MembershipPrintJob.id == row_id)
+                        .values(submit_attempted_at=now, updated_at=now))
+    session.commit()
+    return not waiting
 
 
 def _record_costs(session: Session, row_id: int, total: int | None, shipping: int | None, now: datetime) -> None:
@@ -440,24 +538,34 @@ def _wait_for_funds(session: Session, row_id: int, cost: int | None, now, rechec
     raise Park(reason, recheck_seconds)
 
 
-def _record_submitted(session: Session, row_id: int, now) -> None:
-    session.execute(sa.update(MembershipPrintJob).where(MembershipPrintJob.id == row_id)
-                    .values(status="submitted", open_slot=None, submitted_at=now(), last_error=None,
-                            updated_at=now()))
-    # Every card still on the print job was printed (cards taken out of a batch are unlinked when removed).
-    # The truth wins over a cancellation that raced the submit: such a card is printed, and the merchant told.
-    raced = list(session.execute(sa.select(MembershipCard.id, MembershipCard.order_id).where(
-        MembershipCard.print_job_id == row_id, MembershipCard.status == "cancelled")))
-    session.execute(sa.update(MembershipCard).where(MembershipCard.print_job_id == row_id,
-                                                    MembershipCard.status.in_(("queued", "waiting_for_funds")))
-                    .values(status="submitted", submitted_at=now(), last_error=None, updated_at=now()))
-    for card_id, order_id in raced:
-        session.execute(sa.update(MembershipCard).where(MembershipCard.id == card_id).values(
-            status="submitted", submitted_at=now(), updated_at=now(),
-            last_error="printed: the order was cancelled while its print job was being submitted"))
-        session.get(Order, order_id).add_attention(
-            f"Membership card {card_id} was printed although the order was cancelled while it was being "
-            "submitted to InstantCard.")
+def _record_submitted(session: Session, row_id: int, now, printed_card_ids: tuple[str, ...] | None = None) -> None:
+    """InstantCard printed the print job: every card on it is `submitted`, whatever a cancellation said.
+
+    The cards still linked to it were on it (a batch's cancelled cards are unlinked when taken off), and so was
+    a linked card that failed while being added if InstantCard lists it on the printed job. A cancelled
+    order's printed card gets a note for the merchant.
+    """
+    job = session.get(MembershipPrintJob, row_id, populate_existing=True)
+    job.status, job.open_slot, job.last_error, job.updated_at = "submitted", None, None, now()
+    job.submitted_at = job.submitted_at or now()
+    listed = set(printed_card_ids or ())
+    # Locked in id order, as the cancellation locks an order's cards: the two never wait on each other in a circle.
+    cards = list(session.scalars(lock_for_update(session, sa.select(MembershipCard).where(
+        MembershipCard.print_job_id == row_id, MembershipCard.status != "submitted").order_by(MembershipCard.id))
+        .execution_options(populate_existing=True)))
+    for card in cards:
+        if card.status not in (*ON_PRINT_JOB, CANCEL_REQUESTED, "cancelled") and card.instantcard_card_id not in listed:
+            continue  # e.g. failed before InstantCard had it
+        cancelled_order = card.status in (CANCEL_REQUESTED, "cancelled")
+        card.status, card.submitted_at, card.updated_at = "submitted", now(), now()
+        card.last_error = ("printed: the order was cancelled while its print job was being submitted"
+                           if cancelled_order else None)
+        if cancelled_order:
+            session.get(Order, card.order_id).add_attention(printed_for_cancelled_order(
+                card.member_number, "the cancellation came while its print job was being submitted"))
+    session.flush()
+    job.card_count = session.scalar(sa.select(sa.func.count()).select_from(MembershipCard).where(
+        MembershipCard.print_job_id == row_id, MembershipCard.status == "submitted"))
     session.commit()
 
 
@@ -557,40 +665,18 @@ def _reserve_batch_place(session: Session, ic: InstantCardSettings, snap: CardSn
 
 
 def submit_batch(session: Session, settings: Settings, client, print_job_row_id: int, now) -> None:
-    """Close the batch, take cancelled cards out, then check funds and submit it."""
+    """Close the batch, wait for the cards still joining it, then submit it (taking cancelled cards out)."""
     batch = session.get(MembershipPrintJob, print_job_row_id, populate_existing=True)
     if batch is None or batch.status == "submitted":
         session.commit()
         return
     batch.open_slot, batch.status, batch.updated_at = None, "closed" if batch.status == "open" else batch.status, now()
-    cards = list(session.scalars(sa.select(MembershipCard).where(MembershipCard.print_job_id == batch.id)
-                                 .execution_options(populate_existing=True)))
-    waiting = [c.id for c in cards if c.status in ("pending", "drafted", "finalized")]
-    # Any cancelled card may be on InstantCard's print job, even one whose add or create answer never came back.
-    cancelled = [(c.id, c.instantcard_card_id) for c in cards if c.status == "cancelled"]
-    live = [c for c in cards if c.status in ("queued", "waiting_for_funds")]
-    instantcard_id = batch.instantcard_print_job_id
+    waiting = session.scalar(sa.select(sa.func.count()).select_from(MembershipCard).where(
+        MembershipCard.print_job_id == batch.id, MembershipCard.status.in_(("pending", "drafted", "finalized"))))
     session.commit()
     if waiting:
         # Waiting costs no attempt (a Park): an outage while cards join must not kill the batch.
-        raise Park(f"{len(waiting)} card(s) are still being added to the batch", 15)
-    if cancelled and instantcard_id is not None:
-        on_batch = client.fetch_print_job(instantcard_id).card_ids
-        for row_id, card_id in cancelled:
-            if card_id is not None and (on_batch is None or card_id in on_batch):
-                with contextlib.suppress(ProviderNotFound):  # already removed by an earlier attempt
-                    client.remove_card(instantcard_id, card_id)
-            # Off the print job: what stays linked to a submitted print job is what was printed.
-            session.execute(sa.update(MembershipCard).where(MembershipCard.id == row_id).values(print_job_id=None))
-            session.commit()
-    if not live:
-        session.execute(sa.update(MembershipPrintJob).where(MembershipPrintJob.id == print_job_row_id)
-                        .values(last_error="every card in the batch was cancelled", updated_at=now()))
-        session.commit()
-        return
-    session.execute(sa.update(MembershipPrintJob).where(MembershipPrintJob.id == print_job_row_id)
-                    .values(card_count=len(live), updated_at=now()))
-    session.commit()
+        raise Park(f"{waiting} card(s) are still being added to the batch", 15)
     submit_print_job(session, client, print_job_row_id, now, settings.instantcard.funds_recheck_seconds)
 
 
@@ -619,7 +705,8 @@ def _note_error(session: Session, card_ids: list[int], exc: Exception, final: bo
                                             MembershipCard.status.notin_(("submitted", "cancelled")))
     session.execute(query.values(**values))
     if final and not isinstance(exc, ProviderAuthError):  # credentials are fixed by a person, then retried
-        session.execute(query.values(status="failed"))
+        # A requested cancellation stays requested: a person's retry must read InstantCard back, not submit.
+        session.execute(query.where(MembershipCard.status != CANCEL_REQUESTED).values(status="failed"))
     session.commit()
 
 

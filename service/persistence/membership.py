@@ -14,7 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from service.persistence.db import BigIntId, UTCDateTime, db, utcnow
 
 CARD_STATES = ("pending", "drafted", "finalized", "queued", "submitted", "waiting_for_funds", "failed",
-               "cancelled")
+               "cancel_requested", "cancelled")
 PRINT_JOB_STATES = ("open", "closed", "submitted")
 
 
@@ -72,7 +72,7 @@ class MembershipCard(db.Model):
         sa.UniqueConstraint("order_id", "line_index", "unit_index"),
         sa.CheckConstraint(
             "status IN ('pending','drafted','finalized','queued','submitted','waiting_for_funds','failed',"
-            "'cancelled')", name="status"),
+            "'cancel_requested','cancelled')", name="status"),
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)

@@ -1,4 +1,4 @@
-"""Sandbox InstantCard v2, following instantcard-api-v2.txt and the provider-docs README's notes.
+"""Sandbox InstantCard v2, following InstantCard's API v2 documentation and its known gaps.
 
 Bearer tokens from `POST /authenticate` (JWT-shaped, with an `exp` claim) that expire; cards drafted then
 finalized (only finalized cards can join a print job: 422 otherwise); print jobs (a PATCH resets the
@@ -7,9 +7,11 @@ the organization balance as "$5.50" / "($5.50)". Seeded with shipping provider 1
 
 Controls for tests and the demo, on the state object and over HTTP under `/_control/…`:
 set_balance, add_funds, expire_tokens, expire_tokens_before(step), token_lifetime,
-inject_fault(step, mode, times), counts (state).
+inject_fault(step, mode, times), counts (state); on the state object only, `hold(step, act=...)`.
 Fault modes: "error_500" (answer 500 without acting), "apply_then_500" (act, then answer 500),
 "timeout" (act, then answer only after `timeout_delay_seconds`, longer than a test client waits).
+A held call (`hold`) acts (or not), signals that it arrived, and answers only when the test releases it: a
+test orders "the call is in flight" against its own steps with events, not sleeps.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ TEMPLATES = {101: {"id": 101, "name": "Gold membership",
                    "fields": ["Name", "Member Number", "Expires", "Email", "Order"]},
              102: {"id": 102, "name": "Silver membership", "fields": ["Name", "Member Number", "Expires"]}}
 FAULT_MODES = ("error_500", "apply_then_500", "timeout")
+HOLD_LIMIT_SECONDS = 30  # a held call answers by itself after this long, so a failing test cannot hang the sandbox
 # A 1x1 PNG stands in for InstantCard's rendered card images.
 _PIXEL = base64.b64encode(bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000" "1f15c4890000000d49444154789c6360000002000100"
@@ -52,6 +55,15 @@ def format_money(cents: int) -> str:
     return f"({text})" if cents < 0 else text
 
 
+class Hold:
+    """One held call of a step: `reached` is set once the call has arrived (after InstantCard acted, when `act`);
+    the answer waits until the test sets `release` (a call that did not act then answers 504)."""
+
+    def __init__(self, step: str, act: bool) -> None:
+        self.step, self.act = step, act
+        self.reached, self.release = threading.Event(), threading.Event()
+
+
 class _State:
     """In-memory InstantCard: one organization, its cards, print jobs, balance, tokens and faults."""
 
@@ -60,8 +72,11 @@ class _State:
         self.reset()
 
     def reset(self) -> None:
-        """Forget everything and reseed the demo data."""
+        """Forget everything and reseed the demo data (a call still held from an earlier test is let go)."""
         with self.lock:
+            for held in (h for holds in getattr(self, "holds", {}).values() for h in holds):
+                held.release.set()
+            self.holds: dict[str, list[Hold]] = {}
             self.tokens: dict[str, float] = {}  # token → expiry (epoch seconds)
             self.token_lifetime_seconds = 3600
             self.balance_cents = 100_00
@@ -104,6 +119,18 @@ class _State:
             raise ValueError(f"mode must be one of {FAULT_MODES}")
         with self.lock:
             self.faults.setdefault(step, []).extend([mode] * int(times))
+
+    def hold(self, step: str, *, act: bool = True) -> Hold:
+        """Hold the next call of `step`: InstantCard acts on it (unless `act` is False) and answers on release."""
+        held = Hold(step, act)
+        with self.lock:
+            self.holds.setdefault(step, []).append(held)
+        return held
+
+    def take_hold(self, step: str) -> Hold | None:
+        with self.lock:
+            queue = self.holds.get(step)
+            return queue.pop(0) if queue else None
 
     def take_fault(self, step: str) -> str | None:
         with self.lock:
@@ -190,6 +217,9 @@ def create_blueprint() -> Blueprint:
     def faulty(step: str, action):
         """Run `action` (under the state lock) with any fault injected for `step`."""
         mode = state.take_fault(step)
+        held = state.take_hold(step)
+        if held is not None:
+            return answer_when_released(held, action)
         if mode == "error_500":
             return _error(500, "Internal Server Error")
         with state.lock:
@@ -200,6 +230,17 @@ def create_blueprint() -> Blueprint:
             time.sleep(state.timeout_delay_seconds)  # the provider acted but answers too late
             return _error(504, "Gateway Timeout")
         return result
+
+    def answer_when_released(held: Hold, action):
+        result = None
+        try:
+            if held.act:
+                with state.lock:
+                    result = action()
+        finally:
+            held.reached.set()
+        held.release.wait(HOLD_LIMIT_SECONDS)
+        return result if held.act else _error(504, "Gateway Timeout")
 
     @bp.before_request
     def authenticate_request():
