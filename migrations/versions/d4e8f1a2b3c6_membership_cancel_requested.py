@@ -4,12 +4,12 @@ A card on a print job whose submit may be in flight is no longer cancelled on th
 that submits the print job reads it back from InstantCard and records `cancelled` or `submitted`.
 
 Revision ID: d4e8f1a2b3c6
-Revises: c3d9a7e1f5b2
+Revises: d182f65567ba
 """
 from alembic import op
 
 revision = 'd4e8f1a2b3c6'
-down_revision = 'c3d9a7e1f5b2'
+down_revision = 'd182f65567ba'
 branch_labels = None
 depends_on = None
 
