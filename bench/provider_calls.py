@@ -68,7 +68,7 @@ def main() -> None:
     load_handlers()
     results = []
     sandbox_env = {"SERVICE_ENV": "development"}
-    with gunicorn("service.sandbox:create_sandbox_app()", sandbox_env, workers=1, threads=4,
+    with gunicorn("sandbox:create_sandbox_app()", sandbox_env, workers=1, threads=4,
                   health_path="/_health") as sandbox_url, fresh_postgres_database("bench_calls") as db_url:
         migrate(db_url)
         control = f"{sandbox_url}/instagift/v2/_control"

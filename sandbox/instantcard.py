@@ -26,8 +26,6 @@ from typing import Any
 
 from flask import Blueprint, abort, jsonify, make_response, request
 
-from service.domain import money
-
 SANDBOX_EMAIL = "sandbox@example.com"
 SANDBOX_PASSWORD = "sandbox-password"
 ORGANIZATION_ID = "1"
@@ -51,7 +49,8 @@ def _now() -> datetime:
 
 def format_money(cents: int) -> str:
     """Cents in InstantCard's balance notation: 550 → "$5.50", -550 → "($5.50)"."""
-    text = money.format_usd(abs(cents))
+    dollars, rest = divmod(abs(cents), 100)
+    text = f"${dollars:,}.{rest:02d}"
     return f"({text})" if cents < 0 else text
 
 

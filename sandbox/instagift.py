@@ -18,6 +18,7 @@ import contextlib
 import copy
 import hashlib
 import os
+import re
 import secrets
 import socket
 import threading
@@ -27,8 +28,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
-
-from service.providers.instagift import normalise_claim_code
 
 MERCHANT_KEY = "sandbox-merchant-key"
 MERCHANT_SECRET = "sandbox-merchant-secret"
@@ -70,6 +69,14 @@ def _when(value: datetime | str | None) -> datetime | None:
     if isinstance(value, str):
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     return value
+
+
+_NOT_ALPHANUMERIC = re.compile(r"[^A-Za-z0-9]")
+
+
+def normalise_claim_code(raw: str) -> str:
+    """A claim code's letters and digits, upper-cased: the key the sandbox files its certificates under."""
+    return _NOT_ALPHANUMERIC.sub("", raw).upper() if isinstance(raw, str) else ""
 
 
 def _env_flag(name: str) -> bool:

@@ -12,16 +12,16 @@ import time
 
 from flask import Flask, jsonify, request
 
-from service.config import PRODUCTION
+PRODUCTION = "production"  # the SERVICE_ENV value in which the sandbox refuses to exist
 
 
 def create_sandbox_app(*, latency_ms: int | None = None) -> Flask:
     """Build the sandbox providers' WSGI app; never available when SERVICE_ENV=production."""
     if os.environ.get("SERVICE_ENV") == PRODUCTION:
         raise RuntimeError("The sandbox providers are never started in production (SERVICE_ENV=production).")
-    from service.sandbox import cardly, instagift, instantcard
+    from sandbox import cardly, instagift, instantcard
 
-    app = Flask("service.sandbox")
+    app = Flask("sandbox")
     app.config["LATENCY_MS"] = int(os.environ.get("SANDBOX_LATENCY_MS", "0")) if latency_ms is None else latency_ms
     # Each module's blueprint carries its in-memory state as `blueprint.state`, which has `reset()`.
     blueprints = {
