@@ -20,9 +20,9 @@ import requests
 
 from bench.common import fresh_postgres_database, gunicorn, migrate
 from service import create_app
+from service.db import utcnow
 from service.jobs.handlers import load_handlers
 from service.jobs.worker import Worker
-from service.persistence import utcnow
 from tests.support import order_completed, signed_webhook
 
 

@@ -14,9 +14,10 @@ from flask_cors import CORS
 from flask_migrate import Migrate
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from service import models  # noqa: F401  (every table: create_all and migrations see the whole schema)
 from service.config import Settings, load_settings
+from service.db import db
 from service.logs import configure_logging
-from service.persistence import db
 from service.web.problems import masked_request_path
 
 log = logging.getLogger("service.web")

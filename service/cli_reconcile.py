@@ -10,9 +10,9 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from service.db import db
 from service.domain import reconciliation as recon
 from service.errors import ProviderError
-from service.persistence import db
 
 
 def _yesterday() -> str:

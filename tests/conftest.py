@@ -12,9 +12,9 @@ import sqlalchemy as sa
 
 from sandbox import create_sandbox_app
 from service import create_app
+from service.db import db
 from service.jobs.handlers import load_handlers
 from service.jobs.worker import Worker
-from service.persistence import db
 from tests.support import ServerThread
 
 load_handlers()

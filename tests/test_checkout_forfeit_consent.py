@@ -16,9 +16,10 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from service.checkout.models import Cart, GiftCardHold
+from service.db import db, utcnow
 from service.domain import checkout, money
 from service.errors import Conflict
-from service.persistence import Cart, GiftCardHold, db, utcnow
 from service.providers.instagift import Certificate, ClaimCode
 from tests.support import SHOP
 

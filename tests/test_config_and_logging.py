@@ -263,7 +263,7 @@ def test_the_procfile_web_process_never_prints_a_cart_token(tmp_path):
 def app_with(environ, app):
     """Another app on the test database (emptied by `app`), built with extra settings; disposed afterwards."""
     from service import create_app
-    from service.persistence import db
+    from service.db import db
 
     made = []
 

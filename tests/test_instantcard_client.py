@@ -23,7 +23,6 @@ from service.errors import (
 )
 from service.providers.instantcard import (
     CachedToken,
-    DatabaseTokenStore,
     InstantCardClient,
     MemoryTokenStore,
     jwt_expiry,
@@ -34,6 +33,7 @@ from service.providers.instantcard import (
     parse_print_job,
     parse_token,
 )
+from service.providers.tokens import DatabaseTokenStore
 
 BASE = "https://ic.test/api/v2"
 ORG = f"{BASE}/organizations/20003827"

@@ -10,9 +10,11 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from service.db import db
 from service.domain.membership import BATCH_CHECK_KIND, next_cutoff_after
 from service.jobs.queue import enqueue
-from service.persistence import MembershipCard, MembershipPrintJob, Order, db
+from service.membership.models import MembershipCard, MembershipPrintJob
+from service.orders.models import Order
 from tests.support import cancel_order, order_completed, signed_webhook
 
 STORE = {"name": "Front Desk", "company": "Demo Shop", "address1": "1 Market Sq", "city": "Boston",
@@ -241,7 +243,7 @@ def test_a_batch_whose_first_card_was_cancelled_is_created_by_the_next(app, clie
 
 def test_waiting_for_the_batch_costs_no_attempt(app, client, run_jobs, instantcard):
     from service.domain.membership import JOB_KIND
-    from service.persistence import Job
+    from service.jobs.models import Job
 
     post_order(client, "2001")
     post_order(client, "2002")

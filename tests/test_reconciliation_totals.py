@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from service.db import db
 from service.domain.reconciliation import DateRange, reconciliation_report
-from service.persistence import db
 from tests.support import ADMIN
 from tests.test_reconciliation_support import at, order, redemption, seed_two_days
 

@@ -10,9 +10,13 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from service.checkout.models import Cart, GiftCardHold
+from service.db import db, utcnow
 from service.domain import money
+from service.jobs.models import Job
 from service.jobs.queue import retry_by_person
-from service.persistence import Cart, GiftCardHold, Job, Order, Redemption, db, utcnow
+from service.orders.models import Order
+from service.redemption.models import Redemption
 from tests.support import ADMIN, SHOP, cancel_order, order_completed, signed_webhook
 
 

@@ -26,14 +26,14 @@ from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
+from service.checkout.models import Cart, GiftCardHold
 from service.config import Settings
+from service.db import lock_for_update
 from service.domain import money
 from service.domain.formats import iso
 from service.errors import Conflict, NotFound, ProviderNotFound, RateLimited, ValidationFailed
 from service.jobs.registry import JobContext, handler
 from service.logs import mask, masked_last4
-from service.persistence import Cart, GiftCardHold
-from service.persistence.db import lock_for_update
 from service.providers.instagift import ClaimCode, parse_claim_code
 
 log = logging.getLogger("service.checkout")

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
+from service.jobs.models import Job, JobAttempt
 from service.jobs.queue import is_periodic
 from service.jobs.registry import JobContext, handler
-from service.persistence import Job, JobAttempt
 
 
 @handler("purge_periodic_jobs", every_seconds=3600)

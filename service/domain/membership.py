@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from service.config import InstantCardSettings, Settings
+from service.db import insert_ignoring_conflict, lock_for_update
 from service.domain.formats import iso
 from service.errors import (
     NotFound,
@@ -38,8 +39,8 @@ from service.errors import (
 from service.jobs.queue import enqueue, wake_parked
 from service.jobs.registry import JobContext, Park, PermanentFailure, RetryLater, handler
 from service.logs import redact
-from service.persistence import MembershipCard, MembershipPrintJob, Order
-from service.persistence.db import insert_ignoring_conflict, lock_for_update
+from service.membership.models import MembershipCard, MembershipPrintJob
+from service.orders.models import Order
 from service.providers.instantcard import one_off_address
 
 log = logging.getLogger("service.membership")

@@ -17,11 +17,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from service.config import Settings
+from service.db import insert_ignoring_conflict, lock_for_update, utcnow
 from service.domain import membership, redemption, thank_you
 from service.jobs import enqueue
 from service.jobs.registry import JobContext, handler
-from service.persistence import Order, OrderEvent, utcnow
-from service.persistence.db import insert_ignoring_conflict, lock_for_update
+from service.orders.models import Order, OrderEvent
 
 log = logging.getLogger("service.orders")
 

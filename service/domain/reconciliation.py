@@ -19,15 +19,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from service.checkout.models import LOCKING_HOLD_STATUSES, GiftCardHold
 from service.domain.formats import iso
 from service.domain.thank_you import credits
+from service.jobs.models import JOB_STATES, Job
 from service.jobs.queue import is_periodic_key, not_periodic
 from service.logs import masked_last4, redact
-from service.persistence import Job, Order
-from service.persistence.checkout import LOCKING_HOLD_STATUSES, GiftCardHold, Redemption
-from service.persistence.jobs import JOB_STATES
-from service.persistence.membership import MembershipCard, MembershipPrintJob
-from service.persistence.thank_you import ThankYouCard
+from service.membership.models import MembershipCard, MembershipPrintJob
+from service.orders.models import Order
+from service.redemption.models import Redemption
+from service.thank_you.models import ThankYouCard
 
 # Redemption states in which Instagift has (to our knowledge) taken money off the certificate.
 REDEEMED_STATES = ("succeeded", "shortfall")

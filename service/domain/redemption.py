@@ -21,7 +21,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from service.checkout.models import LOCKING_HOLD_STATUSES, Cart, GiftCardHold
 from service.config import Settings
+from service.db import lock_for_update, utcnow
 from service.domain import money
 from service.domain.checkout import hash_token, take_back
 from service.errors import (
@@ -35,9 +37,8 @@ from service.errors import (
 from service.jobs import enqueue
 from service.jobs.registry import JobContext, Park, PermanentFailure, RetryLater, handler
 from service.logs import masked_last4
-from service.persistence import Cart, GiftCardHold, Order, Redemption, utcnow
-from service.persistence.checkout import LOCKING_HOLD_STATUSES
-from service.persistence.db import lock_for_update
+from service.orders.models import Order
+from service.redemption.models import Redemption
 
 log = logging.getLogger("service.redemption")
 

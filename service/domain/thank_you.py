@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from service.config import Settings
+from service.db import insert_ignoring_conflict, lock_for_update, utcnow
 from service.domain import money
 from service.domain.formats import iso
 from service.errors import (
@@ -38,9 +39,7 @@ from service.errors import (
 from service.jobs.queue import enqueue, wake_parked
 from service.jobs.registry import JobContext, Park, PermanentFailure, handler
 from service.logs import redact
-from service.persistence import Order, utcnow
-from service.persistence.db import insert_ignoring_conflict, lock_for_update
-from service.persistence.thank_you import ThankYouCard
+from service.orders.models import Order
 from service.providers.cardly import (
     IDEMPOTENCY_CONFLICT_CODE,
     MAX_IDEMPOTENCY_KEY_LENGTH,
@@ -50,6 +49,7 @@ from service.providers.cardly import (
     payment_required_amounts,
     preview_body,
 )
+from service.thank_you.models import ThankYouCard
 
 log = logging.getLogger("service.thank_you")
 

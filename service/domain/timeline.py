@@ -8,16 +8,18 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
+from service.checkout.models import Cart, GiftCardHold
 from service.domain import membership, thank_you
 from service.domain.checkout import hash_token
 from service.domain.formats import iso
 from service.domain.reconciliation import job_dict, ledger_row
 from service.errors import NotFound
+from service.jobs.models import Job
 from service.logs import masked_last4
-from service.persistence import Job, Order
-from service.persistence.checkout import Cart, GiftCardHold, Redemption
-from service.persistence.membership import MembershipCard
-from service.persistence.thank_you import ThankYouCard
+from service.membership.models import MembershipCard
+from service.orders.models import Order
+from service.redemption.models import Redemption
+from service.thank_you.models import ThankYouCard
 
 
 def order_timeline(session: Session, shop_order_id: str) -> dict[str, Any]:

@@ -8,13 +8,13 @@ from datetime import UTC, date, datetime, timedelta
 from flask import Blueprint, Response, current_app, request, stream_with_context
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from service.db import db, utcnow
 from service.domain import reconciliation as recon
 from service.domain.timeline import order_timeline
+from service.jobs.models import JOB_STATES
 from service.jobs.queue import retry_by_person
-from service.persistence import db, utcnow
-from service.persistence.checkout import REDEMPTION_STATES
-from service.persistence.jobs import JOB_STATES
 from service.providers.preflight import check_providers
+from service.redemption.models import REDEMPTION_STATES
 from service.web.openapi import document
 from service.web.parsing import load_query, require_bearer
 

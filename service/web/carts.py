@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app
 
+from service.db import db, utcnow
 from service.domain import checkout
 from service.errors import Conflict
-from service.persistence import db, utcnow
 from service.web.checkout_schemas import (
     ApplyGiftCardSchema,
     BalanceRequestSchema,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, current_app
 from marshmallow import Schema, fields
 
+from service.db import db
 from service.domain.membership import card_preview
-from service.persistence import db
 from service.web.openapi import document
 from service.web.parsing import require_bearer
 

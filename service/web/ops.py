@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Blueprint, current_app
 
-from service.persistence import db
+from service.db import db
 from service.web.openapi import build_openapi, document
 from service.web.schemas import HealthSchema, ReadinessSchema
 

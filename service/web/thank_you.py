@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, current_app
 from marshmallow import Schema, fields
 
+from service.db import utcnow
 from service.domain.thank_you import preview_card
-from service.persistence import utcnow
 from service.web.openapi import document
 from service.web.parsing import load, require_bearer
 from service.web.schemas import OrderDataSchema

@@ -8,10 +8,10 @@ import json
 from flask import Blueprint, current_app, request
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from service.db import db
 from service.domain.orders import record_order_event
 from service.errors import Unauthorized, ValidationFailed
-from service.persistence import db
-from service.persistence.orders import WEBHOOK_ID_MAX_LENGTH
+from service.orders.models import WEBHOOK_ID_MAX_LENGTH
 from service.web.openapi import document
 from service.web.parsing import load
 from service.web.schemas import (

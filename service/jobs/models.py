@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from service.persistence.db import BigIntId, UTCDateTime, db, utcnow
+from service.db import BigIntId, UTCDateTime, db, utcnow
 
 JOB_STATES = ("queued", "running", "succeeded", "parked", "dead")
 

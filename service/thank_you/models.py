@@ -12,8 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from service.persistence.db import BigIntId, UTCDateTime, db, utcnow
-from service.persistence.orders import Order
+from service.db import BigIntId, UTCDateTime, db, utcnow
+from service.orders.models import Order
 
 THANK_YOU_STATES = ("skipped", "pending", "placed", "waiting_for_credit", "failed")
 # failure_kind values: why a card failed (or, for "credit", why it waits).

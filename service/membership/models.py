@@ -1,4 +1,4 @@
-"""InstantCard membership cards, the print jobs that carry them, and cached provider tokens.
+"""InstantCard membership cards and the print jobs that carry them.
 
 Columns are documented in docs/membership-cards.md (the reconciliation helper reads them).
 """
@@ -11,26 +11,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from service.persistence.db import BigIntId, UTCDateTime, db, utcnow
+from service.db import BigIntId, UTCDateTime, db, utcnow
 
 CARD_STATES = ("pending", "drafted", "finalized", "queued", "submitted", "waiting_for_funds", "failed",
                "cancel_requested", "cancelled")
 PRINT_JOB_STATES = ("open", "closed", "submitted")
-
-
-class ProviderToken(db.Model):
-    """A provider's bearer token shared by every worker and web process (one row per provider+account)."""
-
-    __tablename__ = "provider_tokens"
-    __table_args__ = (sa.UniqueConstraint("provider", "account"),)
-
-    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
-    provider: Mapped[str] = mapped_column(sa.String(40))
-    account: Mapped[str] = mapped_column(sa.String(320))
-    token: Mapped[str] = mapped_column(sa.Text)
-    # None when the provider did not say; the token is then used until it is refused (401).
-    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    obtained_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class MembershipPrintJob(db.Model):
