@@ -21,7 +21,6 @@ import requests
 from bench.common import fresh_postgres_database, gunicorn, migrate
 from service import create_app
 from service.db import utcnow
-from service.jobs.handlers import load_handlers
 from service.jobs.worker import Worker
 from tests.support import order_completed, signed_webhook
 
@@ -65,7 +64,6 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=5, help="redemptions measured per history size and case")
     parser.add_argument("--sizes", default="100,1000,10000", help="certificates in the history (redemptions: half)")
     args = parser.parse_args()
-    load_handlers()
     results = []
     sandbox_env = {"SERVICE_ENV": "development"}
     with gunicorn("sandbox:create_sandbox_app()", sandbox_env, workers=1, threads=4,

@@ -1,5 +1,6 @@
-"""Command-line entry points: `flask --app service worker | reconcile | providers check` (and Flask-Migrate's
-`db`). The development commands (`dev`, `sandbox`) are in the top-level `sandbox.dev`, outside the package."""
+"""Command-line entry points: `flask --app service worker | providers check`; the features add theirs
+(`reconcile`, see service.features) and Flask-Migrate adds `db`. The development commands (`dev`, `sandbox`) are
+in the top-level `sandbox.dev`, outside the package."""
 
 from __future__ import annotations
 
@@ -16,8 +17,6 @@ def register(app: Flask) -> None:
     """Attach the service's commands to the Flask CLI."""
     app.cli.add_command(worker_command)
     app.cli.add_command(providers_group)
-    from service.cli_reconcile import reconcile_command
-    app.cli.add_command(reconcile_command)
 
 
 @click.command("worker")
@@ -26,10 +25,9 @@ def register(app: Flask) -> None:
 @click.option("--batch", type=int, default=10, show_default=True, help="Jobs claimed per claim.")
 def worker_command(threads: int, batch: int) -> None:
     """Run jobs until SIGTERM/SIGINT; in-flight jobs finish, unstarted ones are given back."""
-    from service.jobs.handlers import load_handlers
     from service.jobs.worker import Worker
 
-    load_handlers()
+    # Every job kind has its handler: create_app imported service.features, which imports each feature's jobs.
     worker = Worker(current_app._get_current_object(), threads=threads, batch=batch)
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)

@@ -13,11 +13,8 @@ import sqlalchemy as sa
 from sandbox import create_sandbox_app
 from service import create_app
 from service.db import db
-from service.jobs.handlers import load_handlers
 from service.jobs.worker import Worker
 from tests.support import ServerThread
-
-load_handlers()
 
 
 @pytest.fixture(scope="session")

@@ -11,9 +11,9 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from service.checkout import rules as checkout
 from service.checkout.models import Cart, GiftCardHold
 from service.db import db, utcnow
-from service.domain import checkout
 from service.errors import Conflict
 from service.jobs import enqueue
 from service.redemption.models import Redemption

@@ -17,10 +17,10 @@ import responses
 import sqlalchemy as sa
 
 from service.db import db, utcnow
-from service.domain.membership import BATCH_CHECK_KIND, JOB_KIND, PRINTED_FOR_CANCELLED_ORDER
 from service.jobs.models import Job
 from service.jobs.queue import enqueue
 from service.membership.models import MembershipCard, MembershipPrintJob
+from service.membership.rules import BATCH_CHECK_KIND, JOB_KIND, PRINTED_FOR_CANCELLED_ORDER
 from service.orders.models import Order
 from tests.support import ADMIN, cancel_order, order_completed, signed_webhook
 

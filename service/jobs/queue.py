@@ -1,7 +1,7 @@
 """The durable job queue: enqueue in the caller's transaction, claim with a lease, record each outcome.
 
 Claims use `SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL and rely on SQLite's `BEGIN IMMEDIATE`
-(see persistence.db) elsewhere, so any number of workers on any number of machines share one queue.
+(see service.db) elsewhere, so any number of workers on any number of machines share one queue.
 A job whose lease ran out (its worker died) is claimable again. Every function takes `now` so tests and
 the worker agree on one clock.
 """

@@ -1,4 +1,5 @@
-"""Redeeming held gift cards after an order completes: planning, the redemption job, cancellation.
+"""Redeeming held gift cards after an order completes: planning, the redemption job's steps, cancellation,
+a person's retry.
 
 Instagift has no idempotency keys, so the job never trusts a retry blindly:
 
@@ -21,11 +22,11 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from service import money
 from service.checkout.models import LOCKING_HOLD_STATUSES, Cart, GiftCardHold
+from service.checkout.rules import hash_token, take_back
 from service.config import Settings
 from service.db import lock_for_update, utcnow
-from service.domain import money
-from service.domain.checkout import hash_token, take_back
 from service.errors import (
     Conflict,
     ProviderAuthError,
@@ -35,7 +36,7 @@ from service.errors import (
     ProviderRejected,
 )
 from service.jobs import enqueue
-from service.jobs.registry import JobContext, Park, PermanentFailure, RetryLater, handler
+from service.jobs.registry import Park, PermanentFailure, RetryLater
 from service.logs import masked_last4
 from service.orders.models import Order
 from service.redemption.models import Redemption
@@ -155,7 +156,7 @@ def on_order_cancelled(session: Session, order: Order, settings: Settings) -> No
             _release([h for h in cart.holds if h.status == "active"], "order cancelled", order.cancelled_at)
 
 
-# -- the job -------------------------------------------------------------------------------------------
+# -- the job's steps -----------------------------------------------------------------------------------
 
 def reopen_for_person_retry(session: Session, job, now: datetime) -> None:
     """A person retries a dead redemption job (say, after activating the certificate): a row that failed without
@@ -172,12 +173,6 @@ def reopen_for_person_retry(session: Session, job, now: datetime) -> None:
     redemption.error = f"retried by a person after: {redemption.error}"
     session.get(Order, redemption.order_id).add_attention(
         f"Gift card {masked_last4(redemption.code_last4)}: redemption retried by a person.")
-
-
-@handler(JOB_KIND, on_person_retry=reopen_for_person_retry)
-def redeem_gift_card(ctx: JobContext) -> None:
-    """Redeem one held certificate for one order, exactly once (see the module docstring)."""
-    redeem(ctx.session, ctx.settings, ctx.providers.instagift, ctx.payload["redemption_id"], ctx.now)
 
 
 def _load(session: Session, redemption_id: int) -> Redemption:

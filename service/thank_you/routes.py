@@ -5,11 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, current_app
 from marshmallow import Schema, fields
 
+from service.api.openapi import document
+from service.api.parsing import load, require_bearer
 from service.db import utcnow
-from service.domain.thank_you import preview_card
-from service.web.openapi import document
-from service.web.parsing import load, require_bearer
-from service.web.schemas import OrderDataSchema
+from service.orders.schemas import OrderDataSchema
+from service.thank_you.rules import preview_card
 
 bp = Blueprint("thank_you", __name__)
 

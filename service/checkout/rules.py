@@ -1,4 +1,4 @@
-"""Carts and gift-card holds: create, apply a claim code, remove, recompute, verify, and the abuse limits.
+"""Carts and gift-card holds: create, apply a claim code, remove, recompute, verify, expire, take back.
 
 Every function takes what it needs (session, settings, the Instagift client, the lookup limiter, `now`) so
 tests can drive it with their own clock. No database transaction is kept open across an Instagift call:
@@ -12,27 +12,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import math
 import secrets
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from limits import parse_many
-from limits.storage import storage_from_string
-from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
+from service import money
+from service.checkout.limits import LookupLimiter
 from service.checkout.models import Cart, GiftCardHold
 from service.config import Settings
 from service.db import lock_for_update
-from service.domain import money
-from service.domain.formats import iso
 from service.errors import Conflict, NotFound, ProviderNotFound, RateLimited, ValidationFailed
-from service.jobs.registry import JobContext, handler
+from service.formats import iso
 from service.logs import mask, masked_last4
 from service.providers.instagift import ClaimCode, parse_claim_code
 
@@ -58,53 +53,6 @@ def claim_code_hash(code: ClaimCode, settings: Settings) -> str:
     hash), keyed by a server secret so stored hashes can't be brute-forced."""
     key = hashlib.sha256(b"claim-code-hash:" + settings.shop_api_token.encode()).digest()
     return hmac.new(key, code.canonical.encode(), hashlib.sha256).hexdigest()
-
-
-# -- abuse limits --------------------------------------------------------------------------------------
-
-class LookupLimiter:
-    """Rate limits on claim-code lookups per client address and per cart (the `limits` library)."""
-
-    def __init__(self, storage_uri: str, rate_limit: str, key_prefix: str = "checkout"):
-        self.storage = storage_from_string(storage_uri, key_prefix=key_prefix) if storage_uri.startswith(
-            ("redis", "rediss")) else storage_from_string(storage_uri)
-        self.strategy = MovingWindowRateLimiter(self.storage)
-        self.items = parse_many(rate_limit)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> LookupLimiter:
-        return cls(settings.ratelimit_storage_uri, settings.lookup_rate_limit,
-                   settings.extra.get("ratelimit_key_prefix", "checkout"))
-
-    def hit(self, *subjects: str) -> None:
-        """Count one lookup for each subject ("client:…", "cart:…"); 429 with Retry-After when one is used up.
-
-        If the storage (Redis) cannot be reached the limit fails open: checkout keeps working, the error is
-        logged and /readyz reports the rate limits unreachable."""
-        for subject in subjects:
-            for item in self.items:
-                # The moving window's hit is atomic and records nothing once the limit is reached.
-                try:
-                    allowed = self.strategy.hit(item, "lookup", subject)
-                except Exception:
-                    log.exception("rate-limit storage unreachable; lookup limits are not enforced")
-                    return
-                if not allowed:
-                    stats = self.strategy.get_window_stats(item, "lookup", subject)
-                    raise RateLimited(max(1, math.ceil(stats.reset_time - time.time())),
-                                      detail="Too many gift card lookups; please wait before trying again.")
-
-    def reachable(self) -> bool:
-        """True when the rate-limit storage answers."""
-        try:
-            return bool(self.storage.check())
-        except Exception:
-            return False
-
-    def clear(self, *subjects: str) -> None:
-        for subject in subjects:
-            for item in self.items:
-                self.strategy.clear(item, "lookup", subject)
 
 
 # -- the cart view -------------------------------------------------------------------------------------
@@ -568,14 +516,6 @@ def release_expired_holds(session: Session, now: datetime) -> int:
         .values(status="expired", status_reason="hold expired", updated_at=now)
     )
     return result.rowcount or 0
-
-
-@handler("release_expired_holds", every_seconds=60)
-def release_expired_holds_job(ctx: JobContext) -> None:
-    """Periodic: free certificates whose holds ran out."""
-    released = release_expired_holds(ctx.session, ctx.now())
-    if released:
-        log.info("released %d expired gift card hold(s)", released)
 
 
 TAKEN_BACK_REASON = "taken back by a completed order whose hold had expired"

@@ -1,4 +1,4 @@
-"""Thank-you cards through Cardly: the rules, the per-order row, the sending job and the credit check.
+"""Thank-you cards through Cardly: the rules, the per-order row, the card request, the views and the preview.
 
 Exactly one card per order rests on Cardly's idempotency: the `Idempotency-Key` is
 `order-{shop_order_id}-g{generation}` and the exact body sent under it is stored with the row. Cardly stores
@@ -22,31 +22,24 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from service import money
 from service.config import Settings
 from service.db import insert_ignoring_conflict, lock_for_update, utcnow
-from service.domain import money
-from service.domain.formats import iso
 from service.errors import (
     Conflict,
     ProviderAuthError,
-    ProviderError,
-    ProviderNotFound,
-    ProviderPaymentRequired,
     ProviderRejected,
-    ProviderResponseInvalid,
     ValidationFailed,
 )
-from service.jobs.queue import enqueue, wake_parked
-from service.jobs.registry import JobContext, Park, PermanentFailure, handler
+from service.formats import iso
+from service.jobs.queue import enqueue
 from service.logs import redact
 from service.orders.models import Order
 from service.providers.cardly import (
-    IDEMPOTENCY_CONFLICT_CODE,
     MAX_IDEMPOTENCY_KEY_LENGTH,
     CardRecipient,
     CardRequest,
     order_body,
-    payment_required_amounts,
     preview_body,
 )
 from service.thank_you.models import ThankYouCard
@@ -230,11 +223,12 @@ def on_order_cancelled(session: Session, order: Order, settings: Settings) -> No
         card.note = (f"The order was cancelled after its card was placed (Cardly order {card.cardly_order_id}); "
                      "Cardly cannot reliably cancel lodged orders — contact Cardly support if it must be stopped.")
     elif card.status != "skipped":
-        _skip_cancelled(card)
+        skip_cancelled(card)
     card.updated_at = utcnow()
 
 
-def _skip_cancelled(card: ThankYouCard) -> None:
+def skip_cancelled(card: ThankYouCard) -> None:
+    """Record the card as skipped because its order was cancelled (saying so when an attempt was in doubt)."""
     detail = "The order was cancelled before the card was placed."
     if card.outcome_uncertain:
         detail += (f" An earlier attempt (Idempotency-Key {card.idempotency_key}) had no definite answer; the job "
@@ -242,177 +236,21 @@ def _skip_cancelled(card: ThankYouCard) -> None:
     card.status, card.skip_reason, card.skip_detail = "skipped", "order_cancelled", detail
 
 
-# -- the job -----------------------------------------------------------------------------------------------
-def _locked_card(session: Session, order_id: int) -> ThankYouCard | None:
+# -- shared with the job -------------------------------------------------------------------------------------
+def locked_card(session: Session, order_id: int) -> ThankYouCard | None:
+    """The order's card row, locked and read afresh; None when the order has none."""
     # populate_existing: the worker's session keeps attributes across commits, and a cancellation may have
     # changed the row while Cardly was being called.
     stmt = sa.select(ThankYouCard).where(ThankYouCard.order_id == order_id).execution_options(populate_existing=True)
     return session.scalar(lock_for_update(session, stmt))
 
 
-def _iso_date(value: Any) -> date | None:
+def iso_date(value: Any) -> date | None:
+    """A date from Cardly's `YYYY-MM-DD…` text; None when it is absent or unreadable."""
     try:
         return date.fromisoformat(str(value)[:10]) if value else None
     except ValueError:
         return None
-
-
-@handler(JOB_KIND)
-def send_thank_you_card(ctx: JobContext) -> None:
-    """Place the order's thank-you card once; see the module docstring for the key discipline."""
-    order_id = int(ctx.payload["order_id"])
-    session, settings, client = ctx.session, ctx.settings, ctx.providers.cardly
-    card = session.scalar(sa.select(ThankYouCard).where(ThankYouCard.order_id == order_id))
-    if card is None:
-        raise PermanentFailure(f"order {order_id} has no thank-you card row")
-    if card.status == "waiting_for_credit" and card.cost_credits is not None:
-        cost = card.cost_credits
-        session.commit()  # no transaction (nor SQLite write lock) held across the HTTP call
-        _park_unless_credit_covers(client, cost, settings)
-
-    card = _locked_card(session, order_id)
-    order = session.get(Order, order_id, populate_existing=True)
-    if card.status == "skipped" and card.outcome_uncertain:
-        _settle_cancelled_uncertain(ctx, order_id, purchase_order_number(order.payload or {}))
-        return
-    if card.status in ("placed", "skipped"):
-        return
-    now = ctx.now()
-    if order.cancelled_at is not None:
-        _skip_cancelled(card)
-        return
-    if card.status == "waiting_for_credit" or (card.status == "failed" and card.failure_kind in DEFINITIVE_NOT_PLACED):
-        # Cardly definitely did not place the card and stored its answer under the old key: move on.
-        card.generation += 1
-        card.request_body = None
-    if card.request_body is None:
-        decision = thank_you_decision(order.payload or {}, settings, today=now.date())
-        if isinstance(decision, Skip):  # the rules changed since the order came in (e.g. cards turned off)
-            card.status, card.skip_reason, card.skip_detail = "skipped", decision.reason, decision.detail
-            return
-        card.request_body, card.requested_arrival = decision.payload, decision.requested_arrival
-        card.outcome_uncertain = False
-    card.idempotency_key = idempotency_key(order.shop_order_id, card.generation)
-    card.status, card.failure_kind = "pending", None
-    card.calls += 1
-    card.last_attempt_at = card.updated_at = now
-    body, key = card.request_body, card.idempotency_key
-    session.commit()  # record the intent (generation, key, body) before calling Cardly
-
-    try:
-        placed = client.place_order(body, key)
-    except ProviderError as exc:
-        _record_failure(ctx, order_id, exc)  # raises the job's outcome unless the order was cancelled meanwhile
-        return
-    card = _locked_card(session, order_id)
-    cancelled_meanwhile = card.status == "skipped"
-    card.status, card.failure_kind, card.last_error, card.skip_reason, card.skip_detail = "placed", None, None, None, None
-    card.cardly_order_id, card.cardly_status = placed.order_id, placed.status
-    card.cost_credits, card.balance_credits, card.test_mode = placed.cost_credits, placed.balance_credits, placed.test_mode
-    card.dispatch_on = _iso_date(placed.delivery.dispatch)
-    card.estimated_min_arrival = _iso_date(placed.delivery.estimated_min_arrival)
-    card.estimated_max_arrival = _iso_date(placed.delivery.estimated_max_arrival)
-    card.cardly_request_id, card.outcome_uncertain = placed.request_id, False
-    card.warnings = "; ".join(placed.warnings) or None
-    card.placed_at = card.updated_at = ctx.now()
-    if cancelled_meanwhile:
-        card.note = ("The order was cancelled while the card was being placed; Cardly cannot reliably cancel "
-                     "lodged orders — contact Cardly support if it must be stopped.")
-    log.info("order %s: thank-you card placed as Cardly order %s (%s credits%s)", order.shop_order_id, placed.order_id,
-             placed.cost_credits, ", test mode" if placed.test_mode else "")
-
-
-def _settle_cancelled_uncertain(ctx: JobContext, order_id: int, po_number: str) -> None:
-    """The order was cancelled after a placement whose answer was lost: Cardly's order list says what happened,
-    so a card that was placed (and cost credits) is recorded as placed, not hidden as skipped."""
-    session = ctx.session
-    session.commit()  # no transaction held across the HTTP call
-    found = ctx.providers.cardly.find_order_by_purchase_order(po_number) if po_number else None
-    card = _locked_card(session, order_id)
-    if not (card.status == "skipped" and card.outcome_uncertain):
-        return
-    card.outcome_uncertain, card.updated_at = False, ctx.now()
-    if found is None:
-        card.skip_detail = ("The order was cancelled before the card was placed; Cardly's order list shows no card "
-                            "for it.")
-        return
-    card.status, card.skip_reason, card.skip_detail = "placed", None, None
-    card.cardly_order_id, card.cardly_status, card.cost_credits = found.order_id, found.status, found.cost_credits
-    card.test_mode, card.placed_at = found.test_mode, ctx.now()
-    card.note = (f"The order was cancelled after its card was placed (Cardly order {found.order_id}, found in "
-                 "Cardly's order list after its answer was lost); Cardly cannot reliably cancel lodged orders — "
-                 "contact Cardly support if it must be stopped.")
-
-
-def _park_unless_credit_covers(client, cost: Decimal, settings: Settings) -> None:
-    """While waiting for credit, ask for the balance first so that a still-empty account costs no new key."""
-    try:
-        balance = client.account_balance().credits
-    except ProviderError:
-        return  # let the placement itself give the definitive answer
-    if balance < cost:
-        raise Park(f"waiting for Cardly credit: a card costs {cost} credits, the balance is {balance}",
-                   settings.cardly.credit_recheck_seconds)
-
-
-def _record_failure(ctx: JobContext, order_id: int, exc: ProviderError) -> None:
-    """Keep what Cardly said on the row, then raise the job outcome it calls for."""
-    session, settings = ctx.session, ctx.settings
-    card = _locked_card(session, order_id)
-    message = redact(str(exc))
-    card.last_error, card.cardly_request_id, card.updated_at = message, exc.request_id, ctx.now()
-    if card.status == "skipped":  # the order was cancelled meanwhile: this card is done
-        card.outcome_uncertain = card.outcome_uncertain or exc.uncertain
-        session.commit()
-        return
-    outcome: Exception
-    if isinstance(exc, ProviderPaymentRequired):
-        cost, balance = payment_required_amounts(exc)
-        card.status, card.failure_kind, card.outcome_uncertain = "waiting_for_credit", "credit", False
-        card.cost_credits, card.balance_credits = cost, balance
-        outcome = Park(f"waiting for Cardly credit: {exc.reason or message}", settings.cardly.credit_recheck_seconds)
-    elif isinstance(exc, ProviderAuthError | ProviderNotFound):
-        card.status, card.failure_kind, card.outcome_uncertain = "failed", "configuration", False
-        outcome = PermanentFailure(f"Cardly refused our configuration: {message}")
-    elif isinstance(exc, ProviderRejected) and exc.code == IDEMPOTENCY_CONFLICT_CODE:
-        card.status, card.failure_kind = "failed", "idempotency_conflict"
-        outcome = PermanentFailure(f"Cardly saw this key with another request; check Cardly: {message}")
-    elif isinstance(exc, ProviderRejected):
-        card.status, card.failure_kind, card.outcome_uncertain = "failed", "validation", False
-        outcome = PermanentFailure(f"Cardly refused the card: {exc.reason or message}")
-    elif isinstance(exc, ProviderResponseInvalid):
-        card.status, card.failure_kind, card.outcome_uncertain = "failed", "unreadable_response", True
-        outcome = PermanentFailure(f"Cardly's answer could not be read; the card may be placed: {message}")
-    elif exc.retryable:
-        card.outcome_uncertain = True
-        if ctx.job.failures + 1 >= ctx.job.max_attempts:
-            card.status, card.failure_kind = "failed", "provider_unavailable"
-        outcome = exc  # the worker retries with backoff (honouring Retry-After) under the same key
-    else:
-        card.status, card.failure_kind = "failed", "provider"
-        outcome = PermanentFailure(message)
-    session.commit()
-    raise outcome
-
-
-@handler("check_cardly_credit", every_seconds=60)
-def check_cardly_credit(ctx: JobContext) -> None:
-    """While any card waits for credit, check Cardly's balance and wake those jobs once it covers a card."""
-    session = ctx.session
-    costs = session.scalars(sa.select(ThankYouCard.cost_credits).where(ThankYouCard.status == "waiting_for_credit")).all()
-    if not costs:
-        return
-    known = [c for c in costs if c is not None]
-    cheapest = min(known) if known else None
-    session.commit()  # no transaction held across the HTTP call
-    try:
-        balance = ctx.providers.cardly.account_balance().credits
-    except ProviderError as exc:
-        log.warning("could not check the Cardly balance: %s", exc)
-        return
-    if cheapest is None or balance >= cheapest:
-        woken = wake_parked(session, JOB_KIND, now=ctx.now())
-        log.info("Cardly balance %s covers a card: woke %d waiting thank-you card job(s)", balance, woken)
 
 
 # -- views and the merchant preview ------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""Reconciliation: the redemption ledger, per-day totals, the comparison with Instagift's own list, and the
-job queue as the merchant sees it.
+"""Reconciliation: per-day totals (gift cards, card costs, the job queue) and the comparison with Instagift's own
+redemption list. The ledger rows are service.reports.ledger's; ranges and CSV are service.reports.listing's.
 
 Every function takes a session (and a client or clock when it needs one) and a `DateRange`, reads, and returns
 plain dicts and dataclasses; rendering (JSON, CSV, a terminal table) happens in the callers.
@@ -7,12 +7,8 @@ plain dicts and dataclasses; rendering (JSON, CSV, a terminal table) happens in 
 
 from __future__ import annotations
 
-import csv
-import io
-import itertools
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -20,249 +16,19 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from service.checkout.models import LOCKING_HOLD_STATUSES, GiftCardHold
-from service.domain.formats import iso
-from service.domain.thank_you import credits
+from service.formats import iso
 from service.jobs.models import JOB_STATES, Job
-from service.jobs.queue import is_periodic_key, not_periodic
-from service.logs import masked_last4, redact
+from service.jobs.queue import not_periodic
 from service.membership.models import MembershipCard, MembershipPrintJob
 from service.orders.models import Order
 from service.redemption.models import Redemption
+from service.reports.ledger import ledger_row, rounding_cents
+from service.reports.listing import DateRange, dollars
 from service.thank_you.models import ThankYouCard
+from service.thank_you.rules import credits
 
 # Redemption states in which Instagift has (to our knowledge) taken money off the certificate.
 REDEEMED_STATES = ("succeeded", "shortfall")
-MAX_RANGE_DAYS = 366
-DEFAULT_PER_PAGE = 50
-MAX_PER_PAGE = 500
-
-
-# -- date ranges and pages ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DateRange:
-    """A half-open UTC interval [start, end); `days` lists the UTC calendar days it touches."""
-
-    start: datetime
-    end: datetime
-
-    @classmethod
-    def for_days(cls, first: date, last: date) -> DateRange:
-        """Whole UTC days from `first` to `last`, both included."""
-        return cls(datetime.combine(first, time.min, UTC), datetime.combine(last + timedelta(days=1), time.min, UTC))
-
-    @classmethod
-    def for_day(cls, day: date) -> DateRange:
-        """One UTC day."""
-        return cls.for_days(day, day)
-
-    @property
-    def days(self) -> list[date]:
-        first = self.start.astimezone(UTC).date()
-        last = (self.end - timedelta(microseconds=1)).astimezone(UTC).date()
-        return [first + timedelta(days=n) for n in range((last - first).days + 1)]
-
-    def contains(self, moment: datetime | None) -> bool:
-        return moment is not None and self.start <= moment < self.end
-
-    def as_dict(self) -> dict[str, str]:
-        return {"from": iso(self.start), "to": iso(self.end)}
-
-
-@dataclass
-class Page:
-    """One page of a listing: `items`, where it is, and how many there are in all."""
-
-    items: list[dict[str, Any]]
-    page: int
-    per_page: int
-    total: int
-
-    @property
-    def next_page(self) -> int | None:
-        return self.page + 1 if self.page * self.per_page < self.total else None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"items": self.items, "page": self.page, "per_page": self.per_page, "total": self.total,
-                "next_page": self.next_page}
-
-
-def dollars(cents: int | None) -> str:
-    """Cents as a plain decimal dollar amount with two places ("-1.05"), for CSV and tables."""
-    cents = cents or 0
-    sign = "-" if cents < 0 else ""
-    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d}"
-
-
-def _paginate(session: Session, stmt: sa.Select, page: int, per_page: int, render) -> Page:
-    total = session.scalar(sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())) or 0
-    rows = session.scalars(stmt.offset((page - 1) * per_page).limit(per_page))
-    return Page(items=[render(row) for row in rows], page=page, per_page=per_page, total=total)
-
-
-# -- the job queue ----------------------------------------------------------------------------------------------
-
-
-def job_dict(job: Job, *, with_attempts: bool = False) -> dict[str, Any]:
-    """A job as the merchant sees it; error texts are already masked when stored and are masked again here."""
-    body: dict[str, Any] = {
-        "id": job.id, "kind": job.kind, "state": job.state, "attempts": job.attempts, "failures": job.failures,
-        "max_attempts": job.max_attempts, "run_at": iso(job.run_at), "created_at": iso(job.created_at),
-        "updated_at": iso(job.updated_at), "finished_at": iso(job.finished_at),
-        "last_error": redact(job.last_error) if job.last_error else None,
-        "parked_reason": redact(job.parked_reason) if job.parked_reason else None,
-        "order_id": job.order_id,
-        "periodic": is_periodic_key(job.dedupe_key),
-    }
-    if with_attempts:
-        body["attempt_log"] = [
-            {"attempt": a.attempt, "worker": a.worker, "outcome": a.outcome, "started_at": iso(a.started_at),
-             "finished_at": iso(a.finished_at), "error": redact(a.error) if a.error else None}
-            for a in job.attempt_log
-        ]
-    return body
-
-
-def _with_shop_order_ids(session: Session, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Replace each job's `order_id` (our row id) by the shop's order id, in one query."""
-    order_ids = {item["order_id"] for item in items if item["order_id"] is not None}
-    shop_ids = dict(session.execute(sa.select(Order.id, Order.shop_order_id).where(Order.id.in_(order_ids))).all()) \
-        if order_ids else {}
-    for item in items:
-        item["shop_order_id"] = shop_ids.get(item.pop("order_id"))
-    return items
-
-
-def job_view(session: Session, job: Job) -> dict[str, Any]:
-    """One job as the list shows it: the shop's order id, not our row id."""
-    return _with_shop_order_ids(session, [job_dict(job)])[0]
-
-
-def list_jobs(session: Session, *, state: str | None = None, kind: str | None = None, page: int = 1,
-              per_page: int = DEFAULT_PER_PAGE, include_periodic: bool = False) -> Page:
-    """The queue, newest first, optionally filtered by state and kind; each job with its shop order id.
-
-    Periodic housekeeping runs (thousands a day) are left out unless asked for, or their kind is asked for."""
-    stmt = sa.select(Job).order_by(Job.id.desc())
-    if not include_periodic and not kind:
-        stmt = stmt.where(not_periodic())
-    if state:
-        stmt = stmt.where(Job.state == state)
-    if kind:
-        stmt = stmt.where(Job.kind == kind)
-    page_ = _paginate(session, stmt, page, per_page, lambda job: job_dict(job, with_attempts=True))
-    _with_shop_order_ids(session, page_.items)
-    return page_
-
-
-
-# -- the redemption ledger ----------------------------------------------------------------------------------------
-
-
-def rounding_cents(row: Redemption) -> int:
-    """Whole-dollar rounding on one ledger row: what we meant to redeem beyond (or short of) what the order took.
-
-    Splittable: intended − taken (e.g. `up` turns $52.50 taken into $53.00). Non-splittable: applied − taken,
-    because everything beyond the whole-dollar applied amount is the forfeit, reported apart."""
-    if row.splittable:
-        return row.intended_cents - row.taken_cents
-    return row.applied_cents - row.taken_cents
-
-
-def ledger_row(row: Redemption, shop_order_id: str | None, order_number: str | None) -> dict[str, Any]:
-    """One ledger row as JSON: amounts in cents, times in UTC, the code masked to its last 4."""
-    return {
-        "id": row.id, "order_id": shop_order_id, "order_number": order_number, "state": row.state,
-        "certificate_id": row.certificate_id, "code": masked_last4(row.code_last4), "currency": row.currency,
-        "splittable": row.splittable, "applied_cents": row.applied_cents, "taken_cents": row.taken_cents,
-        "intended_cents": row.intended_cents, "redeemed_cents": row.redeemed_cents,
-        "rounding_cents": rounding_cents(row), "shortfall_cents": row.shortfall_cents,
-        "forfeit_cents": row.forfeit_cents, "provider_redemption_id": row.provider_redemption_id,
-        "child_certificate_id": row.child_certificate_id, "child_balance_cents": row.child_balance_cents,
-        "attempts": row.attempts, "error": redact(row.error) if row.error else None,
-        "created_at": iso(row.created_at), "redeemed_at": iso(row.redeemed_at),
-    }
-
-
-def _ledger_select(window: DateRange | None, state: str | None) -> sa.Select:
-    stmt = (sa.select(Redemption, Order.shop_order_id, Order.number)
-            .join(Order, Order.id == Redemption.order_id)
-            .order_by(Redemption.created_at, Redemption.id))
-    if window is not None:
-        stmt = stmt.where(Redemption.created_at >= window.start, Redemption.created_at < window.end)
-    if state:
-        stmt = stmt.where(Redemption.state == state)
-    return stmt
-
-
-def ledger_page(session: Session, window: DateRange | None, *, state: str | None = None, page: int = 1,
-                per_page: int = DEFAULT_PER_PAGE) -> Page:
-    """One page of the ledger, oldest first; a row belongs to the time it was recorded (order completion)."""
-    stmt = _ledger_select(window, state)
-    total = session.scalar(sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())) or 0
-    rows = session.execute(stmt.offset((page - 1) * per_page).limit(per_page)).all()
-    return Page(items=[ledger_row(*row) for row in rows], page=page, per_page=per_page, total=total)
-
-
-def iter_ledger(session: Session, window: DateRange | None, *, state: str | None = None,
-                batch: int = 500) -> Iterator[dict[str, Any]]:
-    """Every ledger row in the window, oldest first, read in batches (for CSV exports)."""
-    last: tuple[datetime, int] | None = None
-    while True:
-        stmt = _ledger_select(window, state).limit(batch)
-        if last is not None:
-            # Keyset pagination: stable even if rows are added while we read.
-            stmt = stmt.where(sa.tuple_(Redemption.created_at, Redemption.id) > sa.tuple_(*last))
-        rows = session.execute(stmt).all()
-        for row in rows:
-            yield ledger_row(*row)
-        if len(rows) < batch:
-            return
-        last = (rows[-1][0].created_at, rows[-1][0].id)
-
-
-LEDGER_CSV_COLUMNS = (
-    "id", "order_id", "order_number", "state", "certificate_id", "code", "currency", "splittable",
-    "applied_usd", "applied_cents", "taken_usd", "taken_cents", "intended_usd", "intended_cents",
-    "redeemed_usd", "redeemed_cents", "rounding_usd", "rounding_cents", "shortfall_usd", "shortfall_cents",
-    "forfeit_usd", "forfeit_cents", "child_certificate_id", "child_balance_usd", "child_balance_cents",
-    "provider_redemption_id", "attempts", "created_at", "redeemed_at", "error",
-)
-
-
-def _csv_text(value: Any) -> Any:
-    # Spreadsheets run cells that start with = + - @ as formulas; text from outside must not.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
-def ledger_csv_record(item: dict[str, Any]) -> list[Any]:
-    """One ledger row as CSV cells: every amount twice, `*_usd` in dollars with two decimals and `*_cents`."""
-    record = []
-    for column in LEDGER_CSV_COLUMNS:
-        if column.endswith("_usd"):
-            cents = item[column[: -len("_usd")] + "_cents"]
-            record.append("" if cents is None else dollars(cents))
-        elif column.endswith("_cents"):
-            record.append("" if item[column] is None else item[column])
-        elif column == "splittable":
-            record.append("true" if item[column] else "false")
-        else:
-            record.append("" if item[column] is None else _csv_text(item[column]))
-    return record
-
-
-def csv_lines(header: Iterable[str], records: Iterable[list[Any]]) -> Iterator[str]:
-    """CSV text, one line at a time (RFC 4180 quoting, CRLF line ends), header first."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    for record in itertools.chain([list(header)], records):
-        writer.writerow(record)
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
 
 
 # -- totals ----------------------------------------------------------------------------------------------------

@@ -11,8 +11,16 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from service.db import db
-from service.domain import reconciliation as recon
 from service.errors import ProviderError
+from service.reports.ledger import LEDGER_CSV_COLUMNS, iter_ledger, ledger_csv_record
+from service.reports.listing import DateRange, csv_lines, dollars
+from service.reports.reconciliation import (
+    compare_with_instagift,
+    flatten_totals,
+    reconciliation_report,
+    totals_csv_header,
+    totals_csv_records,
+)
 
 
 def _yesterday() -> str:
@@ -29,27 +37,27 @@ def _yesterday() -> str:
 def reconcile_command(day: str, as_csv: bool, ledger: bool, instagift: bool) -> None:
     """Print one UTC day's reconciliation totals (or its ledger) as a table or CSV."""
     try:
-        window = recon.DateRange.for_day(date.fromisoformat(day))
+        window = DateRange.for_day(date.fromisoformat(day))
     except ValueError:
         raise click.BadParameter(f"{day!r} is not a date (YYYY-MM-DD).", param_hint="--date") from None
     session = db.session
     out = sys.stdout
     if ledger:
-        rows = recon.iter_ledger(session, window)
+        rows = iter_ledger(session, window)
         if as_csv:
-            out.writelines(recon.csv_lines(recon.LEDGER_CSV_COLUMNS, (recon.ledger_csv_record(r) for r in rows)))
+            out.writelines(csv_lines(LEDGER_CSV_COLUMNS, (ledger_csv_record(r) for r in rows)))
         else:
             click.echo(ledger_table(list(rows)))
         return
-    report = recon.reconciliation_report(session, window, now=datetime.now(UTC))
+    report = reconciliation_report(session, window, now=datetime.now(UTC))
     if as_csv:
-        out.writelines(recon.csv_lines(recon.totals_csv_header(report), recon.totals_csv_records(report)))
+        out.writelines(csv_lines(totals_csv_header(report), totals_csv_records(report)))
         return
     click.echo(totals_table(report))
     if instagift:
         client = current_app.extensions["providers"].instagift
         try:
-            comparison = recon.compare_with_instagift(session, client.iter_redemptions(), window)
+            comparison = compare_with_instagift(session, client.iter_redemptions(), window)
         except ProviderError as exc:
             raise click.ClickException(f"Instagift could not be read: {exc}") from None
         click.echo("")
@@ -60,18 +68,18 @@ def totals_table(report: dict) -> str:
     """The day's figures, one per line: amounts as dollars with their cents alongside."""
     overall = report["overall"]
     lines = [f"Reconciliation {report['range']['from']} – {report['range']['to']} (UTC, {report['currency']})"]
-    width = max(len(key) for key in recon.flatten_totals(overall))
+    width = max(len(key) for key in flatten_totals(overall))
     section = None
-    for key, value in recon.flatten_totals(overall).items():
+    for key, value in flatten_totals(overall).items():
         name, figure = key.split(".", 1)
         if name != section:
             section = name
             lines.append("")
             lines.append(name.replace("_", " ").upper())
-        shown = f"{recon.dollars(value):>12}  ({value} cents)" if figure.endswith("_cents") else f"{value!s:>12}"
+        shown = f"{dollars(value):>12}  ({value} cents)" if figure.endswith("_cents") else f"{value!s:>12}"
         lines.append(f"  {figure:<{width}} {shown}")
     now = report["open_holds_now"]
-    lines += ["", f"Open holds right now: {now['count']} ({recon.dollars(now['applied_cents'])})"]
+    lines += ["", f"Open holds right now: {now['count']} ({dollars(now['applied_cents'])})"]
     return "\n".join(lines)
 
 
@@ -83,9 +91,9 @@ def ledger_table(rows: list[dict]) -> str:
     for r in rows:
         second = (r["created_at"] or "")[:19] + "Z"  # to the second, so the column stays 20 wide
         lines.append(f"{second:<20} {str(r['order_id'])[:12]:<12} {r['code']:<8} {r['state']:<10} "
-                     f"{recon.dollars(r['applied_cents']):>9} {recon.dollars(r['redeemed_cents']):>9} "
-                     f"{recon.dollars(r['rounding_cents']):>9} {recon.dollars(r['shortfall_cents']):>9} "
-                     f"{recon.dollars(r['forfeit_cents']):>9}")
+                     f"{dollars(r['applied_cents']):>9} {dollars(r['redeemed_cents']):>9} "
+                     f"{dollars(r['rounding_cents']):>9} {dollars(r['shortfall_cents']):>9} "
+                     f"{dollars(r['forfeit_cents']):>9}")
     lines.append(f"{len(rows)} row(s)")
     return "\n".join(lines)
 
@@ -96,14 +104,14 @@ def comparison_table(comparison: dict) -> str:
     lines = [f"Instagift comparison ({comparison['instagift_redemptions_read']} redemptions read at Instagift)"]
     lines += [f"  {key.replace('_', ' '):<24} {value}" for key, value in summary.items()]
     for item in comparison["amount_mismatches"]:
-        lines.append(f"  MISMATCH order {item['local']['order_id']}: Instagift {recon.dollars(item['instagift']['amount_cents'])}"
-                     f", here {recon.dollars(item['local']['redeemed_cents'])}")
+        lines.append(f"  MISMATCH order {item['local']['order_id']}: Instagift {dollars(item['instagift']['amount_cents'])}"
+                     f", here {dollars(item['local']['redeemed_cents'])}")
     for item in comparison["unknown_here"]:
         kind = "in store (expected)" if item["expected"] else f"via {item['source']} (NOT recorded here)"
-        lines.append(f"  UNKNOWN HERE {item['id']} {recon.dollars(item['amount_cents'])} {kind}")
+        lines.append(f"  UNKNOWN HERE {item['id']} {dollars(item['amount_cents'])} {kind}")
     for row in comparison["missing_at_instagift"]:
-        lines.append(f"  MISSING AT INSTAGIFT order {row['order_id']} {recon.dollars(row['redeemed_cents'])}")
+        lines.append(f"  MISSING AT INSTAGIFT order {row['order_id']} {dollars(row['redeemed_cents'])}")
     for item in comparison["unsettled_here"]:
         lines.append(f"  UNSETTLED HERE order {item['local']['order_id']} ({item['local']['state']}): "
-                     f"Instagift redeemed {recon.dollars(item['instagift']['amount_cents'])}")
+                     f"Instagift redeemed {dollars(item['instagift']['amount_cents'])}")
     return "\n".join(lines)

@@ -1,11 +1,11 @@
-"""Marshmallow schemas of the public HTTP contract (requests and responses); the OpenAPI document is
-generated from these."""
+"""Marshmallow schemas of the order webhooks (the event, a completed order's data, the answer); the OpenAPI
+document is generated from these."""
 
 from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
-from service.domain.money import MAX_AMOUNT_CENTS
+from service.money import MAX_AMOUNT_CENTS
 
 SUPPORTED_CURRENCIES = ("USD",)
 currency_field = dict(validate=validate.OneOf(SUPPORTED_CURRENCIES, error="Only USD is supported today."))
@@ -78,26 +78,3 @@ class WebhookAcceptedSchema(Schema):
     status = fields.String(metadata={"description": "accepted or duplicate"})
     order_id = fields.String()
     event_type = fields.String()
-
-
-class HealthSchema(Schema):
-    status = fields.String()
-
-
-class ReadinessSchema(Schema):
-    status = fields.String(metadata={"description": "ok, degraded (rate limits unreachable: not enforced) or unavailable"})
-    database = fields.String()
-    rate_limits = fields.String(metadata={"description": "ok or unreachable"})
-    providers = fields.Dict(keys=fields.String(), values=fields.String())
-    environment = fields.String()
-
-
-class ProblemSchema(Schema):
-    type = fields.String()
-    title = fields.String()
-    status = fields.Integer()
-    code = fields.String()
-    detail = fields.String()
-    instance = fields.String()
-    request_id = fields.String()
-    errors = fields.Dict()

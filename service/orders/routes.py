@@ -8,13 +8,13 @@ import json
 from flask import Blueprint, current_app, request
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from service.api.openapi import document
+from service.api.parsing import load
 from service.db import db
-from service.domain.orders import record_order_event
 from service.errors import Unauthorized, ValidationFailed
+from service.orders.intake import record_order_event
 from service.orders.models import WEBHOOK_ID_MAX_LENGTH
-from service.web.openapi import document
-from service.web.parsing import load
-from service.web.schemas import (
+from service.orders.schemas import (
     OrderCancelledDataSchema,
     OrderDataSchema,
     OrderEventSchema,

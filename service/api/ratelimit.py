@@ -1,4 +1,4 @@
-"""Flask extensions the HTTP layer shares: the rate limiter (memory:// or Redis) and CORS."""
+"""The rate limiter that HTTP routes share (memory:// or Redis, RATELIMIT_STORAGE_URI)."""
 
 from __future__ import annotations
 
@@ -12,5 +12,5 @@ def client_address() -> str:
 
 
 # Route limits (e.g. cart creation per client). Claim-code lookups have their own per-client *and* per-cart
-# limits in service.domain.checkout.LookupLimiter, on the same storage (RATELIMIT_STORAGE_URI).
+# limits in service.checkout.limits.LookupLimiter, on the same storage (RATELIMIT_STORAGE_URI).
 limiter = Limiter(key_func=client_address, default_limits=[], headers_enabled=True)

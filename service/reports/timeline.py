@@ -9,16 +9,18 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
 from service.checkout.models import Cart, GiftCardHold
-from service.domain import membership, thank_you
-from service.domain.checkout import hash_token
-from service.domain.formats import iso
-from service.domain.reconciliation import job_dict, ledger_row
+from service.checkout.rules import hash_token
 from service.errors import NotFound
+from service.formats import iso
 from service.jobs.models import Job
 from service.logs import masked_last4
+from service.membership import rules as membership
 from service.membership.models import MembershipCard
 from service.orders.models import Order
 from service.redemption.models import Redemption
+from service.reports.failures import job_dict
+from service.reports.ledger import ledger_row
+from service.thank_you import rules as thank_you
 from service.thank_you.models import ThankYouCard
 
 

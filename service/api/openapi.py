@@ -1,6 +1,6 @@
 """The OpenAPI document, generated from the marshmallow schemas by apispec.
 
-Each HTTP module declares its operations with `document(...)` next to the route it describes.
+Each routes module declares its operations with `document(...)` next to the route it describes.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from service.web.schemas import ProblemSchema
+from service.api.schemas import ProblemSchema
 
 
 @dataclass(frozen=True)

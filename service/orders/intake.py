@@ -1,5 +1,8 @@
 """Order intake: record a verified order event and everything it causes, in one transaction.
 
+What an order causes is each feature's business (service.orders.effects): intake runs the effects planned at
+intake and writes the planning job of the others, in the same transaction.
+
 Exactly-once intake rests on two unique keys of `order_events`: the webhook id (a redelivery) and (order,
 event type) (the same event under a new webhook id). Under concurrency the database decides which insert
 wins; the loser rolls back and reports a duplicate, so there is one order and one set of jobs whatever the
@@ -18,21 +21,11 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 
 from service.config import Settings
 from service.db import insert_ignoring_conflict, lock_for_update, utcnow
-from service.domain import membership, redemption, thank_you
 from service.jobs import enqueue
-from service.jobs.registry import JobContext, handler
+from service.orders import effects
 from service.orders.models import Order, OrderEvent
 
 log = logging.getLogger("service.orders")
-
-# Each feature plans its own effects of a completed order (jobs and their first rows) and reacts to a
-# cancellation. Redemption is planned inside the intake transaction: it closes the cart and settles its holds
-# the moment the order exists. The post-order cards are planned by one job written in that same transaction
-# (so an accepted webhook always leads to them) and run by a worker, which keeps intake fast.
-PLANNED_AT_INTAKE = (redemption,)
-PLANNED_BY_JOB = (thank_you, membership)
-EFFECTS = PLANNED_AT_INTAKE + PLANNED_BY_JOB
-PLAN_JOB = "plan_order_effects"
 
 
 @dataclass(frozen=True)
@@ -60,29 +53,17 @@ def record_order_event(session: Session, settings: Settings, *, webhook_id: str,
     if event_type == "order.completed":
         if order.completed_at is None:
             order.completed_at = now
-        for effect in PLANNED_AT_INTAKE:
+        for effect in effects.planned_at_intake():
             effect.plan_for_completed_order(session, order, settings)
-        enqueue(session, PLAN_JOB, {"order_id": order.id}, dedupe_key=f"order:{order.id}:plan",
+        enqueue(session, effects.PLAN_JOB, {"order_id": order.id}, dedupe_key=f"order:{order.id}:plan",
                 order_id=order.id, max_attempts=settings.job_max_attempts)
     elif event_type == "order.cancelled":
         order.cancelled_at = now
-        for effect in EFFECTS:
+        for effect in effects.every_effect():
             effect.on_order_cancelled(session, order, settings)
     session.commit()
     log.info("order %s: %s accepted", shop_order_id, event_type)
     return IntakeResult(new=True, shop_order_id=shop_order_id, event_type=event_type)
-
-
-@handler(PLAN_JOB)
-def plan_order_effects(ctx: JobContext) -> None:
-    """Plan the post-order cards of a completed order once (the order row lock makes a rerun a no-op)."""
-    order = ctx.session.scalar(lock_for_update(ctx.session, sa.select(Order).where(Order.id == ctx.payload["order_id"]))
-                               .execution_options(populate_existing=True))
-    if order is None or order.effects_planned_at is not None:
-        return
-    for effect in PLANNED_BY_JOB:
-        effect.plan_for_completed_order(ctx.session, order, ctx.settings)
-    order.effects_planned_at = ctx.now()
 
 
 def _upsert_order(session: Session, event_type: str, data: dict[str, Any], now: datetime) -> Order:

@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, request
 
-from service.web.openapi import document
+from service.api.openapi import document
 
 bp = Blueprint("widget_assets", __name__)
 

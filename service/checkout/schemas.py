@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-from service.domain.money import MAX_AMOUNT_CENTS
-from service.web.parsing import StrictBoolean
+from service.api.parsing import StrictBoolean
+from service.money import MAX_AMOUNT_CENTS
 
 
 class _Request(Schema):

@@ -1,13 +1,15 @@
-"""Widget endpoints (carts, gift cards, balance) and the shop backend's verify: parse → domain → render."""
+"""Widget endpoints (carts, gift cards, balance) and the shop backend's verify: parse → rule → render."""
 
 from __future__ import annotations
 
 from flask import Blueprint, current_app
 
-from service.db import db, utcnow
-from service.domain import checkout
-from service.errors import Conflict
-from service.web.checkout_schemas import (
+from service.api.openapi import document
+from service.api.parsing import load, require_bearer
+from service.api.ratelimit import client_address, limiter
+from service.checkout import rules
+from service.checkout.limits import LookupLimiter
+from service.checkout.schemas import (
     ApplyGiftCardSchema,
     BalanceRequestSchema,
     BalanceSchema,
@@ -15,9 +17,8 @@ from service.web.checkout_schemas import (
     CreateCartSchema,
     UpdateCartSchema,
 )
-from service.web.extensions import client_address, limiter
-from service.web.openapi import document
-from service.web.parsing import load, require_bearer
+from service.db import db, utcnow
+from service.errors import Conflict
 
 bp = Blueprint("carts", __name__)
 
@@ -26,7 +27,7 @@ LIMITER_KEY = "checkout_limiter"
 
 @bp.record_once
 def _install_limiter(state) -> None:
-    state.app.extensions[LIMITER_KEY] = checkout.LookupLimiter.from_settings(state.app.extensions["settings"])
+    state.app.extensions[LIMITER_KEY] = LookupLimiter.from_settings(state.app.extensions["settings"])
 
 
 def _settings():
@@ -37,7 +38,7 @@ def _instagift():
     return current_app.extensions["providers"].instagift
 
 
-def _limiter() -> checkout.LookupLimiter:
+def _limiter() -> LookupLimiter:
     return current_app.extensions[LIMITER_KEY]
 
 
@@ -46,52 +47,52 @@ def _limiter() -> checkout.LookupLimiter:
 def create_cart():
     """Open a cart; the token is returned once and is the only way back to it."""
     body = load(CreateCartSchema())
-    _token, view = checkout.create_cart(db.session, _settings(), body["total_cents"], body["currency"], utcnow())
+    _token, view = rules.create_cart(db.session, _settings(), body["total_cents"], body["currency"], utcnow())
     return view, 201
 
 
 @bp.get("/v1/carts/<token>")
 def get_cart(token: str):
     """The cart view."""
-    return checkout.cart_view(checkout.find_cart(db.session, token, utcnow()))
+    return rules.cart_view(rules.find_cart(db.session, token, utcnow()))
 
 
 @bp.put("/v1/carts/<token>")
 def update_cart(token: str):
     """Change the total; applied amounts are recomputed."""
     body = load(UpdateCartSchema())
-    return checkout.update_cart_total(db.session, _settings(), token, body["total_cents"], body["currency"],
-                                      utcnow())
+    return rules.update_cart_total(db.session, _settings(), token, body["total_cents"], body["currency"],
+                                   utcnow())
 
 
 @bp.post("/v1/carts/<token>/gift-cards")
 def apply_gift_card(token: str):
     """Apply a claim code to the cart and hold the certificate."""
     body = load(ApplyGiftCardSchema())
-    request = checkout.ApplyRequest(token=token, claim_code=body["claim_code"], accept_forfeit=body["accept_forfeit"],
-                                    client_key=client_address(), accept_forfeit_cents=body["accept_forfeit_cents"])
-    return checkout.apply_gift_card(db.session, _settings(), _instagift(), _limiter(), request, utcnow())
+    request = rules.ApplyRequest(token=token, claim_code=body["claim_code"], accept_forfeit=body["accept_forfeit"],
+                                 client_key=client_address(), accept_forfeit_cents=body["accept_forfeit_cents"])
+    return rules.apply_gift_card(db.session, _settings(), _instagift(), _limiter(), request, utcnow())
 
 
 @bp.delete("/v1/carts/<token>/gift-cards/<id:gift_card_id>")
 def remove_gift_card(token: str, gift_card_id: int):
     """Remove a gift card and release its hold."""
-    return checkout.remove_gift_card(db.session, _settings(), token, gift_card_id, utcnow())
+    return rules.remove_gift_card(db.session, _settings(), token, gift_card_id, utcnow())
 
 
 @bp.post("/v1/gift-cards/balance")
 def balance():
     """A claim code's balance, without applying it."""
     body = load(BalanceRequestSchema())
-    return checkout.balance_lookup(_settings(), _instagift(), _limiter(), body["claim_code"], client_address(),
-                                   utcnow())
+    return rules.balance_lookup(_settings(), _instagift(), _limiter(), body["claim_code"], client_address(),
+                                utcnow())
 
 
 @bp.post("/v1/carts/<token>/verify")
 def verify(token: str):
     """Shop backend, right before payment: re-check every held certificate."""
     require_bearer(_settings().shop_api_token, "shop")
-    view, changes = checkout.verify_cart(db.session, _settings(), _instagift(), token, utcnow())
+    view, changes = rules.verify_cart(db.session, _settings(), _instagift(), token, utcnow())
     if changes:
         raise Conflict("A gift card on this cart can no longer cover what it was applied for, or was taken off "
                        "because it would forfeit more than the shopper accepted; the amounts were recomputed. "

@@ -18,7 +18,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from standardwebhooks.webhooks import Webhook
 
 from service.config import Settings
-from service.web.widget_assets import widget_versioned_path
+from service.widget.routes import widget_versioned_path
 
 bp = Blueprint("demo", __name__)
 

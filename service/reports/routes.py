@@ -8,15 +8,23 @@ from datetime import UTC, date, datetime, timedelta
 from flask import Blueprint, Response, current_app, request, stream_with_context
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from service.api.openapi import document
+from service.api.parsing import load_query, require_bearer
 from service.db import db, utcnow
-from service.domain import reconciliation as recon
-from service.domain.timeline import order_timeline
 from service.jobs.models import JOB_STATES
 from service.jobs.queue import retry_by_person
 from service.providers.preflight import check_providers
 from service.redemption.models import REDEMPTION_STATES
-from service.web.openapi import document
-from service.web.parsing import load_query, require_bearer
+from service.reports.failures import job_view, list_jobs
+from service.reports.ledger import LEDGER_CSV_COLUMNS, iter_ledger, ledger_csv_record, ledger_page
+from service.reports.listing import DEFAULT_PER_PAGE, MAX_PER_PAGE, MAX_RANGE_DAYS, DateRange, csv_lines
+from service.reports.reconciliation import (
+    compare_with_instagift,
+    reconciliation_report,
+    totals_csv_header,
+    totals_csv_records,
+)
+from service.reports.timeline import order_timeline
 
 bp = Blueprint("admin", __name__)
 
@@ -65,7 +73,7 @@ class RangeQuery(Schema):
     to = DayOrInstant(load_default=None)
     # Listing endpoints may go without a range (everything); reports default to today (UTC).
     range_required = True
-    max_days: int | None = recon.MAX_RANGE_DAYS
+    max_days: int | None = MAX_RANGE_DAYS
 
     @validates_schema
     def check_order(self, data, **kwargs):
@@ -98,13 +106,13 @@ class RangeQuery(Schema):
                 if end else today
         if end is None:
             end = start.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
-        return {**rest, "range": recon.DateRange(start, end)}
+        return {**rest, "range": DateRange(start, end)}
 
 
 class Paging(Schema):
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
-    per_page = fields.Integer(load_default=recon.DEFAULT_PER_PAGE,
-                              validate=validate.Range(min=1, max=recon.MAX_PER_PAGE))
+    per_page = fields.Integer(load_default=DEFAULT_PER_PAGE,
+                              validate=validate.Range(min=1, max=MAX_PER_PAGE))
 
 
 class LedgerQuery(RangeQuery, Paging):
@@ -182,8 +190,8 @@ RANGE_PARAMS = (
     _param("to", "Last UTC day (YYYY-MM-DD, included) or a timestamp with a zone (excluded)."),
 )
 PAGE_PARAMS = (_param("page", "Page number, from 1.", {"type": "integer", "minimum": 1}),
-               _param("per_page", f"Items a page (at most {recon.MAX_PER_PAGE}).",
-                      {"type": "integer", "minimum": 1, "maximum": recon.MAX_PER_PAGE}))
+               _param("per_page", f"Items a page (at most {MAX_PER_PAGE}).",
+                      {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE}))
 
 
 # -- routes --------------------------------------------------------------------------------------------------
@@ -204,7 +212,7 @@ document("/v1/orders/{order_id}", "get", "One order's timeline: holds, redemptio
 def get_jobs():
     """The job queue, newest first."""
     query = load_query(JobsQuery())
-    return recon.list_jobs(db.session, **query).as_dict()
+    return list_jobs(db.session, **query).as_dict()
 
 
 document("/v1/jobs", "get", "The job queue with every attempt, newest first", tag="merchant", response=PageSchema,
@@ -220,7 +228,7 @@ document("/v1/jobs", "get", "The job queue with every attempt, newest first", ta
 def retry_job(job_id: int):
     """Queue a dead or parked job again now, with a fresh failure budget."""
     job = retry_by_person(db.session, job_id)
-    return recon.job_view(db.session, job), 202
+    return job_view(db.session, job), 202
 
 
 document("/v1/jobs/{job_id}/retry", "post", "Retry a dead or parked job now", tag="merchant", response=JobSchema,
@@ -237,7 +245,7 @@ def _csv_response(lines, filename: str) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
-def _span(window: recon.DateRange | None) -> str:
+def _span(window: DateRange | None) -> str:
     if window is None:
         return "all"
     return f"{window.days[0].isoformat()}_{window.days[-1].isoformat()}"
@@ -248,11 +256,11 @@ def get_redemptions():
     """The redemption ledger: JSON pages, or every matching row as CSV with `Accept: text/csv`."""
     query = load_query(LedgerQuery())
     if _wants_csv():
-        rows = recon.iter_ledger(db.session, query["range"], state=query["state"])
-        lines = recon.csv_lines(recon.LEDGER_CSV_COLUMNS, (recon.ledger_csv_record(row) for row in rows))
+        rows = iter_ledger(db.session, query["range"], state=query["state"])
+        lines = csv_lines(LEDGER_CSV_COLUMNS, (ledger_csv_record(row) for row in rows))
         return _csv_response(lines, f"redemptions_{_span(query['range'])}.csv")
-    page = recon.ledger_page(db.session, query["range"], state=query["state"], page=query["page"],
-                             per_page=query["per_page"])
+    page = ledger_page(db.session, query["range"], state=query["state"], page=query["page"],
+                       per_page=query["per_page"])
     return {"range": query["range"].as_dict() if query["range"] else None, **page.as_dict()}
 
 
@@ -267,9 +275,9 @@ document("/v1/redemptions", "get", "The redemption ledger (JSON pages, or CSV wi
 def get_reconciliation():
     """Totals per UTC day and overall; CSV (one row a day and a total row) with `Accept: text/csv`."""
     query = load_query(RangeQuery())
-    report = recon.reconciliation_report(db.session, query["range"], now=utcnow())
+    report = reconciliation_report(db.session, query["range"], now=utcnow())
     if _wants_csv():
-        lines = recon.csv_lines(recon.totals_csv_header(report), recon.totals_csv_records(report))
+        lines = csv_lines(totals_csv_header(report), totals_csv_records(report))
         return _csv_response(lines, f"reconciliation_{_span(query['range'])}.csv")
     return report
 
@@ -284,7 +292,7 @@ def get_instagift_comparison():
     """The local ledger compared with Instagift's own redemption list (all of its pages)."""
     query = load_query(RangeQuery())
     client = current_app.extensions["providers"].instagift
-    return recon.compare_with_instagift(db.session, client.iter_redemptions(), query["range"])
+    return compare_with_instagift(db.session, client.iter_redemptions(), query["range"])
 
 
 document("/v1/reconciliation/instagift", "get", "The local ledger compared with Instagift's redemption list",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Blueprint, current_app
 
+from service.api.openapi import build_openapi, document
+from service.api.schemas import HealthSchema, ReadinessSchema
 from service.db import db
-from service.web.openapi import build_openapi, document
-from service.web.schemas import HealthSchema, ReadinessSchema
 
 bp = Blueprint("ops", __name__)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, current_app
 from marshmallow import Schema, fields
 
+from service.api.openapi import document
+from service.api.parsing import require_bearer
 from service.db import db
-from service.domain.membership import card_preview
-from service.web.openapi import document
-from service.web.parsing import require_bearer
+from service.membership.rules import card_preview
 
 bp = Blueprint("membership", __name__)
 
