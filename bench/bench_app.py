@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from flask import request
 
 from service import create_app
-from service.persistence import db
+from service.db import db
 
 app = create_app()
 

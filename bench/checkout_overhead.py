@@ -34,7 +34,7 @@ def sandbox(latency_ms: int):
     """The sandbox providers under gunicorn (one process: its state is in memory; threads for the latency)."""
     env = {"SANDBOX_LATENCY_MS": str(latency_ms), "SERVICE_ENV": "development"}
     # Werkzeug's dev server closes every connection; a real provider keeps them alive, and so does gunicorn.
-    with gunicorn("service.sandbox:create_sandbox_app()", env, workers=1, threads=64, health_path="/_health") as url:
+    with gunicorn("sandbox:create_sandbox_app()", env, workers=1, threads=64, health_path="/_health") as url:
         yield url
 
 

@@ -20,9 +20,8 @@ import requests
 
 from bench.common import fresh_postgres_database, gunicorn, migrate
 from service import create_app
-from service.jobs.handlers import load_handlers
+from service.db import utcnow
 from service.jobs.worker import Worker
-from service.persistence import utcnow
 from tests.support import order_completed, signed_webhook
 
 
@@ -65,10 +64,9 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=5, help="redemptions measured per history size and case")
     parser.add_argument("--sizes", default="100,1000,10000", help="certificates in the history (redemptions: half)")
     args = parser.parse_args()
-    load_handlers()
     results = []
     sandbox_env = {"SERVICE_ENV": "development"}
-    with gunicorn("service.sandbox:create_sandbox_app()", sandbox_env, workers=1, threads=4,
+    with gunicorn("sandbox:create_sandbox_app()", sandbox_env, workers=1, threads=4,
                   health_path="/_health") as sandbox_url, fresh_postgres_database("bench_calls") as db_url:
         migrate(db_url)
         control = f"{sandbox_url}/instagift/v2/_control"

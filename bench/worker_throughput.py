@@ -15,10 +15,11 @@ import sqlalchemy as sa
 
 from bench.common import fresh_postgres_database, migrate, rss_mib
 from service import create_app
+from service.db import db
 from service.jobs import enqueue
+from service.jobs.models import Job
 from service.jobs.registry import handler
 from service.jobs.worker import Worker
-from service.persistence import Job, db
 
 
 @handler("bench_noop")

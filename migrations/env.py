@@ -1,9 +1,10 @@
 import logging
 from logging.config import fileConfig
 
+from alembic import context
 from flask import current_app
 
-from alembic import context
+import service.models  # noqa: F401  every table, so autogenerate compares the whole schema
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -74,7 +75,7 @@ def run_migrations_offline():
 
 def render_item(type_, obj, autogen_context):
     """Write the service's column types as plain SQLAlchemy types so migrations never import the app."""
-    from service.persistence.db import UTCDateTime
+    from service.db import UTCDateTime
 
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"

@@ -14,10 +14,11 @@ from flask_cors import CORS
 from flask_migrate import Migrate
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from service import models  # noqa: F401  (every table: create_all and migrations see the whole schema)
+from service.api.problems import masked_request_path
 from service.config import Settings, load_settings
+from service.db import db
 from service.logs import configure_logging
-from service.persistence import db
-from service.web.problems import masked_request_path
 
 log = logging.getLogger("service.web")
 migrate = Migrate()
@@ -56,8 +57,11 @@ def create_app(environ: dict[str, str] | None = None, **overrides) -> Flask:
     from service.providers.registry import build_providers
     app.extensions["providers"] = build_providers(settings)
 
-    from service.web import register_http
-    register_http(app, settings)
+    from service import features
+    from service.api import init_api
+
+    init_api(app)
+    features.register(app)
     _register_request_ids(app)
     # The widget's endpoints only: verify is for the shop's backend and gets no CORS headers.
     widget_paths = r"^/v1/(gift-cards(/.*)?|carts(/[^/]+(/gift-cards(/[^/]+)?)?)?)$"

@@ -209,7 +209,7 @@ CARDLY_SENDER_FIELDS = ("firstName", "address", "city", "postcode", "country")
 
 def _cardly_problems(cardly: CardlySettings) -> list[str]:
     """What is wrong with the thank-you card settings (a bad message or sender would fail every card)."""
-    from service.domain.thank_you import unknown_message_variables  # the one list of message variables
+    from service.thank_you.rules import unknown_message_variables  # the one list of message variables
 
     problems = []
     unknown = unknown_message_variables(cardly.message)
@@ -356,7 +356,7 @@ def load_settings(environ: dict[str, str] | None = None, instance_path: str = "i
         batch_max_cards=read.int("INSTANTCARD_BATCH_MAX_CARDS", 50),
         funds_recheck_seconds=read.int("INSTANTCARD_FUNDS_RECHECK_SECONDS", 900),
     )
-    from service.domain.membership import instantcard_setting_problems  # late: the domain imports config
+    from service.membership.rules import instantcard_setting_problems  # late: the feature imports config
     read.problems.extend(instantcard_setting_problems(instantcard))
 
     settings = Settings(

@@ -1,4 +1,4 @@
-"""The service's few exception types. `service.web.problems` maps them to RFC 9457 responses in one place.
+"""The service's few exception types. `service.api.problems` maps them to RFC 9457 responses in one place.
 
 `ServiceError` subclasses carry the HTTP status and the stable problem `code` the public contract promises.
 `ProviderError` subclasses describe what a provider said (status, body, request id) and whether trying

@@ -10,14 +10,11 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from sandbox import create_sandbox_app
 from service import create_app
-from service.jobs.handlers import load_handlers
+from service.db import db
 from service.jobs.worker import Worker
-from service.persistence import db
-from service.sandbox import create_sandbox_app
 from tests.support import ServerThread
-
-load_handlers()
 
 
 @pytest.fixture(scope="session")

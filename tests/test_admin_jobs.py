@@ -2,9 +2,10 @@
 
 import pytest
 
+from service.db import db
+from service.jobs.models import Job, JobAttempt
 from service.jobs.queue import enqueue
 from service.jobs.registry import PermanentFailure, handler
-from service.persistence import Job, JobAttempt, db
 from tests.support import ADMIN
 
 # What the test handler did, per job id; the handler fails permanently while the job's id is in FAIL.

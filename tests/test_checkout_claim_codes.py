@@ -10,8 +10,9 @@ import logging
 import pytest
 import sqlalchemy as sa
 
-from service.domain.checkout import claim_code_hash
-from service.persistence import Cart, GiftCardHold, db
+from service.checkout.models import Cart, GiftCardHold
+from service.checkout.rules import claim_code_hash
+from service.db import db
 from service.providers.instagift import parse_claim_code
 
 GROUPED_4_4_6 = "E69W-CDQ2-WTWH6Y"  # how the docs print 14-character codes

@@ -9,7 +9,10 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from service.persistence import GiftCardHold, Order, Redemption, db, utcnow
+from service.checkout.models import GiftCardHold
+from service.db import db, utcnow
+from service.orders.models import Order
+from service.redemption.models import Redemption
 from tests.support import SHOP, order_completed, signed_webhook
 
 
@@ -272,7 +275,7 @@ def test_changed_certificate_after_uncertain_outcome_parks_for_a_person(app, sho
     assert row.state == "uncertain" and "a person must check" in row.error
     assert [x["source"] for x in instagift.redemptions_for(cert_id)] == ["in-store"]
     with app.app_context():
-        from service.persistence import Job
+        from service.jobs.models import Job
         job = db.session.scalar(sa.select(Job).where(Job.kind == "redeem_gift_card"))
         assert job.state == "parked"
 
@@ -348,7 +351,7 @@ def test_orders_without_cart_or_holds_redeem_nothing(app, shop, instagift):
     assert redemptions(app, "2013") == [] and redemptions(app, "2014") == []
     assert order_row(app, "2013").attention is None and order_row(app, "2014").attention is None
     with app.app_context():
-        from service.persistence import Job
+        from service.jobs.models import Job
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Job).where(Job.state == "dead")) == 0
 
 

@@ -16,9 +16,12 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.domain import checkout, money
+from service import money
+from service.checkout import rules as checkout
+from service.checkout.limits import LookupLimiter
+from service.checkout.models import Cart, GiftCardHold
+from service.db import db, utcnow
 from service.errors import Conflict
-from service.persistence import Cart, GiftCardHold, db, utcnow
 from service.providers.instagift import Certificate, ClaimCode
 from tests.support import SHOP
 
@@ -205,7 +208,7 @@ steps = st.lists(st.one_of(st.integers(0, 20_000), st.tuples(st.integers(0, 3), 
 def test_after_any_total_changes_and_verifies_no_active_hold_forfeits_more_than_accepted(app, first_total, cards,
                                                                                          steps, rounding):
     provider = FakeInstagift()
-    limiter = checkout.LookupLimiter("memory://", "100000/minute", key_prefix=f"prop-{uuid.uuid4().hex}")
+    limiter = LookupLimiter("memory://", "100000/minute", key_prefix=f"prop-{uuid.uuid4().hex}")
     with app.app_context():
         config = dataclasses.replace(app.extensions["settings"], gift_card_rounding=rounding)
         session, now = db.session, utcnow()

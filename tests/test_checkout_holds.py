@@ -11,10 +11,12 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from service.domain import checkout
+from service.checkout import rules as checkout
+from service.checkout.models import Cart, GiftCardHold
+from service.db import db, utcnow
 from service.errors import Conflict
 from service.jobs import enqueue
-from service.persistence import Cart, GiftCardHold, Redemption, db, utcnow
+from service.redemption.models import Redemption
 from tests.support import order_completed, signed_webhook
 
 

@@ -8,8 +8,9 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from service.domain.checkout import LookupLimiter
-from service.persistence import Cart, db
+from service.checkout.limits import LookupLimiter
+from service.checkout.models import Cart
+from service.db import db
 
 REDIS_URL = "redis://127.0.0.1:6379"
 

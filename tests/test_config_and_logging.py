@@ -107,7 +107,7 @@ def test_production_process_refuses_to_start_with_one_clear_message(tmp_path):
 
 
 def test_sandbox_refuses_to_exist_in_production(monkeypatch):
-    from service.sandbox import create_sandbox_app
+    from sandbox import create_sandbox_app
 
     monkeypatch.setenv("SERVICE_ENV", "production")
     with pytest.raises(RuntimeError, match="never started in production"):
@@ -162,7 +162,7 @@ def test_the_sandbox_process_masks_claim_codes_in_its_access_log(tmp_path):
         port = s.getsockname()[1]
     log_path = tmp_path / "sandbox.log"
     with open(log_path, "w") as log_file:
-        process = subprocess.Popen([sys.executable, "-m", "flask", "--app", "service", "sandbox", "--port", str(port)],
+        process = subprocess.Popen([sys.executable, "-m", "sandbox.dev", "sandbox", "--port", str(port)],
                                    cwd=ROOT, env={**os.environ, "SERVICE_ENV": "development",
                                                       "SANDBOX_INSTAGIFT_BARE_CODES": "true"}, stdout=log_file,
                                    stderr=subprocess.STDOUT)
@@ -263,7 +263,7 @@ def test_the_procfile_web_process_never_prints_a_cart_token(tmp_path):
 def app_with(environ, app):
     """Another app on the test database (emptied by `app`), built with extra settings; disposed afterwards."""
     from service import create_app
-    from service.persistence import db
+    from service.db import db
 
     made = []
 

@@ -7,8 +7,10 @@ import logging
 import pytest
 import sqlalchemy as sa
 
+from service.checkout.models import Cart, GiftCardHold
+from service.db import db
 from service.logs import redact
-from service.persistence import Cart, GiftCardHold, Order, db
+from service.orders.models import Order
 from tests.support import ADMIN, order_completed, signed_webhook
 
 NON_SPLITTABLE_80 = "DEMO-080N-OSPL"
@@ -112,7 +114,7 @@ def test_a_cart_token_in_the_path_is_masked_whatever_its_shape(client, caplog):
 
 
 def test_redaction_keeps_snake_case_names_readable_for_tracebacks():
-    text = ('File "service/persistence/db.py", in insert_ignoring_conflict_for_the_ledger, '
+    text = ('File "service/db.py", in insert_ignoring_conflict_for_the_ledger, '
             "Connection._revalidate_connection(), order ord-audit-1, order tp0-1483")
     assert redact(text) == text
     assert "StringDataRightTruncation" not in redact("psycopg.errors.StringDataRightTruncation")  # could be a key

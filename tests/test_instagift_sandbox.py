@@ -7,6 +7,14 @@ import threading
 import pytest
 import requests
 
+from sandbox.instagift import (
+    BARE_CODES_ENV,
+    DEFAULT_PER_PAGE,
+    DEMO_CERTIFICATES,
+    MAX_PER_PAGE,
+    InstagiftSandboxState,
+    demo_certificate_id,
+)
 from service.errors import (
     ProviderAuthError,
     ProviderError,
@@ -16,14 +24,6 @@ from service.errors import (
     ProviderUnavailable,
 )
 from service.providers.instagift import InstagiftClient
-from service.sandbox.instagift import (
-    BARE_CODES_ENV,
-    DEFAULT_PER_PAGE,
-    DEMO_CERTIFICATES,
-    MAX_PER_PAGE,
-    InstagiftSandboxState,
-    demo_certificate_id,
-)
 
 AUTH = {"X-Merchant-Key": "sandbox-merchant-key", "X-Merchant-Secret": "sandbox-merchant-secret"}
 CLIENT_TIMEOUT = 0.3  # seconds; the "timeout" fault holds answers back for longer

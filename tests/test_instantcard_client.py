@@ -12,6 +12,7 @@ import responses
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sandbox.instantcard import format_money  # what the fake emits, read by the client
 from service.config import load_settings
 from service.errors import (
     ProviderAuthError,
@@ -22,7 +23,6 @@ from service.errors import (
 )
 from service.providers.instantcard import (
     CachedToken,
-    DatabaseTokenStore,
     InstantCardClient,
     MemoryTokenStore,
     jwt_expiry,
@@ -33,7 +33,7 @@ from service.providers.instantcard import (
     parse_print_job,
     parse_token,
 )
-from service.sandbox.instantcard import format_money  # what the fake emits, read by the client
+from service.providers.tokens import DatabaseTokenStore
 
 BASE = "https://ic.test/api/v2"
 ORG = f"{BASE}/organizations/20003827"

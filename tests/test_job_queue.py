@@ -10,10 +10,11 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from service.db import db, utcnow
 from service.jobs import queue
+from service.jobs.models import Job, JobAttempt
 from service.jobs.registry import Park, PermanentFailure, RetryLater, handler
 from service.jobs.worker import Worker
-from service.persistence import Job, JobAttempt, db, utcnow
 
 runs: Counter = Counter()
 runs_lock = threading.Lock()

@@ -10,9 +10,11 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.domain.membership import BATCH_CHECK_KIND, next_cutoff_after
+from service.db import db
 from service.jobs.queue import enqueue
-from service.persistence import MembershipCard, MembershipPrintJob, Order, db
+from service.membership.models import MembershipCard, MembershipPrintJob
+from service.membership.rules import BATCH_CHECK_KIND, next_cutoff_after
+from service.orders.models import Order
 from tests.support import cancel_order, order_completed, signed_webhook
 
 STORE = {"name": "Front Desk", "company": "Demo Shop", "address1": "1 Market Sq", "city": "Boston",
@@ -162,7 +164,7 @@ def test_cards_wait_for_the_batchs_first_card_to_create_it(app, client, run_jobs
 
 
 def test_a_batch_short_of_funds_waits_then_submits_when_funds_arrive(app, client, run_jobs, instantcard):
-    from service.domain.membership import FUNDS_CHECK_KIND
+    from service.membership.rules import FUNDS_CHECK_KIND
 
     instantcard.set_balance(0)
     post_order(client, "2001")
@@ -240,8 +242,8 @@ def test_a_batch_whose_first_card_was_cancelled_is_created_by_the_next(app, clie
 
 
 def test_waiting_for_the_batch_costs_no_attempt(app, client, run_jobs, instantcard):
-    from service.domain.membership import JOB_KIND
-    from service.persistence import Job
+    from service.jobs.models import Job
+    from service.membership.rules import JOB_KIND
 
     post_order(client, "2001")
     post_order(client, "2002")

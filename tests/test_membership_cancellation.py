@@ -16,9 +16,12 @@ import pytest
 import responses
 import sqlalchemy as sa
 
-from service.domain.membership import BATCH_CHECK_KIND, JOB_KIND, PRINTED_FOR_CANCELLED_ORDER
+from service.db import db, utcnow
+from service.jobs.models import Job
 from service.jobs.queue import enqueue
-from service.persistence import Job, MembershipCard, MembershipPrintJob, Order, db, utcnow
+from service.membership.models import MembershipCard, MembershipPrintJob
+from service.membership.rules import BATCH_CHECK_KIND, JOB_KIND, PRINTED_FOR_CANCELLED_ORDER
+from service.orders.models import Order
 from tests.support import ADMIN, cancel_order, order_completed, signed_webhook
 
 GOLD = {"sku": "MEMBER-GOLD", "title": "Gold membership", "quantity": 1, "unit_price_cents": 5000}

@@ -7,9 +7,12 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from service.domain.membership import FUNDS_CHECK_KIND, JOB_KIND, PRINTED_FOR_CANCELLED_ORDER
+from service.db import db, utcnow
+from service.jobs.models import Job
 from service.jobs.queue import enqueue
-from service.persistence import Job, MembershipCard, MembershipPrintJob, Order, db, utcnow
+from service.membership.models import MembershipCard, MembershipPrintJob
+from service.membership.rules import FUNDS_CHECK_KIND, JOB_KIND, PRINTED_FOR_CANCELLED_ORDER
+from service.orders.models import Order
 from tests.support import cancel_order, order_completed, signed_webhook
 
 GOLD = {"sku": "MEMBER-GOLD", "title": "Gold membership", "quantity": 1, "unit_price_cents": 5000}
@@ -116,7 +119,7 @@ def test_the_token_is_cached_in_the_database_and_shared(app, client, run_jobs, i
     run_jobs()
     assert instantcard.counts()["authentications"] == 1
     with app.app_context():
-        from service.persistence import ProviderToken
+        from service.providers.tokens import ProviderToken
         row = db.session.scalars(sa.select(ProviderToken)).one()
         assert row.provider == "instantcard" and row.account == "sandbox@example.com"
         assert row.expires_at is not None and row.expires_at > utcnow()

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.config import ConfigurationError, load_settings
-from service.domain.membership import (
+from service.membership.rules import (
     UnknownVariable,
     add_months,
     member_number_for,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from service.persistence import MembershipCard, db
+from service.db import db
+from service.membership.models import MembershipCard
 from tests.support import ADMIN, SHOP, order_completed, signed_webhook
 
 GOLD = {"sku": "MEMBER-GOLD", "title": "Gold membership", "quantity": 1, "unit_price_cents": 5000}

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.domain.money import (
+from service.money import (
     CardInput,
     allocate,
     ceil_to_dollar,

@@ -6,9 +6,11 @@ from collections import Counter
 
 import sqlalchemy as sa
 
-from service.persistence import Job, Order, db
-from service.persistence.membership import MembershipCard
-from service.persistence.thank_you import ThankYouCard
+from service.db import db
+from service.jobs.models import Job
+from service.membership.models import MembershipCard
+from service.orders.models import Order
+from service.thank_you.models import ThankYouCard
 from tests.support import order_completed, signed_webhook
 
 GOLD = {"sku": "MEMBER-GOLD", "title": "Gold membership", "quantity": 2, "unit_price_cents": 5000}

@@ -65,7 +65,7 @@ def test_bad_date_is_refused(app):
 def test_ledger_table_columns_line_up_with_real_timestamps(app):
     from datetime import timedelta
 
-    from service.persistence import db
+    from service.db import db
     from tests.test_reconciliation_support import at, order, redemption
 
     with app.app_context():

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import requests
 
-from service.persistence import db
+from service.db import db
 from tests.support import ADMIN
 from tests.test_reconciliation_support import order, redemption
 

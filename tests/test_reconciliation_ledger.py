@@ -92,7 +92,7 @@ def test_ledger_csv_parses_back_to_the_same_numbers(client, seeded):
 def test_csv_cells_cannot_become_spreadsheet_formulas(app, client):
     from datetime import UTC, datetime
 
-    from service.persistence import db
+    from service.db import db
     from tests.test_reconciliation_support import order, redemption
 
     with app.app_context():

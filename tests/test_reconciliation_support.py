@@ -7,12 +7,13 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from service.persistence import db
-from service.persistence.checkout import Cart, GiftCardHold, Redemption
-from service.persistence.jobs import Job
-from service.persistence.membership import MembershipCard, MembershipPrintJob
-from service.persistence.orders import Order
-from service.persistence.thank_you import ThankYouCard
+from service.checkout.models import Cart, GiftCardHold
+from service.db import db
+from service.jobs.models import Job
+from service.membership.models import MembershipCard, MembershipPrintJob
+from service.orders.models import Order
+from service.redemption.models import Redemption
+from service.thank_you.models import ThankYouCard
 
 _ids = itertools.count(1)
 

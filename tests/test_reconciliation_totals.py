@@ -9,8 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.domain.reconciliation import DateRange, reconciliation_report
-from service.persistence import db
+from service.db import db
+from service.reports.listing import DateRange
+from service.reports.reconciliation import reconciliation_report
 from tests.support import ADMIN
 from tests.test_reconciliation_support import at, order, redemption, seed_two_days
 

@@ -10,9 +10,13 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.domain import money
+from service import money
+from service.checkout.models import Cart, GiftCardHold
+from service.db import db, utcnow
+from service.jobs.models import Job
 from service.jobs.queue import retry_by_person
-from service.persistence import Cart, GiftCardHold, Job, Order, Redemption, db, utcnow
+from service.orders.models import Order
+from service.redemption.models import Redemption
 from tests.support import ADMIN, SHOP, cancel_order, order_completed, signed_webhook
 
 
@@ -207,7 +211,7 @@ def _complete(client, order_id: str, token: str, cents: int) -> None:
 
 def _second_cart_takes_over(app, code: str, total: int):
     """Another shopper's cart applies the same code once the first cart's hold has run out."""
-    from service.domain import checkout
+    from service.checkout import rules as checkout
 
     at = utcnow() + timedelta(minutes=app.extensions["settings"].hold_minutes, seconds=1)
     with app.app_context():

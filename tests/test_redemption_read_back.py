@@ -9,7 +9,8 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from service.persistence import Redemption, db, utcnow
+from service.db import db, utcnow
+from service.redemption.models import Redemption
 from tests.support import order_completed, signed_webhook
 
 CERTIFICATES, REDEMPTIONS = 2_500, 1_200

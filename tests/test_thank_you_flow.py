@@ -10,9 +10,11 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from service.db import db, utcnow
+from service.jobs.models import Job
 from service.jobs.queue import enqueue
-from service.persistence import Job, Order, db, utcnow
-from service.persistence.thank_you import ThankYouCard
+from service.orders.models import Order
+from service.thank_you.models import ThankYouCard
 from tests.support import ADMIN, order_completed, signed_webhook
 
 

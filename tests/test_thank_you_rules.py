@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.config import ConfigurationError, load_settings
-from service.domain.thank_you import (
+from service.thank_you.rules import (
     Send,
     Skip,
     idempotency_key,

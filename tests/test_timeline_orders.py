@@ -1,7 +1,9 @@
 """GET /v1/orders/{id}: the order, its events and every job attempt, for an order that came in by webhook."""
 
+from service.db import db
+from service.jobs.models import Job
 from service.jobs.queue import enqueue
-from service.persistence import Job, Order, db
+from service.orders.models import Order
 from tests.support import ADMIN, order_completed, signed_webhook
 from tests.test_reconciliation_support import (
     at,

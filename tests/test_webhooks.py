@@ -11,7 +11,9 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from service.persistence import Job, Order, OrderEvent, db
+from service.db import db
+from service.jobs.models import Job
+from service.orders.models import Order, OrderEvent
 from tests.support import order_completed, signed_webhook
 
 OLD_SECRET = "whsec_b2xkLXNlY3JldC1mb3Itcm90YXRpb24tdGVzdHM="

@@ -8,7 +8,7 @@ import hashlib
 import pytest
 
 from service import create_app
-from service.web.widget_assets import widget_manifest
+from service.widget.routes import widget_manifest
 
 
 def test_stable_url_serves_the_current_build_with_a_short_cache(client):

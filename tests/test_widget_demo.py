@@ -7,7 +7,8 @@ import re
 import requests
 import sqlalchemy as sa
 
-from service.persistence import Order, db
+from service.db import db
+from service.orders.models import Order
 
 
 def cart_with_card(live_server, code: str, total_cents: int = 7450) -> str:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from service.db import db
 from service.jobs import enqueue
-from service.persistence import Job, db
+from service.jobs.models import Job
 
 ROOT = Path(__file__).resolve().parent.parent
 

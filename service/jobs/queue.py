@@ -1,7 +1,7 @@
 """The durable job queue: enqueue in the caller's transaction, claim with a lease, record each outcome.
 
 Claims use `SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL and rely on SQLite's `BEGIN IMMEDIATE`
-(see persistence.db) elsewhere, so any number of workers on any number of machines share one queue.
+(see service.db) elsewhere, so any number of workers on any number of machines share one queue.
 A job whose lease ran out (its worker died) is claimable again. Every function takes `now` so tests and
 the worker agree on one clock.
 """
@@ -17,11 +17,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from service.db import insert_ignoring_conflict, lock_for_update, utcnow
 from service.errors import Conflict, NotFound
+from service.jobs.models import Job, JobAttempt
 from service.jobs.registry import person_retry_hook
 from service.logs import redact
-from service.persistence import Job, JobAttempt, utcnow
-from service.persistence.db import insert_ignoring_conflict, lock_for_update
 
 CLAIMABLE_STATES = ("queued", "parked")
 PERIODIC_KEY_PREFIX = "periodic:"

@@ -16,7 +16,7 @@ from typing import Any
 from flask import Flask
 from sqlalchemy.orm import Session
 
-from service.persistence import Job
+from service.jobs.models import Job
 
 
 class RetryLater(Exception):

@@ -19,10 +19,11 @@ from datetime import datetime
 import sqlalchemy as sa
 from flask import Flask
 
+from service.db import db, utcnow
 from service.errors import ProviderError, ProviderRateLimited
 from service.jobs import queue
+from service.jobs.models import Job
 from service.jobs.registry import JobContext, Park, PermanentFailure, RetryLater, get_handler, periodic_jobs
-from service.persistence import Job, db, utcnow
 
 log = logging.getLogger("service.worker")
 

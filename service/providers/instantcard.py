@@ -1,4 +1,5 @@
-"""InstantCard v2 client: bearer-token auth cached in the database, cards, print jobs and the balance.
+"""InstantCard v2 client: bearer-token auth (the token kept by a TokenStore; providers.tokens keeps it in the
+database), cards, print jobs and the balance.
 
 InstantCard's own document lost every sample response, so everything we read from it goes through the
 `parse_*` functions at the end of this module (the one place that knows the answer shapes). Each is
@@ -21,9 +22,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Protocol
 
-import sqlalchemy as sa
-from sqlalchemy.orm import Session
-
 from service.config import InstantCardSettings
 from service.errors import (
     ProviderAuthError,
@@ -32,8 +30,6 @@ from service.errors import (
     ProviderRejected,
     ProviderResponseInvalid,
 )
-from service.persistence import ProviderToken, db
-from service.persistence.db import insert_ignoring_conflict, utcnow
 from service.providers.http import ProviderHttp, ProviderResponse
 
 log = logging.getLogger("service.providers.instantcard")
@@ -128,48 +124,6 @@ class MemoryTokenStore:
         with self._lock:
             if self._token and self._token.token == token:
                 self._token = None
-
-
-class DatabaseTokenStore:
-    """The token in the `provider_tokens` table, shared by every worker and web process.
-
-    Each operation is its own short transaction on its own session, so it never commits the caller's
-    work; callers must not hold an open SQLite write transaction while calling the provider.
-    """
-
-    def __init__(self, account: str, engine_getter: Callable[[], sa.Engine] | None = None,
-                 provider: str = PROVIDER):
-        self.provider = provider
-        self.account = account
-        self._engine_getter = engine_getter or _flask_engine
-
-    def _where(self):
-        return ProviderToken, sa.and_(ProviderToken.provider == self.provider, ProviderToken.account == self.account)
-
-    def load(self) -> CachedToken | None:
-        model, where = self._where()
-        with Session(self._engine_getter()) as session, session.begin():
-            row = session.scalar(sa.select(model).where(where))
-            return CachedToken(row.token, row.expires_at) if row else None
-
-    def save(self, token: CachedToken) -> None:
-        model, where = self._where()
-        with Session(self._engine_getter()) as session, session.begin():
-            values = dict(provider=self.provider, account=self.account, token=token.token,
-                          expires_at=token.expires_at, obtained_at=utcnow())
-            if not insert_ignoring_conflict(session, model, values, ["provider", "account"]):
-                session.execute(sa.update(model).where(where).values(
-                    token=token.token, expires_at=token.expires_at, obtained_at=values["obtained_at"]))
-
-    def discard(self, token: str) -> None:
-        # Only the token that was refused: another worker may already have stored a fresh one.
-        model, where = self._where()
-        with Session(self._engine_getter()) as session, session.begin():
-            session.execute(sa.delete(model).where(where, model.token == token))
-
-
-def _flask_engine() -> sa.Engine:
-    return db.engine
 
 
 # -- the client --------------------------------------------------------------------------------------------

@@ -26,7 +26,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from service.config import CardlySettings, InstagiftSettings, InstantCardSettings, Settings
-from service.domain.money import format_usd
 from service.errors import (
     ProviderAuthError,
     ProviderError,
@@ -35,6 +34,7 @@ from service.errors import (
     ProviderResponseInvalid,
     ProviderUnavailable,
 )
+from service.money import format_usd
 from service.providers.cardly import CardlyClient
 from service.providers.instagift import InstagiftClient
 from service.providers.instantcard import InstantCardClient, MemoryTokenStore

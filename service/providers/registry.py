@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from service.config import Settings
 from service.providers.cardly import CardlyClient
 from service.providers.instagift import InstagiftClient
-from service.providers.instantcard import DatabaseTokenStore, InstantCardClient
+from service.providers.instantcard import InstantCardClient
+from service.providers.tokens import DatabaseTokenStore
 
 
 @dataclass

@@ -296,9 +296,9 @@ def test_an_expired_cart_is_replaced_and_the_shopper_told(demo: Widget, app):
 
     import sqlalchemy as sa
 
-    from service.domain.checkout import hash_token
-    from service.persistence import db, utcnow
-    from service.persistence.checkout import Cart
+    from service.checkout.models import Cart
+    from service.checkout.rules import hash_token
+    from service.db import db, utcnow
 
     demo.apply(SPLITTABLE_50)
     expect(demo.cards).to_have_count(1)

@@ -14,6 +14,8 @@ import pytest
 import responses
 from responses import matchers
 
+from sandbox.instantcard import ORGANIZATION_ID as SANDBOX_ORGANIZATION_ID
+from sandbox.instantcard import SANDBOX_EMAIL, SANDBOX_PASSWORD
 from service.config import load_settings
 from service.errors import (
     ProviderAuthError,
@@ -24,8 +26,6 @@ from service.errors import (
     ProviderUnavailable,
 )
 from service.providers.instantcard import CachedToken, InstantCardClient, MemoryTokenStore
-from service.sandbox.instantcard import ORGANIZATION_ID as SANDBOX_ORGANIZATION_ID
-from service.sandbox.instantcard import SANDBOX_EMAIL, SANDBOX_PASSWORD
 from tests.contract.examples import doc_example
 
 HOST = "https://core.instantcard.net"  # the production base path the document gives

@@ -1,0 +1,613 @@
+"""Sandbox InstantCard v2, following InstantCard's API v2 documentation and its known gaps.
+
+Bearer tokens from `POST /authenticate` (JWT-shaped, with an `exp` claim) that expire; cards drafted then
+finalized (only finalized cards can join a print job: 422 otherwise); print jobs (a PATCH resets the
+shipping provider to null, as the doc warns); charge details; submit refused when the balance is short;
+the organization balance as "$5.50" / "($5.50)". Seeded with shipping provider 1 and card template 101.
+
+Controls for tests and the demo, on the state object and over HTTP under `/_control/…`:
+set_balance, add_funds, expire_tokens, expire_tokens_before(step), token_lifetime,
+inject_fault(step, mode, times), counts (state); on the state object only, `hold(step, act=...)`.
+Fault modes: "error_500" (answer 500 without acting), "apply_then_500" (act, then answer 500),
+"timeout" (act, then answer only after `timeout_delay_seconds`, longer than a test client waits).
+A held call (`hold`) acts (or not), signals that it arrived, and answers only when the test releases it: a
+test orders "the call is in flight" against its own steps with events, not sleeps.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, abort, jsonify, make_response, request
+
+SANDBOX_EMAIL = "sandbox@example.com"
+SANDBOX_PASSWORD = "sandbox-password"
+ORGANIZATION_ID = "1"
+CARD_PRICE_CENTS = 250
+SHIPPING_PROVIDERS = {1: {"id": 1, "name": "USPS First Class", "cost_cents": 100},
+                      2: {"id": 2, "name": "UPS Ground", "cost_cents": 900}}
+TEMPLATES = {101: {"id": 101, "name": "Gold membership",
+                   "fields": ["Name", "Member Number", "Expires", "Email", "Order"]},
+             102: {"id": 102, "name": "Silver membership", "fields": ["Name", "Member Number", "Expires"]}}
+FAULT_MODES = ("error_500", "apply_then_500", "timeout")
+HOLD_LIMIT_SECONDS = 30  # a held call answers by itself after this long, so a failing test cannot hang the sandbox
+# A 1x1 PNG stands in for InstantCard's rendered card images.
+_PIXEL = base64.b64encode(bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000" "1f15c4890000000d49444154789c6360000002000100"
+    "05fe02fea7d5c5900000000049454e44ae426082")).decode()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_money(cents: int) -> str:
+    """Cents in InstantCard's balance notation: 550 → "$5.50", -550 → "($5.50)"."""
+    dollars, rest = divmod(abs(cents), 100)
+    text = f"${dollars:,}.{rest:02d}"
+    return f"({text})" if cents < 0 else text
+
+
+class Hold:
+    """One held call of a step: `reached` is set once the call has arrived (after InstantCard acted, when `act`);
+    the answer waits until the test sets `release` (a call that did not act then answers 504)."""
+
+    def __init__(self, step: str, act: bool) -> None:
+        self.step, self.act = step, act
+        self.reached, self.release = threading.Event(), threading.Event()
+
+
+class _State:
+    """In-memory InstantCard: one organization, its cards, print jobs, balance, tokens and faults."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything and reseed the demo data (a call still held from an earlier test is let go)."""
+        with self.lock:
+            for held in (h for holds in getattr(self, "holds", {}).values() for h in holds):
+                held.release.set()
+            self.holds: dict[str, list[Hold]] = {}
+            self.tokens: dict[str, float] = {}  # token → expiry (epoch seconds)
+            self.token_lifetime_seconds = 3600
+            self.balance_cents = 100_00
+            self.cards: dict[int, dict[str, Any]] = {}
+            self.print_jobs: dict[int, dict[str, Any]] = {}
+            self.next_card_id = 264561
+            self.next_print_job_id = 7001
+            self.faults: dict[str, list[str]] = {}
+            self.timeout_delay_seconds = 1.0
+            self.calls: dict[str, int] = {}
+            self.auth_count = 0
+            self.expire_before: set[str] = set()
+
+    # controls -------------------------------------------------------------------------------------------
+    def set_balance(self, cents: int) -> None:
+        with self.lock:
+            self.balance_cents = int(cents)
+
+    def add_funds(self, cents: int) -> None:
+        with self.lock:
+            self.balance_cents += int(cents)
+
+    def expire_tokens(self) -> None:
+        """Every token issued so far is refused from now on (401)."""
+        with self.lock:
+            self.tokens.clear()
+
+    def expire_tokens_before(self, step: str) -> None:
+        """Expire every token just before the next call of `step` (a token dying mid-flow)."""
+        with self.lock:
+            self.expire_before.add(step)
+
+    def set_token_lifetime(self, seconds: int) -> None:
+        with self.lock:
+            self.token_lifetime_seconds = int(seconds)
+
+    def inject_fault(self, step: str, mode: str, times: int = 1) -> None:
+        """Make the next `times` calls of `step` (e.g. "create_card") fail in `mode`."""
+        if mode not in FAULT_MODES:
+            raise ValueError(f"mode must be one of {FAULT_MODES}")
+        with self.lock:
+            self.faults.setdefault(step, []).extend([mode] * int(times))
+
+    def hold(self, step: str, *, act: bool = True) -> Hold:
+        """Hold the next call of `step`: InstantCard acts on it (unless `act` is False) and answers on release."""
+        held = Hold(step, act)
+        with self.lock:
+            self.holds.setdefault(step, []).append(held)
+        return held
+
+    def take_hold(self, step: str) -> Hold | None:
+        with self.lock:
+            queue = self.holds.get(step)
+            return queue.pop(0) if queue else None
+
+    def take_fault(self, step: str) -> str | None:
+        with self.lock:
+            self.calls[step] = self.calls.get(step, 0) + 1
+            queue = self.faults.get(step)
+            return queue.pop(0) if queue else None
+
+    def counts(self) -> dict[str, Any]:
+        with self.lock:
+            return {"cards": len(self.cards), "print_jobs": len(self.print_jobs),
+                    "submitted_print_jobs": sum(1 for j in self.print_jobs.values() if j["status"] == 1),
+                    "balance_cents": self.balance_cents, "authentications": self.auth_count}
+
+    # tokens ---------------------------------------------------------------------------------------------
+    def issue_token(self) -> tuple[str, int]:
+        with self.lock:
+            exp = int(time.time()) + self.token_lifetime_seconds
+            header = base64.urlsafe_b64encode(b'{"typ":"JWT","alg":"HS256"}').rstrip(b"=").decode()
+            claims = base64.urlsafe_b64encode(json.dumps({"user_id": 13420, "exp": exp}).encode()).rstrip(b"=").decode()
+            token = f"{header}.{claims}.{secrets.token_urlsafe(24)}"
+            self.tokens[token] = exp
+            self.auth_count += 1
+            return token, exp
+
+    def token_valid(self, header: str) -> bool:
+        scheme, _, token = header.partition(" ")
+        with self.lock:
+            exp = self.tokens.get(token.strip())
+            return scheme.lower() == "bearer" and exp is not None and exp > time.time()
+
+    # rendering ------------------------------------------------------------------------------------------
+    def card_json(self, card: dict[str, Any], *, images: bool = False) -> dict[str, Any]:
+        return {"id": card["id"], "card_template_id": card["card_template_id"], "organization_id": int(ORGANIZATION_ID),
+                "data": [{"name": k, "value": v} for k, v in card["data"].items()],
+                "status": card["status"], "images": [_PIXEL if images else "image"],
+                "last_printed_at": None, "last_submitted_at": card.get("last_submitted_at")}
+
+    def job_cost(self, job: dict[str, Any]) -> tuple[int, int]:
+        shipping = SHIPPING_PROVIDERS.get(job.get("shipping_provider_id") or 0, {}).get("cost_cents", 0)
+        return CARD_PRICE_CENTS * len(job["card_ids"]) * job["number_of_copies"], shipping
+
+    def job_json(self, job: dict[str, Any]) -> dict[str, Any]:
+        return {"id": job["id"], "address_id": None, "address": job["address"], "status": job["status"],
+                "created_at": job["created_at"], "submitted_at": job.get("submitted_at"),
+                "shipping_provider_id": job["shipping_provider_id"], "number_of_copies": job["number_of_copies"],
+                "card_ids": [str(c) for c in job["card_ids"]]}
+
+
+def _error(status: int, message: str):
+    return jsonify(error=message), status
+
+
+def _form_list(name: str) -> list[str]:
+    values = request.form.getlist(name + "[]") or request.form.getlist(name)
+    out: list[str] = []
+    for value in values:
+        # `"[264561]"` (the doc's own example) and plain ids are both accepted.
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                out.extend(str(v) for v in json.loads(text))
+                continue
+            except ValueError:
+                pass
+        out.append(text)
+    return out
+
+
+def _address_from_form() -> dict[str, Any] | None:
+    prefix = "print_job[address]"
+    keys = {"full_name": f"{prefix}[contact][full_name]", "organization_name": f"{prefix}[organization_name]",
+            "address_1": f"{prefix}[address_1]", "address_2": f"{prefix}[address_2]", "city": f"{prefix}[city]",
+            "state": f"{prefix}[state]", "zip_code": f"{prefix}[zip_code]", "country": f"{prefix}[country]"}
+    address = {k: request.form.get(v) for k, v in keys.items() if request.form.get(v) is not None}
+    return address or None
+
+
+def create_blueprint() -> Blueprint:
+    """The fake InstantCard API as a blueprint; its state lives on `blueprint.state`."""
+    bp = Blueprint("sandbox_instantcard", __name__)
+    state = _State()
+    bp.state = state
+
+    def faulty(step: str, action):
+        """Run `action` (under the state lock) with any fault injected for `step`."""
+        mode = state.take_fault(step)
+        held = state.take_hold(step)
+        if held is not None:
+            return answer_when_released(held, action)
+        if mode == "error_500":
+            return _error(500, "Internal Server Error")
+        with state.lock:
+            result = action()
+        if mode == "apply_then_500":
+            return _error(500, "Internal Server Error")
+        if mode == "timeout":
+            time.sleep(state.timeout_delay_seconds)  # the provider acted but answers too late
+            return _error(504, "Gateway Timeout")
+        return result
+
+    def answer_when_released(held: Hold, action):
+        result = None
+        try:
+            if held.act:
+                with state.lock:
+                    result = action()
+        finally:
+            held.reached.set()
+        held.release.wait(HOLD_LIMIT_SECONDS)
+        return result if held.act else _error(504, "Gateway Timeout")
+
+    @bp.before_request
+    def authenticate_request():
+        if request.endpoint and (request.endpoint.endswith(".authenticate") or "._control" in request.endpoint):
+            return None
+        step = (request.endpoint or "").rsplit(".", 1)[-1]
+        with state.lock:
+            if step in state.expire_before:
+                state.expire_before.discard(step)
+                state.expire_tokens()
+        if not state.token_valid(request.headers.get("Authorization", "")):
+            return _error(401, "Unauthorized")
+        org = (request.view_args or {}).get("org")
+        if org is not None and org != ORGANIZATION_ID:
+            return _error(404, "Organization not found")
+        return None
+
+    @bp.post("/authenticate")
+    def authenticate():
+        body = request.get_json(silent=True) if request.is_json else None
+        source = body if isinstance(body, dict) else {}
+        email = request.form.get("email") or request.args.get("email") or source.get("email")
+        password = request.form.get("password") or request.args.get("password") or source.get("password")
+
+        def act():
+            if email != SANDBOX_EMAIL or password != SANDBOX_PASSWORD:
+                return _error(401, "Invalid email or password")
+            token, exp = state.issue_token()
+            return jsonify(token=token, exp=exp)
+
+        return faulty("authenticate", act)
+
+    @bp.get("/profile/me")
+    def profile():
+        return jsonify(id=13420, email=SANDBOX_EMAIL, organization_id=int(ORGANIZATION_ID))
+
+    # cards ----------------------------------------------------------------------------------------------
+    def parse_data(template_id: int):
+        raw = request.form.get("card[data]")
+        try:
+            items = json.loads(raw) if raw else None
+        except ValueError:
+            items = None
+        if not isinstance(items, list):
+            return None, "card[data] must be a JSON array"
+        data = {}
+        for item in items:
+            if not isinstance(item, dict) or "name" not in item:
+                return None, "each card[data] item needs a name and a value"
+            if item["name"] not in TEMPLATES[template_id]["fields"]:
+                return None, f"template {template_id} has no field {item['name']!r}"
+            data[item["name"]] = "" if item.get("value") is None else str(item["value"])
+        return data, None
+
+    @bp.post("/organizations/<org>/cards")
+    def create_card(org: str):
+        try:
+            template_id = int(request.form.get("card[card_template_id]", ""))
+        except ValueError:
+            return _error(400, "card[card_template_id] is required")
+        if template_id not in TEMPLATES:
+            return _error(400, f"card template {template_id} does not exist")
+        data, problem = parse_data(template_id)
+        if problem:
+            return _error(400, problem)
+
+        def act():
+            card = {"id": state.next_card_id, "card_template_id": template_id, "data": data, "status": "draft"}
+            state.next_card_id += 1
+            state.cards[card["id"]] = card
+            return jsonify(state.card_json(card)), 201
+
+        return faulty("create_card", act)
+
+    def get_card(card_id: int):
+        card = state.cards.get(card_id)
+        return card
+
+    @bp.get("/organizations/<org>/cards")
+    def list_cards(org: str):
+        with state.lock:
+            return jsonify([state.card_json(c) for c in state.cards.values()])
+
+    @bp.get("/organizations/<org>/cards/search")
+    def search_cards(org: str):
+        term = (request.args.get("term") or "").strip().lower()
+        if not term:
+            return _error(400, "term is required")
+
+        def act():
+            found = [state.card_json(c) for c in state.cards.values()
+                     if any(term in str(v).lower() for v in c["data"].values())]
+            return jsonify(found)
+
+        return faulty("search_cards", act)
+
+    @bp.get("/organizations/<org>/cards/<int:card_id>")
+    def fetch_card(org: str, card_id: int):
+        with state.lock:
+            card = get_card(card_id)
+            return jsonify(state.card_json(card)) if card else _error(404, "Card not found")
+
+    @bp.patch("/organizations/<org>/cards/<int:card_id>")
+    def update_card(org: str, card_id: int):
+        with state.lock:
+            card = get_card(card_id)
+            if not card:
+                return _error(404, "Card not found")
+            data, problem = parse_data(card["card_template_id"])
+            if problem:
+                return _error(400, problem)
+            card["data"].update(data)
+            return jsonify(state.card_json(card))
+
+    @bp.delete("/organizations/<org>/cards/<int:card_id>")
+    def delete_card(org: str, card_id: int):
+        with state.lock:
+            if state.cards.pop(card_id, None) is None:
+                return _error(404, "Card not found")
+            return jsonify(success=True)
+
+    @bp.get("/organizations/<org>/cards/<int:card_id>/preview")
+    def preview_card(org: str, card_id: int):
+        with state.lock:
+            if not get_card(card_id):
+                return _error(404, "Card not found")
+        return faulty("preview_card", lambda: jsonify(front=_PIXEL, back=_PIXEL))
+
+    @bp.patch("/organizations/<org>/cards/<int:card_id>/finalize")
+    def finalize_card(org: str, card_id: int):
+        def act():
+            card = get_card(card_id)
+            if not card:
+                return _error(404, "Card not found")
+            card["status"] = "finalized"
+            return jsonify(state.card_json(card))
+
+        return faulty("finalize_card", act)
+
+    # print jobs -----------------------------------------------------------------------------------------
+    def finalized_or_problem(card_ids: list[str]):
+        ids = []
+        for raw in card_ids:
+            try:
+                card = state.cards.get(int(raw))
+            except ValueError:
+                card = None
+            if card is None:
+                return None, _error(404, f"Card {raw} not found")
+            if card["status"] != "finalized":
+                return None, _error(422, f"Card {raw} is not finalized; only finalized cards can be printed")
+            ids.append(card["id"])
+        return ids, None
+
+    def shipping_provider_from_form():
+        raw = request.form.get("print_job[shipping_provider_id]")
+        if raw in (None, ""):
+            return None
+        return int(raw) if raw.isdigit() and int(raw) in SHIPPING_PROVIDERS else -1
+
+    @bp.post("/organizations/<org>/print_jobs")
+    def create_print_job(org: str):
+        card_ids = _form_list("print_job[card_ids]")
+        provider = shipping_provider_from_form()
+        if provider == -1:
+            return _error(400, "unknown shipping provider")
+
+        def act():
+            ids, problem = finalized_or_problem(card_ids)
+            if problem:
+                return problem
+            job = {"id": state.next_print_job_id, "card_ids": ids, "address": _address_from_form(),
+                   "shipping_provider_id": provider, "status": 0, "created_at": _now().isoformat(),
+                   "number_of_copies": int(request.form.get("print_job[number_of_copies]") or 1)}
+            state.next_print_job_id += 1
+            state.print_jobs[job["id"]] = job
+            return jsonify(state.job_json(job)), 201
+
+        return faulty("create_print_job", act)
+
+    @bp.get("/organizations/<org>/print_jobs")
+    def list_print_jobs(org: str):
+        status = request.args.get("status")
+
+        def act():
+            jobs = [state.job_json(j) for j in state.print_jobs.values()
+                    if status in (None, "") or str(j["status"]) == status]
+            return jsonify(jobs)
+
+        return faulty("list_print_jobs", act)
+
+    def job_or_404(job_id: int, *, unsubmitted: bool = False) -> dict:
+        """The print job, or the documented 404 (and 400 for a submitted job when `unsubmitted`)."""
+        job = state.print_jobs.get(job_id)
+        if not job:
+            abort(make_response(*_error(404, "Print job not found")))
+        if unsubmitted and job["status"] == 1:
+            abort(make_response(*_error(400, "Print job was already submitted")))
+        return job
+
+    @bp.get("/organizations/<org>/print_jobs/<int:job_id>")
+    def fetch_print_job(org: str, job_id: int):
+        def act():
+            return jsonify(state.job_json(job_or_404(job_id)))
+
+        return faulty("fetch_print_job", act)
+
+    @bp.patch("/organizations/<org>/print_jobs/<int:job_id>")
+    def update_print_job(org: str, job_id: int):
+        provider = shipping_provider_from_form()
+        if provider == -1:
+            return _error(400, "unknown shipping provider")
+        with state.lock:
+            job = job_or_404(job_id, unsubmitted=True)
+            ids, problem = finalized_or_problem(_form_list("print_job[card_ids]"))
+            if problem:
+                return problem
+            job["card_ids"].extend(i for i in ids if i not in job["card_ids"])
+            job["address"] = _address_from_form() or job["address"]
+            if request.form.get("print_job[number_of_copies]"):
+                job["number_of_copies"] = int(request.form["print_job[number_of_copies]"])
+            job["shipping_provider_id"] = provider  # as documented: a PATCH without it resets it to null
+            return jsonify(state.job_json(job))
+
+    @bp.post("/organizations/<org>/print_jobs/<int:job_id>/add_cards")
+    def add_cards(org: str, job_id: int):
+        card_ids = _form_list("print_job[card_ids]")
+
+        def act():
+            job = job_or_404(job_id, unsubmitted=True)
+            ids, problem = finalized_or_problem(card_ids)
+            if problem:
+                return problem
+            job["card_ids"].extend(i for i in ids if i not in job["card_ids"])
+            return jsonify(state.job_json(job))
+
+        return faulty("add_cards", act)
+
+    @bp.delete("/organizations/<org>/print_jobs/<int:job_id>/remove_cards/<int:card_id>")
+    def remove_card(org: str, job_id: int, card_id: int):
+        with state.lock:
+            job = state.print_jobs.get(job_id)
+            if not job or card_id not in job["card_ids"]:
+                return _error(404, "Not found")
+            if job["status"] == 1:
+                return _error(400, "Print job was already submitted")
+            job["card_ids"].remove(card_id)
+            return jsonify(state.job_json(job))
+
+    @bp.get("/organizations/<org>/print_jobs/<int:job_id>/check_balance")
+    def check_balance(org: str, job_id: int):
+        def act():
+            job = job_or_404(job_id)
+            return jsonify(sum(state.job_cost(job)) <= state.balance_cents)
+
+        return faulty("check_balance", act)
+
+    @bp.get("/organizations/<org>/print_jobs/<int:job_id>/charge_details")
+    def charge_details(org: str, job_id: int):
+        def act():
+            job = job_or_404(job_id)
+            cards_cost, shipping = state.job_cost(job)
+            items = [{"card_id": str(c), "quantity": job["number_of_copies"],
+                      "cost": format_money(CARD_PRICE_CENTS * job["number_of_copies"])} for c in job["card_ids"]]
+            return jsonify(has_balance=cards_cost + shipping <= state.balance_cents, items=items,
+                           job_total_cost=format_money(cards_cost + shipping), shipping_cost=format_money(shipping))
+
+        return faulty("charge_details", act)
+
+    @bp.post("/organizations/<org>/print_jobs/<int:job_id>/print")
+    def submit_print_job(org: str, job_id: int):
+        def act():
+            job = job_or_404(job_id, unsubmitted=True)
+            if not job["card_ids"]:
+                return _error(400, "Print job has no cards")
+            if job["shipping_provider_id"] is None:
+                return _error(400, "Print job has no shipping provider")
+            if job["address"] is None:
+                return _error(400, "Print job has no address")
+            total = sum(state.job_cost(job))
+            if total > state.balance_cents:
+                return _error(400, f"Insufficient funds: the job costs {format_money(total)}, "
+                                   f"the balance is {format_money(state.balance_cents)}")
+            state.balance_cents -= total
+            job["status"], job["submitted_at"] = 1, _now().isoformat()
+            for card_id in job["card_ids"]:
+                state.cards[card_id]["last_submitted_at"] = job["submitted_at"]
+            return jsonify(state.job_json(job))
+
+        return faulty("submit_print_job", act)
+
+    # organization -----------------------------------------------------------------------------------------
+    @bp.get("/organizations/<org>")
+    def organization(org: str):
+        with state.lock:
+            return jsonify(id=int(ORGANIZATION_ID), name="Sandbox Organization", cards_count=len(state.cards),
+                           card_templates_count=len(TEMPLATES))
+
+    @bp.get("/organizations/<org>/balance")
+    def balance(org: str):
+        return faulty("balance", lambda: jsonify(balance=format_money(state.balance_cents)))
+
+    @bp.post("/organizations/<org>/add_funds")
+    def add_funds_route(org: str):
+        try:
+            cents = int(request.form.get("amount_cents") or (request.get_json(silent=True) or {}).get("amount_cents"))
+        except (TypeError, ValueError):
+            return _error(400, "amount_cents is required")
+        state.add_funds(cents)
+        return jsonify(balance=format_money(state.balance_cents))
+
+    @bp.get("/organizations/<org>/shipping_providers")
+    def shipping_providers(org: str):
+        return jsonify([{"id": p["id"], "name": p["name"], "cost": format_money(p["cost_cents"])}
+                        for p in SHIPPING_PROVIDERS.values()])
+
+    @bp.get("/organizations/<org>/card_templates")
+    def card_templates(org: str):
+        return jsonify([{"id": t["id"], "name": t["name"]} for t in TEMPLATES.values()])
+
+    @bp.get("/organizations/<org>/card_templates/<int:template_id>/fields")
+    def card_template_fields(org: str, template_id: int):
+        template = TEMPLATES.get(template_id)
+        if not template:
+            return _error(404, "Card template not found")
+        return jsonify([{"id": i + 1, "name": name, "field_type": "text"} for i, name in enumerate(template["fields"])])
+
+    # controls ---------------------------------------------------------------------------------------------
+    def control_body() -> dict[str, Any]:
+        body = request.get_json(silent=True, force=True)
+        return body if isinstance(body, dict) else {}
+
+    @bp.post("/_control/set_balance")
+    def _control_set_balance():
+        state.set_balance(int(control_body().get("cents", 0)))
+        return jsonify(state.counts())
+
+    @bp.post("/_control/add_funds")
+    def _control_add_funds():
+        state.add_funds(int(control_body().get("cents", 0)))
+        return jsonify(state.counts())
+
+    @bp.post("/_control/expire_tokens")
+    def _control_expire_tokens():
+        state.expire_tokens()
+        return jsonify(status="expired")
+
+    @bp.post("/_control/expire_tokens_before")
+    def _control_expire_tokens_before():
+        state.expire_tokens_before(str(control_body().get("step")))
+        return jsonify(status="ok")
+
+    @bp.post("/_control/token_lifetime")
+    def _control_token_lifetime():
+        state.set_token_lifetime(int(control_body().get("seconds", 3600)))
+        return jsonify(status="ok")
+
+    @bp.post("/_control/inject_fault")
+    def _control_inject_fault():
+        body = control_body()
+        try:
+            state.inject_fault(str(body.get("step")), str(body.get("mode")), int(body.get("times", 1)))
+        except ValueError as exc:
+            return _error(400, str(exc))
+        return jsonify(status="ok")
+
+    @bp.get("/_control/state")
+    def _control_state():
+        return jsonify(state.counts())
+
+    return bp

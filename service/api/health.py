@@ -1,0 +1,58 @@
+"""Operations endpoints: liveness, readiness, and the OpenAPI document."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Blueprint, current_app
+
+from service.api.openapi import build_openapi, document
+from service.api.schemas import HealthSchema, ReadinessSchema
+from service.db import db
+
+bp = Blueprint("ops", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@bp.get("/readyz")
+def readyz():
+    """The database answers; says which providers are live and which are the sandbox."""
+    settings = current_app.extensions["settings"]
+    providers = {
+        "instagift": "sandbox" if settings.instagift.sandbox else "live",
+        "cardly": ("disabled" if not settings.cardly.enabled
+                   else "sandbox" if settings.cardly.sandbox
+                   else "test" if settings.cardly.api_key.startswith("test_") else "live"),
+        "instantcard": "sandbox" if settings.instantcard.sandbox else "live",
+    }
+    try:
+        db.session.execute(sa.text("SELECT 1"))
+        database = "ok"
+    except Exception:
+        db.session.rollback()
+        database = "unreachable"
+    # Without the rate-limit storage the limits fail open (checkout keeps working): say so, but stay ready,
+    # or an outage of Redis would take every web process out of rotation.
+    rate_limits = "ok" if current_app.extensions["checkout_limiter"].reachable() else "unreachable"
+    status = "unavailable" if database != "ok" else "ok" if rate_limits == "ok" else "degraded"
+    body = {"status": status, "database": database, "rate_limits": rate_limits, "providers": providers,
+            "environment": settings.env}
+    return body, (200 if database == "ok" else 503)
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The OpenAPI 3.1 description of the public contract."""
+    if "openapi" not in current_app.extensions:
+        current_app.extensions["openapi"] = build_openapi()
+    return current_app.extensions["openapi"]
+
+
+
+document("/healthz", "get", "The process is up", tag="operations", response=HealthSchema)
+document("/readyz", "get", "Database reachable; providers live or sandbox", tag="operations",
+         response=ReadinessSchema, problems=(503,))

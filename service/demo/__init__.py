@@ -1,0 +1,1 @@
+"""The demo storefront (development only): a checkout page with the widget and a tiny shop backend."""

@@ -1,0 +1,745 @@
+"""InstantCard membership cards: one printed card per unit of every order line whose SKU maps to a template.
+
+The rules, planning and cancellation, and the steps the jobs (service.membership.jobs) run: the
+`issue_membership_card` job walks a card through draft → finalize → print job → funds → submit, and
+commits each step's result before the next provider call, so a retry resumes where it stopped. Before a
+create whose earlier attempt had an uncertain outcome, it looks the card (by member number) or the print
+job (by the card it contains) up at InstantCard instead of creating a second one.
+
+With `INSTANTCARD_SHIP_TO=store`, finalized cards join one open batch print job that is submitted at the
+daily cutoff (US Eastern, DST-aware) or as soon as it holds `INSTANTCARD_BATCH_MAX_CARDS` cards.
+Decisions and every column are documented in docs/membership-cards.md.
+"""
+
+from __future__ import annotations
+
+import calendar
+import contextlib
+import logging
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from service.config import InstantCardSettings, Settings
+from service.db import insert_ignoring_conflict, lock_for_update
+from service.errors import (
+    NotFound,
+    ProviderNotFound,
+    ProviderPaymentRequired,
+    ProviderRejected,
+    ProviderResponseInvalid,
+)
+from service.formats import iso
+from service.jobs.queue import enqueue, wake_parked
+from service.jobs.registry import Park, PermanentFailure, RetryLater
+from service.logs import redact
+from service.membership.models import MembershipCard, MembershipPrintJob
+from service.orders.models import Order
+from service.providers.instantcard import one_off_address
+
+log = logging.getLogger("service.membership")
+
+JOB_KIND = "issue_membership_card"
+BATCH_JOB_KIND = "submit_membership_batch"
+BATCH_CHECK_KIND = "check_membership_batches"
+FUNDS_CHECK_KIND = "check_instantcard_funds"
+EASTERN = ZoneInfo("America/New_York")
+STORE_SLOT = "store"
+MAX_SUBMIT_PASSES = 5  # funds checks per run when cancellations keep arriving during them
+FINISHED = ("submitted", "cancelled")
+# On a print job that exists at InstantCard: its submit (which prints and charges) may be in flight or about to be.
+ON_PRINT_JOB = ("queued", "waiting_for_funds")
+# A cancellation of a card that InstantCard may be printing: only the job that submits its print job turns this
+# into `cancelled` (InstantCard did not print it) or `submitted` (it did), after reading InstantCard back.
+CANCEL_REQUESTED = "cancel_requested"
+# The kind of the order's note when InstantCard printed and charged a card of a cancelled order; the note starts
+# with it in brackets, so the typed attention records to come can recognise it.
+PRINTED_FOR_CANCELLED_ORDER = "membership_card_printed_for_cancelled_order"
+
+TEMPLATE_VARIABLES = (
+    "member_number", "expires_on", "expires_on_us", "expires_month",
+    "customer.first_name", "customer.last_name", "customer.name", "customer.email",
+    "order.number", "order.id", "shipping.name", "line.sku", "line.title", "shop.name",
+)
+_VARIABLE = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
+
+
+# -- configuration: templates and their variables -----------------------------------------------------------
+class UnknownVariable(ValueError):
+    pass
+
+
+def render_field(template: str, variables: dict[str, str]) -> str:
+    """Fill `{variable}`s (`{{`/`}}` for literal braces); an unknown variable raises UnknownVariable."""
+
+    def replace(match: re.Match) -> str:
+        if match.group(0) == "{{":
+            return "{"
+        if match.group(0) == "}}":
+            return "}"
+        name = match.group(1).strip()
+        if name not in variables:
+            raise UnknownVariable(name)
+        return variables[name]
+
+    return " ".join(_VARIABLE.sub(replace, template).split())
+
+
+def template_problems(products: dict[str, Any]) -> list[str]:
+    """Everything wrong with INSTANTCARD_PRODUCTS, for the start-up check (empty list when fine)."""
+    problems = []
+    sample = {name: "x" for name in TEMPLATE_VARIABLES}
+    for sku, product in products.items():
+        where = f"INSTANTCARD_PRODUCTS[{sku!r}]"
+        if not isinstance(product, dict):
+            problems.append(f"{where} must be an object with template_id and fields")
+            continue
+        template_id = product.get("template_id")
+        if isinstance(template_id, bool) or not isinstance(template_id, int | str) or not str(template_id).isdigit():
+            problems.append(f"{where}.template_id must be a whole number")
+        fields = product.get("fields")
+        if not isinstance(fields, dict) or not fields:
+            problems.append(f"{where}.fields must map template field names to text")
+            continue
+        for name, text in fields.items():
+            if not isinstance(text, str):
+                problems.append(f"{where}.fields[{name!r}] must be text")
+                continue
+            try:
+                render_field(text, sample)
+            except UnknownVariable as exc:
+                problems.append(f"{where}.fields[{name!r}] uses unknown variable {{{exc}}}; known: "
+                                + ", ".join(TEMPLATE_VARIABLES))
+        if not any(isinstance(t, str) and "{member_number}" in t.replace(" ", "") for t in fields.values()):
+            problems.append(f"{where}.fields must put {{member_number}} in a field (it is how a card is found "
+                            "again after an uncertain create)")
+    return problems
+
+
+def instantcard_setting_problems(settings: InstantCardSettings) -> list[str]:
+    """Start-up check of the InstantCard section: product templates and the store-shipping options."""
+    problems = template_problems(settings.products)
+    if settings.ship_to == "store":
+        address = settings.store_address
+        if not isinstance(address, dict) or not all(address.get(k) for k in ("address1", "city", "country")):
+            problems.append("INSTANTCARD_STORE_ADDRESS must be a JSON address with at least address1, city and "
+                            "country when INSTANTCARD_SHIP_TO=store")
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", settings.batch_cutoff or ""):
+        problems.append(f"INSTANTCARD_BATCH_CUTOFF must be HH:MM in US Eastern time (got {settings.batch_cutoff!r})")
+    if settings.batch_max_cards < 1:
+        problems.append("INSTANTCARD_BATCH_MAX_CARDS must be at least 1")
+    if settings.membership_term_months < 1:
+        problems.append("INSTANTCARD_MEMBERSHIP_TERM_MONTHS must be at least 1")
+    return problems
+
+
+def add_months(day: date, months: int) -> date:
+    """`day` plus whole months, clamped to the month's last day (Jan 31 + 1 month → Feb 28/29)."""
+    index = day.month - 1 + months
+    year, month = day.year + index // 12, index % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def template_variables(data: dict[str, Any], line: dict[str, Any], *, member_number: str, expires_on: date,
+                       shop_name: str) -> dict[str, str]:
+    """The values a template field may use, from the order's `data` and one of its lines."""
+    customer = data.get("customer") or {}
+    shipping = data.get("shipping_address") or {}
+    first, last = customer.get("first_name") or "", customer.get("last_name") or ""
+    return {
+        "member_number": member_number,
+        "expires_on": expires_on.isoformat(),
+        "expires_on_us": expires_on.strftime("%m/%d/%Y"),
+        "expires_month": expires_on.strftime("%m/%Y"),
+        "customer.first_name": first,
+        "customer.last_name": last,
+        "customer.name": f"{first} {last}".strip() or (shipping.get("name") or ""),
+        "customer.email": customer.get("email") or "",
+        "order.number": data.get("number") or "",
+        "order.id": str(data.get("id") or ""),
+        "shipping.name": shipping.get("name") or "",
+        "line.sku": line.get("sku") or "",
+        "line.title": line.get("title") or "",
+        "shop.name": shop_name,
+    }
+
+
+def member_number_for(prefix: str, card_row_id: int) -> str:
+    """The member number printed on a card: the prefix and the card row's id, 8 digits."""
+    return f"{prefix}{card_row_id:08d}"
+
+
+def next_cutoff_after(moment: datetime, cutoff_hhmm: str) -> datetime:
+    """The first daily cutoff (HH:MM US Eastern, DST-aware) strictly after `moment`, in UTC."""
+    hour, minute = (int(part) for part in cutoff_hhmm.split(":"))
+    local = moment.astimezone(EASTERN)
+    candidate = datetime.combine(local.date(), time(hour, minute), tzinfo=EASTERN)
+    # Compare instants, not wall clocks: two times in the same zone compare by wall clock in Python, which is
+    # wrong across the autumn change (01:30 comes twice).
+    if candidate.astimezone(UTC) <= moment.astimezone(UTC):
+        candidate = datetime.combine(local.date() + timedelta(days=1), time(hour, minute), tzinfo=EASTERN)
+    return candidate.astimezone(UTC)
+
+
+def split_cost(total_cents: int, parts: int) -> list[int]:
+    """Share a print job's cost between its cards: whole cents, differing by at most one, summing to total."""
+    if parts <= 0:
+        return []
+    base, remainder = divmod(total_cents, parts)
+    return [base + (1 if i < remainder else 0) for i in range(parts)]
+
+
+# -- order intake --------------------------------------------------------------------------------------------
+def plan_for_completed_order(session: Session, order: Order, settings: Settings) -> None:
+    """One pending card row (member number assigned) and one job per unit of each mapped order line."""
+    ic = settings.instantcard
+    data = order.payload or {}
+    placed = order.placed_at or order.completed_at or datetime.now(UTC)
+    expires_on = add_months(placed.astimezone(EASTERN).date(), ic.membership_term_months)
+    for line_index, line in enumerate(data.get("line_items") or []):
+        product = ic.products.get(line.get("sku") or "")
+        if not isinstance(product, dict):
+            continue
+        for unit_index in range(int(line.get("quantity") or 1)):
+            card = MembershipCard(order_id=order.id, line_index=line_index, unit_index=unit_index,
+                                  sku=line["sku"], template_id=int(product["template_id"]), status="pending",
+                                  expires_on=expires_on, card_data={})
+            session.add(card)
+            session.flush()
+            card.member_number = member_number_for(ic.member_number_prefix, card.id)
+            variables = template_variables(data, line, member_number=card.member_number, expires_on=expires_on,
+                                           shop_name=settings.shop_name)
+            try:
+                card.card_data = {name: render_field(text, variables) for name, text in product["fields"].items()}
+            except UnknownVariable as exc:  # the start-up check prevents this; kept for a clear record
+                card.status, card.last_error = "failed", f"unknown template variable {{{exc}}}"
+                continue
+            enqueue(session, JOB_KIND, {"card_id": card.id}, dedupe_key=f"membership:{card.id}", order_id=order.id,
+                    max_attempts=settings.job_max_attempts)
+
+
+def on_order_cancelled(session: Session, order: Order, settings: Settings) -> None:
+    """Cancel the order's cards that InstantCard cannot be printing; only request it for the others.
+
+    A card on a print job (or whose dead job left a submit in doubt) may be printed by a submit in flight: it
+    becomes `cancel_requested`, and the job that submits the print job reads InstantCard back and records the
+    truth. A card already submitted was printed and charged: the order's note says so.
+    """
+    cards = list(session.scalars(lock_for_update(session, sa.select(MembershipCard).where(
+        MembershipCard.order_id == order.id).order_by(MembershipCard.id)).execution_options(populate_existing=True)))
+    for card in cards:
+        if card.status == "submitted":
+            order.add_attention(printed_for_cancelled_order(card.member_number, "it had been submitted before the "
+                                                                                "order was cancelled"))
+        elif card.status in ON_PRINT_JOB or (card.status == "failed" and _submit_in_doubt(session, card)):
+            card.status = CANCEL_REQUESTED
+            card.last_error = "order cancelled; waiting to learn from InstantCard whether the card was printed"
+        elif card.status in ("pending", "drafted", "finalized", "failed"):
+            card.status, card.last_error = "cancelled", "order cancelled"
+        else:
+            continue
+        card.updated_at = order.cancelled_at
+
+
+def _submit_in_doubt(session: Session, card: MembershipCard) -> bool:
+    """A failed card whose print job's submit was sent without a definite answer (its job died after it)."""
+    if card.print_job_id is None:
+        return False
+    attempted = session.scalar(sa.select(MembershipPrintJob.submit_attempted_at).where(
+        MembershipPrintJob.id == card.print_job_id))
+    return attempted is not None
+
+
+def printed_for_cancelled_order(member_number: str | None, when: str) -> str:
+    """The order's note for the merchant when InstantCard printed and charged a card of the cancelled order."""
+    return (f"[{PRINTED_FOR_CANCELLED_ORDER}] Membership card {member_number} was printed and charged by "
+            f"InstantCard although the order was cancelled ({when}).")
+
+
+# -- the card job ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CardSnapshot:
+    """A card row's values read in a finished transaction (no lock is held during provider calls)."""
+
+    id: int
+    status: str
+    member_number: str
+    template_id: int
+    card_data: dict[str, str]
+    instantcard_card_id: str | None
+    create_attempted_at: datetime | None
+    add_attempted_at: datetime | None
+    print_job_id: int | None
+    drafted_at: datetime | None
+    finalized_at: datetime | None
+    queued_at: datetime | None
+    shipping_address: dict[str, Any] | None
+    order_cancelled: bool
+
+
+def _snapshot(session: Session, card_id: int) -> CardSnapshot:
+    card = session.get(MembershipCard, card_id, populate_existing=True)
+    if card is None:
+        session.commit()
+        raise PermanentFailure(f"membership card {card_id} does not exist")
+    order = session.get(Order, card.order_id, populate_existing=True)
+    snap = CardSnapshot(
+        id=card.id, status=card.status, member_number=card.member_number or "", template_id=card.template_id,
+        card_data=dict(card.card_data or {}), instantcard_card_id=card.instantcard_card_id,
+        create_attempted_at=card.create_attempted_at, add_attempted_at=card.add_attempted_at,
+        print_job_id=card.print_job_id, drafted_at=card.drafted_at, finalized_at=card.finalized_at,
+        queued_at=card.queued_at, shipping_address=(order.payload or {}).get("shipping_address"),
+        order_cancelled=order.cancelled_at is not None)
+    session.commit()  # end the transaction: SQLite must not hold its write lock across an HTTP call
+    return snap
+
+
+def _record(session: Session, card_id: int, expect: str, now: datetime, **values: Any) -> bool:
+    """Move the card from `expect` to new values; if it changed meanwhile (cancelled) keep only the ids."""
+    values["updated_at"] = now
+    moved = session.execute(sa.update(MembershipCard).where(MembershipCard.id == card_id,
+                                                            MembershipCard.status == expect).values(**values))
+    if moved.rowcount != 1:
+        ids = {k: v for k, v in values.items() if k in ("instantcard_card_id", "print_job_id", "updated_at")}
+        session.execute(sa.update(MembershipCard).where(MembershipCard.id == card_id).values(**ids))
+    session.commit()
+    return moved.rowcount == 1
+
+
+def advance_card(session: Session, settings: Settings, client, card_id: int, now) -> None:
+    """Run the card's remaining steps; each step commits its result before the next provider call."""
+    ic = settings.instantcard
+    for _ in range(10):  # a card has at most five steps; the bound only guards against a loop bug
+        snap = _snapshot(session, card_id)
+        if snap.status in FINISHED:
+            return
+        if snap.status == "failed":
+            _resume_failed(session, snap, now())
+            continue
+        if snap.order_cancelled and snap.status in ("pending", "drafted", "finalized"):
+            _record(session, card_id, snap.status, now(), status="cancelled", last_error="order cancelled")
+            return
+        if snap.status == "pending":
+            _create_draft(session, client, snap, now)
+        elif snap.status == "drafted":
+            _finalize(session, client, snap, now)
+        elif snap.status == "finalized" and ic.ship_to == "store":
+            if not _join_batch(session, settings, client, snap, now):
+                return
+        elif snap.status == "finalized":
+            _create_member_print_job(session, client, snap, now)
+        elif ic.ship_to == "store" or (snap.print_job_id and _print_job_mode(session, snap.print_job_id) == "store"):
+            return  # queued in a batch: the batch job submits it
+        else:
+            submit_print_job(session, client, snap.print_job_id, now, ic.funds_recheck_seconds)
+    raise RuntimeError(f"membership card {card_id} did not settle")
+
+
+def _print_job_mode(session: Session, print_job_id: int) -> str:
+    mode = session.scalar(sa.select(MembershipPrintJob.mode).where(MembershipPrintJob.id == print_job_id))
+    session.commit()
+    return mode
+
+
+def _resume_failed(session: Session, snap: CardSnapshot, now: datetime) -> None:
+    """A person retried a failed card's job: pick up after the last step that is known to have happened."""
+    resume = ("queued" if snap.queued_at else "finalized" if snap.finalized_at
+              else "drafted" if snap.drafted_at else "pending")
+    _record(session, snap.id, "failed", now, status=resume, last_error=None)
+
+
+def _create_draft(session: Session, client, snap: CardSnapshot, now) -> None:
+    if snap.create_attempted_at is not None:
+        # An earlier create may have worked without us hearing back: look before creating again.
+        existing = client.find_card_by_field(_member_field(snap), snap.member_number)
+        if existing is not None:
+            status = "finalized" if existing.finalized else "drafted"
+            extra = {"finalized_at": now()} if existing.finalized else {}
+            _record(session, snap.id, "pending", now(), status=status, instantcard_card_id=existing.id,
+                    drafted_at=now(), **extra)
+            return
+    _record(session, snap.id, "pending", now(), create_attempted_at=now())
+    card = client.create_card(snap.template_id, snap.card_data)
+    _record(session, snap.id, "pending", now(), status="drafted", instantcard_card_id=card.id, drafted_at=now())
+
+
+def _member_field(snap: CardSnapshot) -> str:
+    return next((name for name, value in snap.card_data.items() if value == snap.member_number), "Member Number")
+
+
+def _finalize(session: Session, client, snap: CardSnapshot, now) -> None:
+    try:
+        client.finalize_card(snap.instantcard_card_id)
+    except ProviderRejected:
+        # A finalize that worked but whose answer was lost is refused the second time: check the card.
+        if not client.fetch_card(snap.instantcard_card_id).finalized:
+            raise
+    _record(session, snap.id, "drafted", now(), status="finalized", finalized_at=now())
+
+
+def _create_member_print_job(session: Session, client, snap: CardSnapshot, now) -> None:
+    """One print job for this card, to the order's shipping address, one copy."""
+    address = one_off_address(snap.shipping_address)
+    if address is None:
+        raise PermanentFailure("the order has no shipping address to send the membership card to")
+    if snap.print_job_id is not None:
+        job_row = session.get(MembershipPrintJob, snap.print_job_id, populate_existing=True)
+        known_id, attempted = job_row.instantcard_print_job_id, job_row.create_attempted_at
+        session.commit()
+        if known_id is None and attempted is not None:
+            found = client.find_open_print_job_with_card(snap.instantcard_card_id)
+            if found is not None:
+                _record_print_job_created(session, snap, snap.print_job_id, found.id, now)
+                return
+        elif known_id is not None:
+            _record_print_job_created(session, snap, snap.print_job_id, known_id, now)
+            return
+        print_job_row_id = snap.print_job_id
+    else:
+        job_row = MembershipPrintJob(mode="member", status="open", address=address, creator_card_id=snap.id,
+                                     card_count=1, create_attempted_at=now(), created_at=now(), updated_at=now())
+        session.add(job_row)
+        session.flush()
+        print_job_row_id = job_row.id
+        if not _record(session, snap.id, "finalized", now(), print_job_id=print_job_row_id):
+            return
+    session.execute(sa.update(MembershipPrintJob).where(MembershipPrintJob.id == print_job_row_id)
+                    .values(create_attempted_at=now(), updated_at=now()))
+    session.commit()
+    created = client.create_print_job([snap.instantcard_card_id], address=address, copies=1)
+    _record_print_job_created(session, snap, print_job_row_id, created.id, now)
+
+
+def _record_print_job_created(session: Session, snap: CardSnapshot, row_id: int, instantcard_id: str, now) -> None:
+    session.execute(sa.update(MembershipPrintJob).where(MembershipPrintJob.id == row_id)
+                    .values(instantcard_print_job_id=str(instantcard_id), updated_at=now()))
+    _record(session, snap.id, "finalized", now(), status="queued", print_job_id=row_id, queued_at=now())
+
+
+def submit_print_job(session: Session, client, print_job_row_id: int, now, funds_recheck_seconds: int) -> None:
+    """Check the funds and submit one print job; park as waiting_for_funds when the balance is short.
+
+    Cancellations of its cards are honoured only while InstantCard is known not to have printed it: after a
+    submit without a definite answer the print job is read back first, and a printed job is recorded as printed
+    (its cancelled cards included). This job is the only one that submits the print job, so between that read
+    and its own submit nothing else can print it.
+    """
+    row = session.get(MembershipPrintJob, print_job_row_id, populate_existing=True)
+    instantcard_id, attempted, status, mode = (row.instantcard_print_job_id, row.submit_attempted_at, row.status,
+                                               row.mode)
+    session.commit()
+    if status == "submitted":
+        _record_submitted(session, print_job_row_id, now)
+        return
+    if attempted is not None:
+        current = client.fetch_print_job(instantcard_id)
+        if current.submitted is None:  # then neither a cancellation nor a second submit is safe
+            raise ProviderResponseInvalid("instantcard", "the print job read back does not say whether it was "
+                                                         "submitted; a person must check it at InstantCard")
+        if current.submitted:
+            _record_submitted(session, print_job_row_id, now, current.card_ids)
+            return
+    # Each pass honours the cancellations that arrived before it; one arriving during the funds check sends it
+    # round again (in store mode the batch's cost changes when a card is taken out).
+    for _ in range(MAX_SUBMIT_PASSES):
+        if not _honour_cancellations(session, client, print_job_row_id, instantcard_id, mode, now):
+            return
+        charge = client.charge_details(instantcard_id)
+        has_balance = charge.has_balance if charge.has_balance is not None else client.check_balance(instantcard_id)
+        _record_costs(session, print_job_row_id, charge.job_total_cost_cents, charge.shipping_cost_cents, now())
+        if not has_balance:
+            _wait_for_funds(session, print_job_row_id, charge.job_total_cost_cents, now, funds_recheck_seconds)
+        if _intend_to_submit(session, print_job_row_id, now()):
+            break
+    else:
+        raise RetryLater("cancellations kept arriving while the print job was being submitted")
+    try:
+        answer = client.submit_print_job(instantcard_id)
+    except ProviderPaymentRequired:
+        _wait_for_funds(session, print_job_row_id, charge.job_total_cost_cents, now, funds_recheck_seconds)
+    _record_submitted(session, print_job_row_id, now, answer.card_ids if answer is not None else None)
+
+
+def _honour_cancellations(session: Session, client, row_id: int, instantcard_id: str | None, mode: str,
+                          now) -> int:
+    """Cancel the print job's cards whose cancellation was requested (InstantCard has not printed the job); in a
+    batch, take cancelled cards off InstantCard's print job too. Returns how many cards are left to print; with
+    none the print job is closed unsubmitted."""
+    cards = list(session.scalars(sa.select(MembershipCard).where(MembershipCard.print_job_id == row_id)
+                                 .execution_options(populate_existing=True)))
+    # Any cancelled card may be on a batch's print job, even one whose add or create answer never came back.
+    leaving = [(c.id, c.instantcard_card_id) for c in cards
+               if c.status == CANCEL_REQUESTED or (mode == "store" and c.status == "cancelled")]
+    live = sum(1 for c in cards if c.status in ON_PRINT_JOB)
+    session.commit()
+    if mode == "store" and leaving:
+        on_batch = client.fetch_print_job(instantcard_id).card_ids if instantcard_id is not None else []
+        for card_row_id, card_id in leaving:
+            if card_id is not None and (on_batch is None or card_id in on_batch):
+                with contextlib.suppress(ProviderNotFound):  # already removed by an earlier attempt
+                    client.remove_card(instantcard_id, card_id)
+            # Off the print job: what stays linked to a submitted print job is what was printed.
+            _cancel_requested(session, [card_row_id], now(), print_job_id=None)
+    elif leaving:
+        _cancel_requested(session, [card_row_id for card_row_id, _ in leaving], now())
+    values: dict[str, Any] = {"card_count": live} if mode == "store" else {}
+    if not live:
+        values.update(status="closed", open_slot=None, last_error="every card on it was cancelled")
+    session.execute(sa.update(MembershipPrintJob).where(MembershipPrintJob.id == row_id)
+                    .values(updated_at=now(), **values))
+    session.commit()
+    return live
+
+
+def _cancel_requested(session: Session, card_ids: list[int], now: datetime, **values: Any) -> None:
+    """Requested (or already recorded) cancellations become final: InstantCard did not print these cards."""
+    session.execute(sa.update(MembershipCard).where(
+        MembershipCard.id.in_(card_ids), MembershipCard.status.in_((CANCEL_REQUESTED, "cancelled"))).values(
+        status="cancelled", last_error="order cancelled; InstantCard did not print the card", updated_at=now,
+        **values))
+    session.commit()
+
+
+def _intend_to_submit(session: Session, row_id: int, now: datetime) -> bool:
+    """Last look before the call that prints and charges: record the intent unless a cancellation is waiting."""
+    waiting = session.scalar(sa.select(sa.func.count()).select_from(MembershipCard).where(
+        MembershipCard.print_job_id == row_id, MembershipCard.status == CANCEL_REQUESTED))
+    if not waiting:
+        session.execute(sa.update(MembershipPrintJob).where(MembershipPrintJob.id == row_id)
+                        .values(submit_attempted_at=now, updated_at=now))
+    session.commit()
+    return not waiting
+
+
+def _record_costs(session: Session, row_id: int, total: int | None, shipping: int | None, now: datetime) -> None:
+    session.execute(sa.update(MembershipPrintJob).where(MembershipPrintJob.id == row_id)
+                    .values(cost_cents=total, shipping_cost_cents=shipping, updated_at=now))
+    if total is not None:
+        card_ids = list(session.scalars(sa.select(MembershipCard.id).where(
+            MembershipCard.print_job_id == row_id, MembershipCard.status != "cancelled").order_by(MembershipCard.id)))
+        for card_id, share in zip(card_ids, split_cost(total, len(card_ids)), strict=True):
+            session.execute(sa.update(MembershipCard).where(MembershipCard.id == card_id).values(job_cost_cents=share))
+    session.commit()
+
+
+def _wait_for_funds(session: Session, row_id: int, cost: int | None, now, recheck_seconds: int) -> None:
+    reason = "InstantCard balance does not cover the print job" + (f" ({cost} cents)" if cost is not None else "")
+    session.execute(sa.update(MembershipCard).where(MembershipCard.print_job_id == row_id,
+                                                    MembershipCard.status == "queued")
+                    .values(status="waiting_for_funds", last_error=reason, updated_at=now()))
+    session.execute(sa.update(MembershipPrintJob).where(MembershipPrintJob.id == row_id)
+                    .values(last_error=reason, updated_at=now()))
+    session.commit()
+    raise Park(reason, recheck_seconds)
+
+
+def _record_submitted(session: Session, row_id: int, now, printed_card_ids: tuple[str, ...] | None = None) -> None:
+    """InstantCard printed the print job: every card on it is `submitted`, whatever a cancellation said.
+
+    The cards still linked to it were on it (a batch's cancelled cards are unlinked when taken off), and so was
+    a linked card that failed while being added if InstantCard lists it on the printed job. A cancelled
+    order's printed card gets a note for the merchant.
+    """
+    job = session.get(MembershipPrintJob, row_id, populate_existing=True)
+    job.status, job.open_slot, job.last_error, job.updated_at = "submitted", None, None, now()
+    job.submitted_at = job.submitted_at or now()
+    listed = set(printed_card_ids or ())
+    # Locked in id order, as the cancellation locks an order's cards: the two never wait on each other in a circle.
+    cards = list(session.scalars(lock_for_update(session, sa.select(MembershipCard).where(
+        MembershipCard.print_job_id == row_id, MembershipCard.status != "submitted").order_by(MembershipCard.id))
+        .execution_options(populate_existing=True)))
+    for card in cards:
+        if card.status not in (*ON_PRINT_JOB, CANCEL_REQUESTED, "cancelled") and card.instantcard_card_id not in listed:
+            continue  # e.g. failed before InstantCard had it
+        cancelled_order = card.status in (CANCEL_REQUESTED, "cancelled")
+        card.status, card.submitted_at, card.updated_at = "submitted", now(), now()
+        card.last_error = ("printed: the order was cancelled while its print job was being submitted"
+                           if cancelled_order else None)
+        if cancelled_order:
+            session.get(Order, card.order_id).add_attention(printed_for_cancelled_order(
+                card.member_number, "the cancellation came while its print job was being submitted"))
+    session.flush()
+    job.card_count = session.scalar(sa.select(sa.func.count()).select_from(MembershipCard).where(
+        MembershipCard.print_job_id == row_id, MembershipCard.status == "submitted"))
+    session.commit()
+
+
+# -- batches (ship to the store) ---------------------------------------------------------------------------
+def _join_batch(session: Session, settings: Settings, client, snap: CardSnapshot, now) -> bool:
+    """Put a finalized card into the open batch; False when it must wait for the batch to exist."""
+    ic = settings.instantcard
+    if snap.print_job_id is None:
+        _reserve_batch_place(session, ic, snap, now)
+        return True
+    batch = session.get(MembershipPrintJob, snap.print_job_id, populate_existing=True)
+    instantcard_id, creator, attempted = batch.instantcard_print_job_id, batch.creator_card_id, batch.create_attempted_at
+    address = batch.address
+    session.commit()
+    if instantcard_id is None:
+        if creator != snap.id:
+            if _take_over_batch_creation(session, client, snap, now):
+                return True  # look again: this card creates the batch now, or it exists
+            # Waiting costs no attempt (a Park): a slow first card must not use up this card's failure budget.
+            raise Park("waiting for the batch print job to be created by its first card", 5)
+        if attempted is not None:
+            found = client.find_open_print_job_with_card(snap.instantcard_card_id)
+            if found is not None:
+                _record_print_job_created(session, snap, snap.print_job_id, found.id, now)
+                return True
+        session.execute(sa.update(MembershipPrintJob).where(MembershipPrintJob.id == snap.print_job_id)
+                        .values(create_attempted_at=now(), updated_at=now()))
+        session.commit()
+        created = client.create_print_job([snap.instantcard_card_id], address=address, copies=1)
+        _record_print_job_created(session, snap, snap.print_job_id, created.id, now)
+        return True
+    if snap.add_attempted_at is not None:
+        current = client.fetch_print_job(instantcard_id)
+        if current.card_ids is not None and snap.instantcard_card_id in current.card_ids:
+            _record(session, snap.id, "finalized", now(), status="queued", queued_at=now())
+            return True
+    _record(session, snap.id, "finalized", now(), add_attempted_at=now())
+    client.add_cards(instantcard_id, [snap.instantcard_card_id])
+    _record(session, snap.id, "finalized", now(), status="queued", queued_at=now())
+    return True
+
+
+def _take_over_batch_creation(session: Session, client, snap: CardSnapshot, now) -> bool:
+    """When the card that was to create the batch was cancelled or failed, this card takes the job over.
+
+    Its create may have reached InstantCard before it stopped: that print job is looked up by its card and
+    kept (the cancelled card is taken out before the batch is submitted). True when there is something new to do.
+    """
+    batch = session.scalars(lock_for_update(session, sa.select(MembershipPrintJob).where(
+        MembershipPrintJob.id == snap.print_job_id)).execution_options(populate_existing=True)).one()
+    creator = session.get(MembershipCard, batch.creator_card_id, populate_existing=True) \
+        if batch.creator_card_id else None
+    if batch.instantcard_print_job_id is not None:
+        session.commit()
+        return True
+    if creator is not None and creator.status not in ("cancelled", "failed"):
+        session.commit()
+        return False
+    old_card, attempted = (creator.instantcard_card_id if creator else None), batch.create_attempted_at
+    batch.creator_card_id, batch.updated_at = snap.id, now()
+    session.commit()
+    if attempted is not None and old_card is not None:
+        found = client.find_open_print_job_with_card(old_card)
+        if found is not None:
+            session.execute(sa.update(MembershipPrintJob).where(MembershipPrintJob.id == snap.print_job_id)
+                            .values(instantcard_print_job_id=str(found.id), updated_at=now()))
+            session.commit()
+    log.info("membership card %s creates batch %s in place of card %s", snap.id, snap.print_job_id,
+             creator.id if creator else None)
+    return True
+
+
+def _reserve_batch_place(session: Session, ic: InstantCardSettings, snap: CardSnapshot, now) -> None:
+    """Count the card into the one open batch (creating the batch row if none is open), atomically."""
+    moment = now()
+    insert_ignoring_conflict(session, MembershipPrintJob, dict(
+        mode="store", status="open", open_slot=STORE_SLOT, address=one_off_address(ic.store_address),
+        due_at=next_cutoff_after(moment, ic.batch_cutoff), card_count=0, created_at=moment, updated_at=moment),
+        ["open_slot"])
+    fresh = {"populate_existing": True}
+    batch = session.scalars(lock_for_update(session, sa.select(MembershipPrintJob).where(
+        MembershipPrintJob.open_slot == STORE_SLOT)).execution_options(**fresh)).one()
+    card = session.scalars(lock_for_update(session, sa.select(MembershipCard).where(
+        MembershipCard.id == snap.id)).execution_options(**fresh)).one()
+    if card.status != "finalized" or card.print_job_id is not None:
+        session.commit()
+        return
+    card.print_job_id = batch.id
+    batch.card_count += 1
+    if batch.instantcard_print_job_id is None and batch.creator_card_id is None:
+        batch.creator_card_id = card.id
+    if batch.card_count >= ic.batch_max_cards:
+        batch.open_slot, batch.status = None, "closed"
+        enqueue(session, BATCH_JOB_KIND, {"print_job_id": batch.id}, dedupe_key=f"membership-batch:{batch.id}")
+    batch.updated_at = moment
+    session.commit()
+
+
+def submit_batch(session: Session, settings: Settings, client, print_job_row_id: int, now) -> None:
+    """Close the batch, wait for the cards still joining it, then submit it (taking cancelled cards out)."""
+    batch = session.get(MembershipPrintJob, print_job_row_id, populate_existing=True)
+    if batch is None or batch.status == "submitted":
+        session.commit()
+        return
+    batch.open_slot, batch.status, batch.updated_at = None, "closed" if batch.status == "open" else batch.status, now()
+    waiting = session.scalar(sa.select(sa.func.count()).select_from(MembershipCard).where(
+        MembershipCard.print_job_id == batch.id, MembershipCard.status.in_(("pending", "drafted", "finalized"))))
+    session.commit()
+    if waiting:
+        # Waiting costs no attempt (a Park): an outage while cards join must not kill the batch.
+        raise Park(f"{waiting} card(s) are still being added to the batch", 15)
+    submit_print_job(session, client, print_job_row_id, now, settings.instantcard.funds_recheck_seconds)
+
+
+def due_batches(session: Session, settings: Settings, now: datetime) -> list[int]:
+    """Open batches whose cutoff has come or that are full."""
+    rows = session.scalars(sa.select(MembershipPrintJob).where(
+        MembershipPrintJob.mode == "store", MembershipPrintJob.status.in_(("open", "closed")),
+        MembershipPrintJob.card_count > 0).execution_options(populate_existing=True))
+    return [r.id for r in rows if (r.due_at is not None and r.due_at <= now)
+            or r.card_count >= settings.instantcard.batch_max_cards or r.status == "closed"]
+
+
+# -- funds -----------------------------------------------------------------------------------------------------
+def wake_when_funded(session: Session, client, now: datetime) -> int:
+    """Wake parked membership jobs when the balance allows; returns how many jobs were woken."""
+    costs = list(session.scalars(sa.select(MembershipPrintJob.cost_cents).where(
+        MembershipPrintJob.id.in_(sa.select(MembershipCard.print_job_id).where(
+            MembershipCard.status == "waiting_for_funds")))))
+    session.commit()
+    if not costs:
+        return 0
+    balance = client.organization_balance_cents()
+    needed = min((c for c in costs if c is not None), default=1)
+    if balance < max(needed, 1):
+        log.info("instantcard balance %s cents does not cover %s cents yet", balance, needed)
+        return 0
+    woken = wake_parked(session, JOB_KIND, now) + wake_parked(session, BATCH_JOB_KIND, now)
+    session.commit()
+    return woken
+
+
+# -- reading cards (admin) ------------------------------------------------------------------------------
+def card_preview(session: Session, client, card_id: int) -> dict[str, Any]:
+    """A card's front and back images from InstantCard, for the admin preview."""
+    card = session.get(MembershipCard, card_id, populate_existing=True)
+    if card is None:
+        session.rollback()
+        raise NotFound(f"There is no membership card {card_id}.", code="membership_card_not_found")
+    view = card_view(card)
+    instantcard_id = card.instantcard_card_id
+    session.rollback()  # end the read before the HTTP call (SQLite write lock)
+    if instantcard_id is None:
+        raise NotFound(f"Membership card {card_id} has not been created at InstantCard yet.",
+                       code="membership_card_not_drafted", status=409)
+    preview = client.preview_card(instantcard_id)
+    return {**view, "front": _image(preview.front), "back": _image(preview.back)}
+
+
+def _image(value: str) -> str:
+    return value if value.startswith(("http://", "https://", "data:")) else f"data:image/png;base64,{value}"
+
+
+def card_view(card: MembershipCard) -> dict[str, Any]:
+    """A membership card as the merchant sees it: InstantCard's card id, its print job and what it cost."""
+    job = card.print_job
+    return {
+        "id": card.id, "line_index": card.line_index, "unit_index": card.unit_index, "sku": card.sku,
+        "member_number": card.member_number, "template_id": card.template_id, "status": card.status,
+        "expires_on": iso(card.expires_on), "instantcard_card_id": card.instantcard_card_id,
+        "print_job": None if job is None else {
+            "id": job.id, "instantcard_print_job_id": job.instantcard_print_job_id, "status": job.status,
+            "mode": job.mode, "cost_cents": job.cost_cents, "shipping_cost_cents": job.shipping_cost_cents,
+            "submitted_at": iso(job.submitted_at)},
+        "job_cost_cents": card.job_cost_cents, "last_error": redact(card.last_error) if card.last_error else None,
+        "created_at": iso(card.created_at), "submitted_at": iso(card.submitted_at),
+    }

@@ -1,0 +1,110 @@
+"""The redemption ledger: one row per held certificate an order redeemed, as JSON pages or CSV."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from service.formats import iso
+from service.logs import masked_last4, redact
+from service.orders.models import Order
+from service.redemption.models import Redemption
+from service.reports.listing import DEFAULT_PER_PAGE, DateRange, Page, dollars
+
+
+def rounding_cents(row: Redemption) -> int:
+    """Whole-dollar rounding on one ledger row: what we meant to redeem beyond (or short of) what the order took.
+
+    Splittable: intended − taken (e.g. `up` turns $52.50 taken into $53.00). Non-splittable: applied − taken,
+    because everything beyond the whole-dollar applied amount is the forfeit, reported apart."""
+    if row.splittable:
+        return row.intended_cents - row.taken_cents
+    return row.applied_cents - row.taken_cents
+
+
+def ledger_row(row: Redemption, shop_order_id: str | None, order_number: str | None) -> dict[str, Any]:
+    """One ledger row as JSON: amounts in cents, times in UTC, the code masked to its last 4."""
+    return {
+        "id": row.id, "order_id": shop_order_id, "order_number": order_number, "state": row.state,
+        "certificate_id": row.certificate_id, "code": masked_last4(row.code_last4), "currency": row.currency,
+        "splittable": row.splittable, "applied_cents": row.applied_cents, "taken_cents": row.taken_cents,
+        "intended_cents": row.intended_cents, "redeemed_cents": row.redeemed_cents,
+        "rounding_cents": rounding_cents(row), "shortfall_cents": row.shortfall_cents,
+        "forfeit_cents": row.forfeit_cents, "provider_redemption_id": row.provider_redemption_id,
+        "child_certificate_id": row.child_certificate_id, "child_balance_cents": row.child_balance_cents,
+        "attempts": row.attempts, "error": redact(row.error) if row.error else None,
+        "created_at": iso(row.created_at), "redeemed_at": iso(row.redeemed_at),
+    }
+
+
+def _ledger_select(window: DateRange | None, state: str | None) -> sa.Select:
+    stmt = (sa.select(Redemption, Order.shop_order_id, Order.number)
+            .join(Order, Order.id == Redemption.order_id)
+            .order_by(Redemption.created_at, Redemption.id))
+    if window is not None:
+        stmt = stmt.where(Redemption.created_at >= window.start, Redemption.created_at < window.end)
+    if state:
+        stmt = stmt.where(Redemption.state == state)
+    return stmt
+
+
+def ledger_page(session: Session, window: DateRange | None, *, state: str | None = None, page: int = 1,
+                per_page: int = DEFAULT_PER_PAGE) -> Page:
+    """One page of the ledger, oldest first; a row belongs to the time it was recorded (order completion)."""
+    stmt = _ledger_select(window, state)
+    total = session.scalar(sa.select(sa.func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    rows = session.execute(stmt.offset((page - 1) * per_page).limit(per_page)).all()
+    return Page(items=[ledger_row(*row) for row in rows], page=page, per_page=per_page, total=total)
+
+
+def iter_ledger(session: Session, window: DateRange | None, *, state: str | None = None,
+                batch: int = 500) -> Iterator[dict[str, Any]]:
+    """Every ledger row in the window, oldest first, read in batches (for CSV exports)."""
+    last: tuple[datetime, int] | None = None
+    while True:
+        stmt = _ledger_select(window, state).limit(batch)
+        if last is not None:
+            # Keyset pagination: stable even if rows are added while we read.
+            stmt = stmt.where(sa.tuple_(Redemption.created_at, Redemption.id) > sa.tuple_(*last))
+        rows = session.execute(stmt).all()
+        for row in rows:
+            yield ledger_row(*row)
+        if len(rows) < batch:
+            return
+        last = (rows[-1][0].created_at, rows[-1][0].id)
+
+
+LEDGER_CSV_COLUMNS = (
+    "id", "order_id", "order_number", "state", "certificate_id", "code", "currency", "splittable",
+    "applied_usd", "applied_cents", "taken_usd", "taken_cents", "intended_usd", "intended_cents",
+    "redeemed_usd", "redeemed_cents", "rounding_usd", "rounding_cents", "shortfall_usd", "shortfall_cents",
+    "forfeit_usd", "forfeit_cents", "child_certificate_id", "child_balance_usd", "child_balance_cents",
+    "provider_redemption_id", "attempts", "created_at", "redeemed_at", "error",
+)
+
+
+def _csv_text(value: Any) -> Any:
+    # Spreadsheets run cells that start with = + - @ as formulas; text from outside must not.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def ledger_csv_record(item: dict[str, Any]) -> list[Any]:
+    """One ledger row as CSV cells: every amount twice, `*_usd` in dollars with two decimals and `*_cents`."""
+    record = []
+    for column in LEDGER_CSV_COLUMNS:
+        if column.endswith("_usd"):
+            cents = item[column[: -len("_usd")] + "_cents"]
+            record.append("" if cents is None else dollars(cents))
+        elif column.endswith("_cents"):
+            record.append("" if item[column] is None else item[column])
+        elif column == "splittable":
+            record.append("true" if item[column] else "false")
+        else:
+            record.append("" if item[column] is None else _csv_text(item[column]))
+    return record

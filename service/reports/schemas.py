@@ -1,0 +1,168 @@
+"""Marshmallow schemas of the merchant endpoints: the query strings they read (date ranges, pages, filters) and
+the answers they give; the OpenAPI document is generated from these."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
+
+from service.jobs.models import JOB_STATES
+from service.redemption.models import REDEMPTION_STATES
+from service.reports.listing import DEFAULT_PER_PAGE, MAX_PER_PAGE, MAX_RANGE_DAYS, DateRange
+
+
+class DayOrInstant(fields.Field):
+    """`YYYY-MM-DD` (a UTC day) or an ISO 8601 timestamp with a time zone; loads to (datetime, is_whole_day)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or not value.strip():
+            raise ValidationError("Give a date as YYYY-MM-DD or a timestamp like 2026-11-21T10:00:00Z.")
+        text = value.strip()
+        if len(text) == 10:
+            try:
+                day = datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
+            except ValueError:
+                raise ValidationError(f"{text!r} is not a valid date (YYYY-MM-DD).") from None
+            return self._within_years(day), True
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise ValidationError("Give a date as YYYY-MM-DD or a timestamp like 2026-11-21T10:00:00Z.") from None
+        if moment.tzinfo is None:
+            raise ValidationError("A timestamp needs a time zone, e.g. 2026-11-21T10:00:00Z.")
+        return self._within_years(moment), False
+
+    @staticmethod
+    def _within_years(moment: datetime) -> datetime:
+        # Ranges add a day to `to` and convert time zones: the calendar's ends would overflow, so they are refused.
+        if not 1970 <= moment.year <= 9998:
+            raise ValidationError("Give a date between 1970 and 9998.")
+        return moment.astimezone(UTC)
+
+
+class RangeQuery(Schema):
+    """`from`/`to`: whole UTC days (both included) or timestamps (`to` excluded). Loads to `range`."""
+
+    from_ = DayOrInstant(data_key="from", load_default=None)
+    to = DayOrInstant(load_default=None)
+    # Listing endpoints may go without a range (everything); reports default to today (UTC).
+    range_required = True
+    max_days: int | None = MAX_RANGE_DAYS
+
+    @validates_schema
+    def check_order(self, data, **kwargs):
+        start, end = self._bounds(data)
+        if start is not None and end is not None:
+            if end <= start:
+                raise ValidationError("`to` must not be before `from`.", "to")
+            if self.max_days and end - start > timedelta(days=self.max_days):
+                raise ValidationError(f"A report covers at most {self.max_days} days.", "to")
+
+    @staticmethod
+    def _bounds(data):
+        start = data.get("from_")
+        end = data.get("to")
+        start_at = start[0] if start else None
+        end_at = None
+        if end:
+            end_at = end[0] + timedelta(days=1) if end[1] else end[0]
+        return start_at, end_at
+
+    @post_load
+    def to_range(self, data, **kwargs):
+        start, end = self._bounds(data)
+        rest = {k: v for k, v in data.items() if k not in ("from_", "to")}
+        if start is None and end is None and not self.range_required:
+            return {**rest, "range": None}
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        if start is None:
+            start = (end - timedelta(microseconds=1)).replace(hour=0, minute=0, second=0, microsecond=0) \
+                if end else today
+        if end is None:
+            end = start.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+        return {**rest, "range": DateRange(start, end)}
+
+
+class Paging(Schema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    per_page = fields.Integer(load_default=DEFAULT_PER_PAGE,
+                              validate=validate.Range(min=1, max=MAX_PER_PAGE))
+
+
+class LedgerQuery(RangeQuery, Paging):
+    """The ledger may be read without a range (everything) and over any span."""
+
+    range_required = False
+    max_days = None
+    state = fields.String(load_default=None, validate=validate.OneOf(REDEMPTION_STATES))
+
+
+class JobsQuery(Paging):
+    state = fields.String(load_default=None, validate=validate.OneOf(JOB_STATES))
+    kind = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
+    include_periodic = fields.Boolean(load_default=False)
+
+
+class PageSchema(Schema):
+    items = fields.List(fields.Dict())
+    page = fields.Integer()
+    per_page = fields.Integer()
+    total = fields.Integer()
+    next_page = fields.Integer(allow_none=True)
+
+
+class ReportSchema(Schema):
+    range = fields.Dict()
+    generated_at = fields.String()
+    currency = fields.String()
+    days = fields.List(fields.Dict())
+    overall = fields.Dict()
+    open_holds_now = fields.Dict()
+
+
+class ComparisonSchema(Schema):
+    range = fields.Dict()
+    instagift_redemptions_read = fields.Integer()
+    summary = fields.Dict()
+    matched = fields.List(fields.Dict())
+    amount_mismatches = fields.List(fields.Dict())
+    unknown_here = fields.List(fields.Dict())
+    missing_at_instagift = fields.List(fields.Dict())
+    unsettled_here = fields.List(fields.Dict())
+
+
+class TimelineSchema(Schema):
+    order = fields.Dict()
+    events = fields.List(fields.Dict())
+    holds = fields.List(fields.Dict())
+    verifies = fields.List(fields.Dict())
+    redemptions = fields.List(fields.Dict())
+    thank_you_card = fields.Dict(allow_none=True)
+    membership_cards = fields.List(fields.Dict())
+    jobs = fields.List(fields.Dict())
+
+
+class JobSchema(Schema):
+    id = fields.Integer()
+    kind = fields.String()
+    state = fields.String()
+    attempts = fields.Integer()
+    failures = fields.Integer()
+    last_error = fields.String(allow_none=True)
+    run_at = fields.String()
+    shop_order_id = fields.String(allow_none=True)
+    periodic = fields.Boolean(metadata={"description": "a periodic housekeeping run, not an order's effect"})
+
+
+class ProviderCheckSchema(Schema):
+    provider = fields.String(metadata={"description": "instagift, cardly or instantcard"})
+    check = fields.String(metadata={"description": "what was checked, e.g. api key, artwork, template MEMBER-GOLD"})
+    ok = fields.Boolean()
+    detail = fields.String(metadata={"description": "what was found; 'skipped: …' when an earlier failure "
+                                                    "kept the check from running. Never contains a secret."})
+
+
+class ProvidersCheckSchema(Schema):
+    ok = fields.Boolean(metadata={"description": "true only when every check passed"})
+    checks = fields.List(fields.Nested(ProviderCheckSchema))

@@ -1,0 +1,1 @@
+"""Thank-you cards: one Cardly card for each completed order the rules allow."""

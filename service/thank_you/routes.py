@@ -1,0 +1,55 @@
+"""Merchant endpoint: preview the thank-you card a sample order would get, before going live."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app
+from marshmallow import Schema, fields
+
+from service.api.openapi import document
+from service.api.parsing import load, require_bearer
+from service.db import utcnow
+from service.orders.schemas import OrderDataSchema
+from service.thank_you.rules import preview_card
+
+bp = Blueprint("thank_you", __name__)
+
+
+class DeliveryEstimateSchema(Schema):
+    requested = fields.String(allow_none=True)
+    dispatch = fields.String(allow_none=True)
+    estimated_min_arrival = fields.String(allow_none=True)
+    estimated_max_arrival = fields.String(allow_none=True)
+
+
+class CardPreviewSchema(Schema):
+    card_url = fields.String(metadata={"description": "Cardly's watermarked preview of the card (PDF)"})
+    envelope_url = fields.String(allow_none=True)
+    format = fields.String(allow_none=True)
+    expires = fields.String(allow_none=True, metadata={"description": "when Cardly removes the preview"})
+    cost_credits = fields.String(allow_none=True, metadata={"description": "Cardly credits one card costs"})
+    balance_credits = fields.String(allow_none=True)
+    delivery = fields.Nested(DeliveryEstimateSchema)
+    test_mode = fields.Boolean()
+    warnings = fields.List(fields.String())
+    message = fields.String(metadata={"description": "CARDLY_MESSAGE filled in for the sample order"})
+    artwork = fields.String()
+    template = fields.String(allow_none=True)
+    would_send = fields.Boolean(metadata={"description": "whether the rules would send a card for this order"})
+    skip_reason = fields.String(allow_none=True)
+    skip_detail = fields.String(allow_none=True)
+
+
+@bp.post("/v1/thank-you-cards/preview")
+def preview():
+    """Admin: Cardly's preview URL and cost for the card a sample order (webhook `data` shape) would get."""
+    settings = current_app.extensions["settings"]
+    require_bearer(settings.admin_api_token, "admin")
+    sample = load(OrderDataSchema())
+    result = preview_card(sample, settings, current_app.extensions["providers"].cardly, utcnow().date())
+    return CardPreviewSchema().dump(result)
+
+
+document("/v1/thank-you-cards/preview", "post",
+         "Preview the thank-you card for a sample order (Cardly's preview URL, cost, what the rules decide)",
+         tag="merchant", request=OrderDataSchema, response=CardPreviewSchema, auth="admin",
+         problems=(401, 409, 422, 502, 503))
