@@ -1,4 +1,4 @@
-"""Configuration: every setting comes from an environment variable named as in the README's Configuration table.
+"""Configuration: every setting comes from an environment variable named as in docs/configuration.md.
 
 `load_settings(environ)` is the only place that reads the environment. In development every secret has a
 documented local default and a provider without credentials is pointed at the sandbox; in production
