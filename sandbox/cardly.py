@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, current_app, g, request
 
 SEEDED_CREDIT = 25.0
 CARD_COST = {"standard": 1.0, "priority": 1.5, "express": 2.5}
@@ -62,7 +62,9 @@ class _Fault:
 
 
 @dataclass
-class _State:
+class CardlySandboxState:
+    """In-memory Cardly: credit, placed orders, idempotency keys, requests seen, faults, artwork, templates."""
+
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def __post_init__(self) -> None:
@@ -157,7 +159,7 @@ def _validate_address(where: str, address: Any, errors: dict[str, list[str]], *,
             errors.setdefault(f"{where}.region", []).append(f"is required for {country.upper()} addresses")
 
 
-def _validate_card(where: str, card: Any, state: _State, errors: dict[str, list[str]]) -> None:
+def _validate_card(where: str, card: Any, state: CardlySandboxState, errors: dict[str, list[str]]) -> None:
     if not isinstance(card, dict):
         errors.setdefault(where or "body", []).append("must be an object")
         return
@@ -220,287 +222,332 @@ def _address_out(address: dict[str, Any]) -> dict[str, Any]:
             "country": (address.get("country") or "").upper()}
 
 
-def create_blueprint() -> Blueprint:
-    """The fake Cardly API as a blueprint; its state lives on `blueprint.state`."""
-    bp = Blueprint("sandbox_cardly", __name__)
-    state = _State()
-    bp.state = state
+blueprint = Blueprint("sandbox_cardly", __name__)
 
-    def answer(body: dict, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-        response = Response(json.dumps(body), status=status, mimetype="application/json")
-        response.headers["Request-Id"] = f"req_{uuid.uuid4().hex[:20]}"
-        for name, value in (headers or {}).items():
-            response.headers[name] = value
-        return response
 
-    def authenticate() -> tuple[bool, Response | None]:
-        key = request.headers.get("API-Key", "")
-        if not key or not key.startswith(("test_", "live_")) or key in state.revoked:
-            return False, answer(_envelope(None, status="ERROR", messages=["No valid API key was supplied."]), 401)
-        return key.startswith("test_"), None
+def _state() -> CardlySandboxState:
+    """The sandbox Cardly of the app serving this request (`create_sandbox_app` puts it there)."""
+    return current_app.extensions["sandbox"]["cardly"]
 
-    def json_object() -> dict[str, Any] | None:
-        body = request.get_json(silent=True, force=True)
-        return body if isinstance(body, dict) else None
 
-    def faulted(endpoint: str) -> tuple[_Fault | None, Response | None]:
-        fault = state._take_fault(endpoint)
-        if fault is None:
-            return None, None
-        if fault.mode == "error_500":
-            return fault, answer(_envelope(None, status="ERROR", messages=["Internal server error."]), 500)
-        if fault.mode == "rate_limit":
-            return fault, answer(_envelope(None, status="ERROR", messages=["Too many requests."]), 429,
-                                 {"Retry-After": "1"})
-        return fault, None  # place_then_500 and timeout act after processing
+def _answer(body: dict, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON answer with a fresh `Request-Id`, as Cardly sends one on every answer."""
+    response = Response(json.dumps(body), status=status, mimetype="application/json")
+    response.headers["Request-Id"] = f"req_{uuid.uuid4().hex[:20]}"
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
 
-    @bp.before_request
-    def log_request():
-        if "/_control/" not in request.path:
-            g.cardly_request = {"path": request.path.split("/cardly/v2/", 1)[-1], "method": request.method,
-                                "idempotency_key": request.headers.get("Idempotency-Key"),
-                                "status": None, "replayed": False}
-            with state.lock:
-                state.requests.append(g.cardly_request)
 
-    def note(status: int, replayed: bool = False) -> None:
+def _authenticate() -> tuple[bool, Response | None]:
+    """(test mode, None) for a usable `API-Key`, else (False, the 401 answer)."""
+    key = request.headers.get("API-Key", "")
+    if not key or not key.startswith(("test_", "live_")) or key in _state().revoked:
+        return False, _answer(_envelope(None, status="ERROR", messages=["No valid API key was supplied."]), 401)
+    return key.startswith("test_"), None
+
+
+def _json_object() -> dict[str, Any] | None:
+    body = request.get_json(silent=True, force=True)
+    return body if isinstance(body, dict) else None
+
+
+def _faulted(endpoint: str) -> tuple[_Fault | None, Response | None]:
+    """The fault injected for this endpoint, if any, and the answer it gives instead of acting (if it does)."""
+    fault = _state()._take_fault(endpoint)
+    if fault is None:
+        return None, None
+    if fault.mode == "error_500":
+        return fault, _answer(_envelope(None, status="ERROR", messages=["Internal server error."]), 500)
+    if fault.mode == "rate_limit":
+        return fault, _answer(_envelope(None, status="ERROR", messages=["Too many requests."]), 429,
+                              {"Retry-After": "1"})
+    return fault, None  # place_then_500 and timeout act after processing
+
+
+@blueprint.before_request
+def log_request():
+    """Note every API request (not the controls) so tests can see keys, statuses and replays."""
+    if "/_control/" not in request.path:
+        g.cardly_request = {"path": request.path.split("/cardly/v2/", 1)[-1], "method": request.method,
+                            "idempotency_key": request.headers.get("Idempotency-Key"),
+                            "status": None, "replayed": False}
+        state = _state()
         with state.lock:
-            if g.get("cardly_request") is not None:
-                g.cardly_request.update(status=status, replayed=replayed)
+            state.requests.append(g.cardly_request)
 
-    @bp.post("/orders/place")
-    def place_order():
-        test_mode, refused = authenticate()
-        if refused:
-            note(401)
-            return refused
-        body = json_object()
-        lines = body.get("lines") if body else None
-        if not isinstance(lines, list) or not lines:
-            note(400)  # missing parameters: the idempotency key is not consumed
-            return answer(_envelope(None, status="ERROR", messages=["lines: at least one order line is required"],
-                                    test_mode=test_mode), 400)
-        key = request.headers.get("Idempotency-Key")
-        if key is not None and not 1 <= len(key) <= 64:
-            note(400)
-            return answer(_envelope(None, status="ERROR",
-                                    messages=["Idempotency-Key: must be at most 64 characters"],
-                                    test_mode=test_mode), 400)
-        signature = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-        scope = request.headers.get("API-Key", "")
-        # Lookup, processing and storing happen under one lock so two racing requests with one key place
-        # one order (the second gets the replay), as Cardly's idempotency promises.
-        with state.lock:
-            stored = state.idempotency.get((scope, key)) if key is not None else None
-            if stored is not None:
-                stored_signature, stored_status, stored_body = stored
-                if stored_signature != signature:
-                    note(400)
-                    return answer(_envelope(None, status="ERROR", messages=[
-                        "Idempotency key reuse: this key was used with a different request; the request was "
-                        "changed but an idempotency key was being reused."], test_mode=test_mode), 400)
-                note(stored_status, replayed=True)
-                return answer(stored_body, stored_status, {"Idempotent-Replayed": "true"})
-            fault, failed = faulted("orders/place")
-            if failed is not None:
-                note(failed.status_code)
-                return failed
-            status, result = process_place(body, test_mode)
-            if key is not None:
-                state.idempotency[(scope, key)] = (signature, status, result)
-        if fault is not None and fault.mode == "place_then_500":
-            note(500)
-            return answer(_envelope(None, status="ERROR", messages=["Internal server error."]), 500)
-        if fault is not None and fault.mode == "timeout":
-            state._wake.wait(fault.delay_seconds)  # the answer comes after the client gave up
-        note(status)
-        return answer(result, status)
 
-    def process_place(body: dict[str, Any], test_mode: bool) -> tuple[int, dict[str, Any]]:
-        errors: dict[str, list[str]] = {}
-        for n, line in enumerate(body["lines"]):
-            _validate_card(f"lines.{n}", line, state, errors)
-        if body.get("purchaseOrderNumber") is not None and not isinstance(body.get("purchaseOrderNumber"), str):
-            errors.setdefault("purchaseOrderNumber", []).append("must be a string")
-        if errors:
-            return 422, _envelope({"errors": errors}, status="ERROR", messages=["Validation failed."],
-                                  test_mode=test_mode)
-        cost = round(sum(_card_cost(line) for line in body["lines"]), 2)
-        with state.lock:
-            if state.credit + 1e-9 < cost:
-                return 402, _envelope(
-                    {"cost": cost, "balance": state.credit, "giftCredit": {"balance": 0, "currency": "USD"}},
-                    status="ERROR", test_mode=test_mode,
-                    messages=[f"Insufficient credit: this order costs {cost:.2f} credits and your balance is "
-                              f"{state.credit:.2f} credits."])
-            if not test_mode:
-                state.credit = round(state.credit - cost, 2)
-            order_id = str(uuid.uuid4())
-            now = _now_text()
-            items = []
-            for line in body["lines"]:
-                art = next(a for a in state.art if line["artwork"] in (a["id"], a["slug"]))
-                template = next((t for t in state.templates if line.get("template") in (t["id"], t["slug"])), None)
-                items.append({
-                    "id": str(uuid.uuid4()), "type": "card", "label": f"Cardly - {art['name']}",
-                    "quantity": line.get("quantity", 1), "costs": {"credits": _card_cost(line), "giftCredit": 0},
-                    "shipTo": "D", "shipMethod": line.get("shippingMethod", "standard"),
-                    "scheduledDate": f"{line['requestedArrival']} 00:00:00" if line.get("requestedArrival") else None,
-                    "recipient": _address_out(line["recipient"]),
-                    "sender": _address_out(line["sender"]) if line.get("sender") else {"name": "Sandbox Shop"},
-                    "timings": {"lodgeAfter": now, "shipped": None, "lodged": None, "held": None},
-                    "delivery": _delivery(line), "media": art["media"]["id"], "artwork": art["id"],
-                    "template": template["id"] if template else None, "related": [],
-                })
-            # The purchase order number is the customer's `purchaseOrderNo`, as Get Order and the Order Listing
-            # show it; the Order Object has no field of its own for it.
-            head = {"id": order_id, "status": "paid", "origin": "api", "description": None,
-                    "customer": {"firstName": "Sandbox Shop", "purchaseOrderNo": body.get("purchaseOrderNumber")}}
-            tail = {"timings": {"paid": now, "created": now, "updated": now}, "items": items}
-            state.orders[order_id] = {**head, "costs": {"credits": cost, "giftCredit": 0, "currency": "USD"}, **tail,
-                                      "purchaseOrderNumber": body.get("purchaseOrderNumber"), "testMode": test_mode,
-                                      "idempotencyKey": request.headers.get("Idempotency-Key"), "request": body}
-            # Each answer in its documented sample's fields: Get Order and the Order Listing keep the currency
-            # in `costs`; the Place Order sample has `currency` and calls the credits `pricing`.
-            data = {"balance": state.credit, "giftCredit": {"balance": 0, "currency": "USD"},
-                    "order": {**head, "currency": "USD", "pricing": {"credits": cost, "giftCredit": 0}, **tail}}
-        return 200, _envelope(data, test_mode=test_mode)
+def _note(status: int, replayed: bool = False) -> None:
+    """Record the status this request was answered with (and whether it was a replay)."""
+    with _state().lock:
+        if g.get("cardly_request") is not None:
+            g.cardly_request.update(status=status, replayed=replayed)
 
-    @bp.post("/orders/preview")
-    def preview_order():
-        test_mode, refused = authenticate()
-        if refused:
-            return refused
-        card = json_object()
-        if card is None:
-            return answer(_envelope(None, status="ERROR", messages=["The body must be a JSON object."],
-                                    test_mode=test_mode), 400)
-        fault, failed = faulted("orders/preview")
+
+@blueprint.post("/orders/place")
+def place_order():
+    """Place Order, with Idempotent Requests: a key replays the stored answer of its first request."""
+    state = _state()
+    test_mode, refused = _authenticate()
+    if refused:
+        _note(401)
+        return refused
+    body = _json_object()
+    lines = body.get("lines") if body else None
+    if not isinstance(lines, list) or not lines:
+        _note(400)  # missing parameters: the idempotency key is not consumed
+        return _answer(_envelope(None, status="ERROR", messages=["lines: at least one order line is required"],
+                                 test_mode=test_mode), 400)
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 64:
+        _note(400)
+        return _answer(_envelope(None, status="ERROR", messages=["Idempotency-Key: must be at most 64 characters"],
+                                 test_mode=test_mode), 400)
+    signature = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    scope = request.headers.get("API-Key", "")
+    # Lookup, processing and storing happen under one lock so two racing requests with one key place
+    # one order (the second gets the replay), as Cardly's idempotency promises.
+    with state.lock:
+        stored = state.idempotency.get((scope, key)) if key is not None else None
+        if stored is not None:
+            stored_signature, stored_status, stored_body = stored
+            if stored_signature != signature:
+                _note(400)
+                return _answer(_envelope(None, status="ERROR", messages=[
+                    "Idempotency key reuse: this key was used with a different request; the request was "
+                    "changed but an idempotency key was being reused."], test_mode=test_mode), 400)
+            _note(stored_status, replayed=True)
+            return _answer(stored_body, stored_status, {"Idempotent-Replayed": "true"})
+        fault, failed = _faulted("orders/place")
         if failed is not None:
+            _note(failed.status_code)
             return failed
-        errors: dict[str, list[str]] = {}
-        _validate_card("", card, state, errors)
-        if errors:
-            return answer(_envelope({"errors": errors}, status="ERROR", messages=["Validation failed."],
-                                    test_mode=test_mode), 422)
-        preview_id = str(uuid.uuid4())
-        base = request.host_url.rstrip("/") + "/cardly/v2"
-        expires = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S")
-        with state.lock:
-            balance = state.credit
-        data = {"balance": balance, "giftCredit": {"balance": 0, "currency": "USD"},
-                "order": {"creditCost": _card_cost(card), "giftCreditCost": 0, "delivery": [_delivery(card)]},
-                "preview": {"expires": expires, "format": "pdf",
-                            "urls": {"card": f"{base}/preview/{preview_id}/card/pdf",
-                                     "envelope": f"{base}/preview/{preview_id}/envelope/pdf"}}}
-        return answer(_envelope(data, test_mode=test_mode))
+        status, result = _place(state, body, test_mode)
+        if key is not None:
+            state.idempotency[(scope, key)] = (signature, status, result)
+    if fault is not None and fault.mode == "place_then_500":
+        _note(500)
+        return _answer(_envelope(None, status="ERROR", messages=["Internal server error."]), 500)
+    if fault is not None and fault.mode == "timeout":
+        state._wake.wait(fault.delay_seconds)  # the answer comes after the client gave up
+    _note(status)
+    return _answer(result, status)
 
-    @bp.get("/preview/<preview_id>/<kind>/pdf")
-    def preview_document(preview_id: str, kind: str):
-        # Cardly's preview URLs need no authentication; a tiny stand-in PDF.
-        return Response(b"%PDF-1.4\n% sandbox preview\n%%EOF\n", mimetype="application/pdf")
 
-    @bp.get("/orders")
-    def list_orders():
-        """Order Listing: the organisation's orders, newest first, paginated like the other listings."""
-        test_mode, refused = authenticate()
-        if refused:
-            return refused
-        with state.lock:
-            orders = [_as_answered(o) for o in reversed(list(state.orders.values()))]
-        return listing(orders, test_mode)
+def _place(state: CardlySandboxState, body: dict[str, Any], test_mode: bool) -> tuple[int, dict[str, Any]]:
+    """Validate and place an order: (422, errors), (402, cost and balance) or (200, the placed order)."""
+    errors: dict[str, list[str]] = {}
+    for n, line in enumerate(body["lines"]):
+        _validate_card(f"lines.{n}", line, state, errors)
+    if body.get("purchaseOrderNumber") is not None and not isinstance(body.get("purchaseOrderNumber"), str):
+        errors.setdefault("purchaseOrderNumber", []).append("must be a string")
+    if errors:
+        return 422, _envelope({"errors": errors}, status="ERROR", messages=["Validation failed."],
+                              test_mode=test_mode)
+    cost = round(sum(_card_cost(line) for line in body["lines"]), 2)
+    with state.lock:
+        if state.credit + 1e-9 < cost:
+            return 402, _envelope(
+                {"cost": cost, "balance": state.credit, "giftCredit": {"balance": 0, "currency": "USD"}},
+                status="ERROR", test_mode=test_mode,
+                messages=[f"Insufficient credit: this order costs {cost:.2f} credits and your balance is "
+                          f"{state.credit:.2f} credits."])
+        if not test_mode:
+            state.credit = round(state.credit - cost, 2)
+        order_id = str(uuid.uuid4())
+        now = _now_text()
+        items = []
+        for line in body["lines"]:
+            art = next(a for a in state.art if line["artwork"] in (a["id"], a["slug"]))
+            template = next((t for t in state.templates if line.get("template") in (t["id"], t["slug"])), None)
+            items.append({
+                "id": str(uuid.uuid4()), "type": "card", "label": f"Cardly - {art['name']}",
+                "quantity": line.get("quantity", 1), "costs": {"credits": _card_cost(line), "giftCredit": 0},
+                "shipTo": "D", "shipMethod": line.get("shippingMethod", "standard"),
+                "scheduledDate": f"{line['requestedArrival']} 00:00:00" if line.get("requestedArrival") else None,
+                "recipient": _address_out(line["recipient"]),
+                "sender": _address_out(line["sender"]) if line.get("sender") else {"name": "Sandbox Shop"},
+                "timings": {"lodgeAfter": now, "shipped": None, "lodged": None, "held": None},
+                "delivery": _delivery(line), "media": art["media"]["id"], "artwork": art["id"],
+                "template": template["id"] if template else None, "related": [],
+            })
+        # The purchase order number is the customer's `purchaseOrderNo`, as Get Order and the Order Listing
+        # show it; the Order Object has no field of its own for it.
+        head = {"id": order_id, "status": "paid", "origin": "api", "description": None,
+                "customer": {"firstName": "Sandbox Shop", "purchaseOrderNo": body.get("purchaseOrderNumber")}}
+        tail = {"timings": {"paid": now, "created": now, "updated": now}, "items": items}
+        state.orders[order_id] = {**head, "costs": {"credits": cost, "giftCredit": 0, "currency": "USD"}, **tail,
+                                  "purchaseOrderNumber": body.get("purchaseOrderNumber"), "testMode": test_mode,
+                                  "idempotencyKey": request.headers.get("Idempotency-Key"), "request": body}
+        # Each answer in its documented sample's fields: Get Order and the Order Listing keep the currency
+        # in `costs`; the Place Order sample has `currency` and calls the credits `pricing`.
+        data = {"balance": state.credit, "giftCredit": {"balance": 0, "currency": "USD"},
+                "order": {**head, "currency": "USD", "pricing": {"credits": cost, "giftCredit": 0}, **tail}}
+    return 200, _envelope(data, test_mode=test_mode)
 
-    @bp.get("/orders/<order_id>")
-    def get_order(order_id: str):
-        test_mode, refused = authenticate()
-        if refused:
-            return refused
-        with state.lock:
-            order = state.orders.get(order_id)
-            order = _as_answered(order) if order else None
-        if order is None:
-            return answer(_envelope(None, status="ERROR", messages=[f"Order {order_id} was not found."],
-                                    test_mode=test_mode), 404)
-        return answer(_envelope(order, test_mode=test_mode))
 
-    @bp.get("/account/balance")
-    def account_balance():
-        test_mode, refused = authenticate()
-        if refused:
-            return refused
-        fault, failed = faulted("account/balance")
-        if failed is not None:
-            return failed
-        with state.lock:
-            balance = state.credit
-        return answer(_envelope({"balance": balance, "giftCredit": {"balance": 0, "currency": "USD"}},
-                                test_mode=test_mode))
+@blueprint.post("/orders/preview")
+def preview_order():
+    """Generate Preview: the card's cost and delivery, and links to stand-in PDFs."""
+    state = _state()
+    test_mode, refused = _authenticate()
+    if refused:
+        return refused
+    card = _json_object()
+    if card is None:
+        return _answer(_envelope(None, status="ERROR", messages=["The body must be a JSON object."],
+                                 test_mode=test_mode), 400)
+    fault, failed = _faulted("orders/preview")
+    if failed is not None:
+        return failed
+    errors: dict[str, list[str]] = {}
+    _validate_card("", card, state, errors)
+    if errors:
+        return _answer(_envelope({"errors": errors}, status="ERROR", messages=["Validation failed."],
+                                 test_mode=test_mode), 422)
+    preview_id = str(uuid.uuid4())
+    base = request.host_url.rstrip("/") + "/cardly/v2"
+    expires = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S")
+    with state.lock:
+        balance = state.credit
+    data = {"balance": balance, "giftCredit": {"balance": 0, "currency": "USD"},
+            "order": {"creditCost": _card_cost(card), "giftCreditCost": 0, "delivery": [_delivery(card)]},
+            "preview": {"expires": expires, "format": "pdf",
+                        "urls": {"card": f"{base}/preview/{preview_id}/card/pdf",
+                                 "envelope": f"{base}/preview/{preview_id}/envelope/pdf"}}}
+    return _answer(_envelope(data, test_mode=test_mode))
 
-    def listing(records: list[dict[str, Any]], test_mode: bool) -> Response:
-        try:
-            limit = int(request.args.get("limit", 25))
-            offset = int(request.args["offset"]) if "offset" in request.args else None
-            page = int(request.args["page"]) if "page" in request.args else None
-        except ValueError:
-            return answer(_envelope(None, status="ERROR", messages=["limit, offset and page must be integers"],
-                                    test_mode=test_mode), 422)
-        if not 1 <= limit <= 100:
-            return answer(_envelope({"errors": {"limit": ["must be between 1 and 100"]}}, status="ERROR",
-                                    messages=["Validation failed."], test_mode=test_mode), 422)
-        if offset is None:
-            offset = (max(1, page) - 1) * limit if page else 0
-        chunk = records[offset:offset + limit]
-        meta = {"startRecord": offset + 1 if chunk else 0, "lastRecord": offset + len(chunk), "limit": limit,
-                "page": offset // limit + 1, "offset": offset, "totalRecords": len(records)}
-        return answer(_envelope({"meta": meta, "results": chunk}, test_mode=test_mode))
 
-    @bp.get("/art")
-    def list_art():
-        test_mode, refused = authenticate()
-        return refused or listing(state.art, test_mode)
+@blueprint.get("/preview/<preview_id>/<kind>/pdf")
+def preview_document(preview_id: str, kind: str):
+    """A preview link: Cardly's need no authentication; a tiny stand-in PDF."""
+    return Response(b"%PDF-1.4\n% sandbox preview\n%%EOF\n", mimetype="application/pdf")
 
-    @bp.get("/art/<art_id>")
-    def get_artwork(art_id: str):
-        """Get Artwork: by id only, as documented (a slug names artwork in orders, not in this path)."""
-        test_mode, refused = authenticate()
-        if refused:
-            return refused
-        art = next((a for a in state.art if a["id"] == art_id), None)
-        if art is None:
-            return answer(_envelope(None, status="ERROR", messages=[f"Artwork {art_id} was not found."],
-                                    test_mode=test_mode), 404)
-        return answer(_envelope(art, test_mode=test_mode))
 
-    @bp.get("/templates")
-    def list_templates():
-        test_mode, refused = authenticate()
-        return refused or listing(state.templates, test_mode)
+@blueprint.get("/orders")
+def list_orders():
+    """Order Listing: the organisation's orders, newest first, paginated like the other listings."""
+    state = _state()
+    test_mode, refused = _authenticate()
+    if refused:
+        return refused
+    with state.lock:
+        orders = [_as_answered(o) for o in reversed(list(state.orders.values()))]
+    return _listing(orders, test_mode)
 
-    # -- control over HTTP (no API key: tests and the demo only; the sandbox never runs in production) ---------
-    @bp.post("/_control/credit")
-    def control_credit():
-        body = json_object() or {}
-        state.set_credit(float(body.get("balance", 0)))
-        return {"balance": state.credit}
 
-    @bp.post("/_control/faults")
-    def control_faults():
-        body = json_object() or {}
-        try:
-            state.inject_fault(str(body.get("mode")), int(body.get("times", 1)),
-                               endpoint=str(body.get("endpoint", "orders/place")),
-                               delay_seconds=float(body.get("delay_seconds", 2.0)))
-        except ValueError as exc:
-            return {"error": str(exc)}, 400
-        return {"status": "armed"}
+@blueprint.get("/orders/<order_id>")
+def get_order(order_id: str):
+    """Get Order: one placed order (404 when unknown)."""
+    state = _state()
+    test_mode, refused = _authenticate()
+    if refused:
+        return refused
+    with state.lock:
+        order = state.orders.get(order_id)
+        order = _as_answered(order) if order else None
+    if order is None:
+        return _answer(_envelope(None, status="ERROR", messages=[f"Order {order_id} was not found."],
+                                 test_mode=test_mode), 404)
+    return _answer(_envelope(order, test_mode=test_mode))
 
-    @bp.post("/_control/revoke-key")
-    def control_revoke():
-        state.revoke_key(str((json_object() or {}).get("api_key", "")))
-        return {"status": "revoked"}
 
-    @bp.get("/_control/orders")
-    def control_orders():
-        return {"orders": state.placed_orders(), "place_requests": state.place_requests()}
+@blueprint.get("/account/balance")
+def account_balance():
+    """Account Balance: the card credit left."""
+    state = _state()
+    test_mode, refused = _authenticate()
+    if refused:
+        return refused
+    fault, failed = _faulted("account/balance")
+    if failed is not None:
+        return failed
+    with state.lock:
+        balance = state.credit
+    return _answer(_envelope({"balance": balance, "giftCredit": {"balance": 0, "currency": "USD"}},
+                             test_mode=test_mode))
 
-    return bp
+
+def _listing(records: list[dict[str, Any]], test_mode: bool) -> Response:
+    """One page of `records` as Cardly's Pagination describes it (`limit` with `offset` or `page`)."""
+    try:
+        limit = int(request.args.get("limit", 25))
+        offset = int(request.args["offset"]) if "offset" in request.args else None
+        page = int(request.args["page"]) if "page" in request.args else None
+    except ValueError:
+        return _answer(_envelope(None, status="ERROR", messages=["limit, offset and page must be integers"],
+                                 test_mode=test_mode), 422)
+    if not 1 <= limit <= 100:
+        return _answer(_envelope({"errors": {"limit": ["must be between 1 and 100"]}}, status="ERROR",
+                                 messages=["Validation failed."], test_mode=test_mode), 422)
+    if offset is None:
+        offset = (max(1, page) - 1) * limit if page else 0
+    chunk = records[offset:offset + limit]
+    meta = {"startRecord": offset + 1 if chunk else 0, "lastRecord": offset + len(chunk), "limit": limit,
+            "page": offset // limit + 1, "offset": offset, "totalRecords": len(records)}
+    return _answer(_envelope({"meta": meta, "results": chunk}, test_mode=test_mode))
+
+
+@blueprint.get("/art")
+def list_art():
+    """Artwork Listing."""
+    test_mode, refused = _authenticate()
+    return refused or _listing(_state().art, test_mode)
+
+
+@blueprint.get("/art/<art_id>")
+def get_artwork(art_id: str):
+    """Get Artwork: by id only, as documented (a slug names artwork in orders, not in this path)."""
+    test_mode, refused = _authenticate()
+    if refused:
+        return refused
+    art = next((a for a in _state().art if a["id"] == art_id), None)
+    if art is None:
+        return _answer(_envelope(None, status="ERROR", messages=[f"Artwork {art_id} was not found."],
+                                 test_mode=test_mode), 404)
+    return _answer(_envelope(art, test_mode=test_mode))
+
+
+@blueprint.get("/templates")
+def list_templates():
+    """Template Listing."""
+    test_mode, refused = _authenticate()
+    return refused or _listing(_state().templates, test_mode)
+
+
+# -- control over HTTP (no API key: tests and the demo only; the sandbox never runs in production) -------------
+
+
+@blueprint.post("/_control/credit")
+def control_credit():
+    """Set the card credit balance: {"balance"}."""
+    state = _state()
+    state.set_credit(float((_json_object() or {}).get("balance", 0)))
+    return {"balance": state.credit}
+
+
+@blueprint.post("/_control/faults")
+def control_faults():
+    """Arm a fault: {"mode", "times"?, "endpoint"?, "delay_seconds"?}."""
+    body = _json_object() or {}
+    try:
+        _state().inject_fault(str(body.get("mode")), int(body.get("times", 1)),
+                              endpoint=str(body.get("endpoint", "orders/place")),
+                              delay_seconds=float(body.get("delay_seconds", 2.0)))
+    except ValueError as exc:
+        return {"error": str(exc)}, 400
+    return {"status": "armed"}
+
+
+@blueprint.post("/_control/revoke-key")
+def control_revoke():
+    """Refuse an API key from now on: {"api_key"}."""
+    _state().revoke_key(str((_json_object() or {}).get("api_key", "")))
+    return {"status": "revoked"}
+
+
+@blueprint.get("/_control/orders")
+def control_orders():
+    """Every placed order (with the request that made it) and every orders/place request."""
+    state = _state()
+    return {"orders": state.placed_orders(), "place_requests": state.place_requests()}

@@ -7,7 +7,8 @@ whole-dollar round-down of `amount_to_redeem_cents`, partial redemption of a spl
 it (the original drops to the redeemed amount and becomes `redeemed`, a new child certificate with a new
 claim code holds the rest), non-splittable certificates are redeemed whole, the doc's error bodies.
 
-Tests and the demo drive it through `blueprint.state` (in process) or `/instagift/v2/_control/…` (HTTP):
+Tests and the demo drive it through its state (in process: `app.extensions["sandbox"]["instagift"]`, an
+`InstagiftSandboxState`) or `/instagift/v2/_control/…` (HTTP):
 seeding certificates, spending in store, injecting faults. docs/instagift.md lists the demo claim codes,
 the decisions taken where the doc is silent, and the fault-injection API.
 """
@@ -23,11 +24,12 @@ import secrets
 import socket
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 MERCHANT_KEY = "sandbox-merchant-key"
 MERCHANT_SECRET = "sandbox-merchant-secret"
@@ -545,149 +547,52 @@ def _drop_connection() -> Response:
     return Response(b"", status=500)
 
 
-def create_blueprint() -> Blueprint:
-    """The fake instagift API as a blueprint; its state lives on `blueprint.state`."""
-    blueprint = Blueprint("sandbox_instagift", __name__)
-    state = InstagiftSandboxState()
-    blueprint.state = state
+blueprint = Blueprint("sandbox_instagift", __name__)
 
-    @blueprint.before_request
-    def merchant_auth():
-        if (request.endpoint or "").rsplit(".", 1)[-1].startswith("control_"):
-            return None  # the test/demo hooks; the sandbox never runs in production
-        if (request.headers.get("X-Merchant-Key") != MERCHANT_KEY
-                or request.headers.get("X-Merchant-Secret") != MERCHANT_SECRET):
-            return _errors(401, "Unauthorized", "Permission denied")
-        return None
 
-    def run(kind: str, action) -> Response:
-        """Do `action` (→ (status, body)) unless a fault for this endpoint kind says otherwise."""
-        with state.lock:
-            state.calls[kind] += 1
-        fault = state.take_fault(kind)
-        if fault is not None and fault.mode == "error_500":
-            return _server_error()
-        if fault is not None and fault.mode == "rate_limit":
-            return _errors(429, "Too Many Requests", "You've reached your rate limit",
-                           headers={"Retry-After": str(fault.retry_after_seconds)})
-        if fault is not None and fault.mode == "reject_400":
-            return _errors(400, "Bad Request", UNABLE, fault.details)
-        try:
-            status, body = action()
-        except RedemptionRefused as refused:
-            status, body = 400, {"errors": [{"code": "400", "status": "Bad Request", "title": UNABLE,
-                                             "details": refused.details}]}
-        if fault is not None and fault.mode == "apply_then_500":
-            return _server_error()
-        if fault is not None and fault.mode == "apply_then_drop":
-            return _drop_connection()
-        if fault is not None and fault.mode == "timeout":
-            state.wait_as_if_hung(fault.delay_seconds)
-        response = jsonify(body)
-        response.status_code = status
-        return response
+def _state() -> InstagiftSandboxState:
+    """The sandbox Instagift of the app serving this request (`create_sandbox_app` puts it there)."""
+    return current_app.extensions["sandbox"]["instagift"]
 
-    def redemption_args() -> tuple[Any, str | None]:
-        payload = request.get_json(silent=True)
-        if payload is None and request.form:
-            payload = request.form.to_dict()
-        payload = payload if isinstance(payload, dict) else {}
-        return payload.get("amount_to_redeem_cents"), payload.get("redemption_location_id")
 
-    def whole_number(name: str, default: int) -> int | None:
-        raw = request.args.get(name, str(default))
-        return int(raw) if raw.isdigit() and int(raw) >= 1 else None
+@blueprint.before_request
+def merchant_auth():
+    """Every API route wants the merchant key and secret; the `/_control/…` hooks do not."""
+    if (request.endpoint or "").rsplit(".", 1)[-1].startswith("control_"):
+        return None  # the test/demo hooks; the sandbox never runs in production
+    if (request.headers.get("X-Merchant-Key") != MERCHANT_KEY
+            or request.headers.get("X-Merchant-Secret") != MERCHANT_SECRET):
+        return _errors(401, "Unauthorized", "Permission denied")
+    return None
 
-    def paging() -> tuple[int, int] | Response:
-        page, per_page = whole_number("page", 1), whole_number("per_page", DEFAULT_PER_PAGE)
-        if page is None or per_page is None:
-            return _errors(400, "Bad Request", "Invalid page", "page and per_page must be whole numbers from 1")
-        return page, min(per_page, MAX_PER_PAGE)
 
-    def code_in_url(code: str) -> SandboxCertificate | None:
-        with state.lock:
-            state.claim_code_requests.append(code)
-            return state.find_for_url(code)
-
-    @blueprint.get("/claim_codes/<code>")
-    def fetch_by_claim_code(code: str):
-        def action():
-            with state.lock:
-                cert = code_in_url(code)
-                return (404, None) if cert is None else (200, _certificates_body([cert.as_json()]))
-        return _or_404(run("fetch_claim_code", action))
-
-    @blueprint.post("/claim_codes/<code>/redemptions")
-    def redeem_by_claim_code(code: str):
-        amount, location = redemption_args()
-
-        def action():
-            with state.lock:
-                cert = code_in_url(code)
-                if cert is None:
-                    return 404, None
-                return 201, _redemptions_body([state.redeem(cert, amount, location_id=location)])
-        return _or_404(run("redeem_claim_code", action))
-
-    @blueprint.get("/certificates/<certificate_id>")
-    def fetch_certificate(certificate_id: str):
-        def action():
-            cert = state.certificate(certificate_id)
-            return (404, None) if cert is None else (200, _certificates_body([cert]))
-        return _or_404(run("fetch_certificate", action))
-
-    @blueprint.post("/certificates/<certificate_id>/redemptions")
-    def redeem_certificate(certificate_id: str):
-        amount, location = redemption_args()
-
-        def action():
-            with state.lock:
-                cert = state.certificates.get(certificate_id)
-                if cert is None:
-                    return 404, None
-                return 201, _redemptions_body([state.redeem(cert, amount, location_id=location)])
-        return _or_404(run("redeem_certificate", action))
-
-    @blueprint.get("/certificates")
-    def list_certificates():
-        paged = paging()
-        if isinstance(paged, Response):
-            return paged
-        page, per_page = paged
-        status = request.args.get("status") or None
-
-        def action():
-            with state.lock:
-                listed = state.listed_certificates(status)
-                chunk = listed[(page - 1) * per_page: page * per_page]
-                return 200, _certificates_body([c.as_json() for c in chunk], _page_meta(page, per_page, len(listed)))
-        return run("list_certificates", action)
-
-    @blueprint.get("/redemptions")
-    def list_redemptions():
-        paged = paging()
-        if isinstance(paged, Response):
-            return paged
-        page, per_page = paged
-
-        def action():
-            with state.lock:
-                listed = state.listed_redemptions()
-                chunk = listed[(page - 1) * per_page: page * per_page]
-                meta = _page_meta(page, per_page, len(listed)) if state.redemptions_meta else None
-                return 200, _redemptions_body([r.as_json() for r in chunk], meta)
-        return run("list_redemptions", action)
-
-    @blueprint.get("/redemptions/<redemption_id>")
-    def fetch_redemption(redemption_id: str):
-        def action():
-            with state.lock:
-                found = next((r for r in state.redemptions if r.id == redemption_id), None)
-                return (404, None) if found is None else (200, _redemptions_body([found.as_json()]))
-        return _or_404(run("fetch_redemption", action))
-
-    _register_control_routes(blueprint, state)
-    return blueprint
+def _run(kind: str, action: Callable[[], tuple[int, Any]]) -> Response:
+    """Do `action` (→ (status, body)) unless a fault for this endpoint kind says otherwise."""
+    state = _state()
+    with state.lock:
+        state.calls[kind] += 1
+    fault = state.take_fault(kind)
+    if fault is not None and fault.mode == "error_500":
+        return _server_error()
+    if fault is not None and fault.mode == "rate_limit":
+        return _errors(429, "Too Many Requests", "You've reached your rate limit",
+                       headers={"Retry-After": str(fault.retry_after_seconds)})
+    if fault is not None and fault.mode == "reject_400":
+        return _errors(400, "Bad Request", UNABLE, fault.details)
+    try:
+        status, body = action()
+    except RedemptionRefused as refused:
+        status, body = 400, {"errors": [{"code": "400", "status": "Bad Request", "title": UNABLE,
+                                         "details": refused.details}]}
+    if fault is not None and fault.mode == "apply_then_500":
+        return _server_error()
+    if fault is not None and fault.mode == "apply_then_drop":
+        return _drop_connection()
+    if fault is not None and fault.mode == "timeout":
+        state.wait_as_if_hung(fault.delay_seconds)
+    response = jsonify(body)
+    response.status_code = status
+    return response
 
 
 def _or_404(response: Response) -> Response:
@@ -697,114 +602,272 @@ def _or_404(response: Response) -> Response:
     return response
 
 
-def _register_control_routes(blueprint: Blueprint, state: InstagiftSandboxState) -> None:
-    """`/_control/…`: the same hooks as the state object, over HTTP (no merchant auth; sandbox only)."""
+def _redemption_args() -> tuple[Any, str | None]:
+    """`amount_to_redeem_cents` and `redemption_location_id` from a JSON or form body."""
+    payload = request.get_json(silent=True)
+    if payload is None and request.form:
+        payload = request.form.to_dict()
+    payload = payload if isinstance(payload, dict) else {}
+    return payload.get("amount_to_redeem_cents"), payload.get("redemption_location_id")
 
-    def body() -> dict[str, Any]:
-        payload = request.get_json(silent=True)
-        return payload if isinstance(payload, dict) else {}
 
-    def bad(message: str) -> Response:
-        response = jsonify(error=message)
-        response.status_code = 400
-        return response
+def _whole_number(name: str, default: int) -> int | None:
+    raw = request.args.get(name, str(default))
+    return int(raw) if raw.isdigit() and int(raw) >= 1 else None
 
-    @blueprint.post("/_control/reset")
-    def control_reset():
-        state.reset()
-        return jsonify(status="reset")
 
-    @blueprint.post("/_control/certificates")
-    def control_add_certificate():
-        data = body()
-        if not isinstance(data.get("face_value_cents"), int) or isinstance(data.get("face_value_cents"), bool):
-            return bad("face_value_cents (integer) is required")
-        allowed = {"splittable", "status", "claim_code", "currency", "expires_at", "parent_id", "product_title"}
-        try:
-            certificate_id, code = state.add_certificate(
-                data["face_value_cents"], **{k: v for k, v in data.items() if k in allowed})
-        except ValueError as exc:
-            return bad(str(exc))
-        response = jsonify(id=certificate_id, claim_code=code, certificate=state.certificate(certificate_id))
-        response.status_code = 201
-        return response
+def _paging() -> tuple[int, int] | Response:
+    """(page, per_page) from the query, per_page capped at MAX_PER_PAGE; a 400 answer when they are not numbers."""
+    page, per_page = _whole_number("page", 1), _whole_number("per_page", DEFAULT_PER_PAGE)
+    if page is None or per_page is None:
+        return _errors(400, "Bad Request", "Invalid page", "page and per_page must be whole numbers from 1")
+    return page, min(per_page, MAX_PER_PAGE)
 
-    @blueprint.get("/_control/certificates/<certificate_id>")
-    def control_certificate(certificate_id: str):
+
+def _certificate_in_url(state: InstagiftSandboxState, code: str) -> SandboxCertificate | None:
+    """The certificate a claim-code URL names (the code is noted, in the form it arrived, for the tests)."""
+    with state.lock:
+        state.claim_code_requests.append(code)
+        return state.find_for_url(code)
+
+
+@blueprint.get("/claim_codes/<code>")
+def fetch_by_claim_code(code: str):
+    """Claim Codes › Fetch a Certificate by Claim Code."""
+    state = _state()
+
+    def action():
+        with state.lock:
+            cert = _certificate_in_url(state, code)
+            return (404, None) if cert is None else (200, _certificates_body([cert.as_json()]))
+    return _or_404(_run("fetch_claim_code", action))
+
+
+@blueprint.post("/claim_codes/<code>/redemptions")
+def redeem_by_claim_code(code: str):
+    """Claim Codes › Redeem a Certificate by Claim Code."""
+    state = _state()
+    amount, location = _redemption_args()
+
+    def action():
+        with state.lock:
+            cert = _certificate_in_url(state, code)
+            if cert is None:
+                return 404, None
+            return 201, _redemptions_body([state.redeem(cert, amount, location_id=location)])
+    return _or_404(_run("redeem_claim_code", action))
+
+
+@blueprint.get("/certificates/<certificate_id>")
+def fetch_certificate(certificate_id: str):
+    """Certificates › Fetch a Certificate."""
+    state = _state()
+
+    def action():
         cert = state.certificate(certificate_id)
-        if cert is None:
-            return _not_found()
-        return jsonify(certificate=cert, children=state.children_of(certificate_id),
-                       redemptions=state.redemptions_for(certificate_id))
+        return (404, None) if cert is None else (200, _certificates_body([cert]))
+    return _or_404(_run("fetch_certificate", action))
 
-    @blueprint.get("/_control/certificates/<certificate_id>/redemptions")
-    def control_redemptions_for(certificate_id: str):
-        return jsonify(redemptions=state.redemptions_for(certificate_id))
 
-    @blueprint.post("/_control/certificates/<certificate_id>/spend")
-    def control_spend_elsewhere(certificate_id: str):
-        data = body()
-        amount = data.get("amount_cents")
-        if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
-            return bad("amount_cents (positive integer) is required")
-        try:
-            redemption = state.spend_elsewhere(certificate_id, amount, split=bool(data.get("split", True)))
-        except KeyError:
-            return _not_found()
-        except RedemptionRefused as refused:
-            return bad(refused.details)
-        response = jsonify(redemption=redemption, certificate=state.certificate(certificate_id))
-        response.status_code = 201
-        return response
+@blueprint.post("/certificates/<certificate_id>/redemptions")
+def redeem_certificate(certificate_id: str):
+    """Certificates › Redeem a Certificate."""
+    state = _state()
+    amount, location = _redemption_args()
 
-    @blueprint.post("/_control/faults")
-    def control_inject_fault():
-        data = body()
-        options = {k: data[k] for k in ("delay_seconds", "details", "retry_after_seconds") if k in data}
-        try:
-            state.inject_fault(str(data.get("endpoint_kind")), str(data.get("mode")), int(data.get("times", 1)),
-                               **options)
-        except (TypeError, ValueError) as exc:
-            return bad(str(exc))
-        response = jsonify(faults=[vars(f) for f in state.faults])
-        response.status_code = 201
-        return response
-
-    @blueprint.delete("/_control/faults")
-    def control_clear_faults():
-        state.clear_faults()
-        return jsonify(faults=[])
-
-    @blueprint.put("/_control/settings")
-    def control_settings():
-        data = body()
-        if "list_order" in data and data["list_order"] not in LIST_ORDERS:
-            return bad(f"list_order must be one of {LIST_ORDERS}")
+    def action():
         with state.lock:
-            for flag in ("require_location", "accept_bare_codes", "redemptions_meta"):
-                if flag in data:
-                    setattr(state, flag, bool(data[flag]))
-            if "list_order" in data:
-                state.list_order = data["list_order"]
-            return jsonify(require_location=state.require_location, accept_bare_codes=state.accept_bare_codes,
-                           list_order=state.list_order, redemptions_meta=state.redemptions_meta)
+            cert = state.certificates.get(certificate_id)
+            if cert is None:
+                return 404, None
+            return 201, _redemptions_body([state.redeem(cert, amount, location_id=location)])
+    return _or_404(_run("redeem_certificate", action))
 
-    @blueprint.post("/_control/history")
-    def control_seed_history():
-        data = body()
-        numbers = [data.get("certificates"), data.get("redemptions", 0)]
-        if not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= 100_000 for n in numbers):
-            return bad("certificates and redemptions (whole numbers up to 100,000) are required")
-        try:
-            state.seed_history(*numbers)
-        except ValueError as exc:
-            return bad(str(exc))
-        response = jsonify(certificates=len(state.certificates), redemptions=len(state.redemptions))
-        response.status_code = 201
-        return response
 
-    @blueprint.get("/_control/calls")
-    def control_calls():
+@blueprint.get("/certificates")
+def list_certificates():
+    """Certificates › List all Certificates: paged, with the docs' `meta`, filtered by `status`."""
+    state = _state()
+    paged = _paging()
+    if isinstance(paged, Response):
+        return paged
+    page, per_page = paged
+    status = request.args.get("status") or None
+
+    def action():
         with state.lock:
-            return jsonify(calls=dict(state.calls), list_calls=state.list_calls(),
-                           claim_code_requests=list(state.claim_code_requests))
+            listed = state.listed_certificates(status)
+            chunk = listed[(page - 1) * per_page: page * per_page]
+            return 200, _certificates_body([c.as_json() for c in chunk], _page_meta(page, per_page, len(listed)))
+    return _run("list_certificates", action)
+
+
+@blueprint.get("/redemptions")
+def list_redemptions():
+    """Redemptions › List all Redemptions: paged like the certificates (`meta` unless a setting leaves it out)."""
+    state = _state()
+    paged = _paging()
+    if isinstance(paged, Response):
+        return paged
+    page, per_page = paged
+
+    def action():
+        with state.lock:
+            listed = state.listed_redemptions()
+            chunk = listed[(page - 1) * per_page: page * per_page]
+            meta = _page_meta(page, per_page, len(listed)) if state.redemptions_meta else None
+            return 200, _redemptions_body([r.as_json() for r in chunk], meta)
+    return _run("list_redemptions", action)
+
+
+@blueprint.get("/redemptions/<redemption_id>")
+def fetch_redemption(redemption_id: str):
+    """Redemptions › Fetch a Redemption."""
+    state = _state()
+
+    def action():
+        with state.lock:
+            found = next((r for r in state.redemptions if r.id == redemption_id), None)
+            return (404, None) if found is None else (200, _redemptions_body([found.as_json()]))
+    return _or_404(_run("fetch_redemption", action))
+
+
+# --- `/_control/…`: the state object's hooks over HTTP (no merchant auth; sandbox only) -----------------
+
+
+def _control_body() -> dict[str, Any]:
+    payload = request.get_json(silent=True)
+    return payload if isinstance(payload, dict) else {}
+
+
+def _bad(message: str) -> Response:
+    response = jsonify(error=message)
+    response.status_code = 400
+    return response
+
+
+@blueprint.post("/_control/reset")
+def control_reset():
+    """Forget everything and reseed the demo certificates."""
+    _state().reset()
+    return jsonify(status="reset")
+
+
+@blueprint.post("/_control/certificates")
+def control_add_certificate():
+    """Add a certificate (a claim code is generated when none is given) → 201 {id, claim_code, certificate}."""
+    state = _state()
+    data = _control_body()
+    if not isinstance(data.get("face_value_cents"), int) or isinstance(data.get("face_value_cents"), bool):
+        return _bad("face_value_cents (integer) is required")
+    allowed = {"splittable", "status", "claim_code", "currency", "expires_at", "parent_id", "product_title"}
+    try:
+        certificate_id, code = state.add_certificate(
+            data["face_value_cents"], **{k: v for k, v in data.items() if k in allowed})
+    except ValueError as exc:
+        return _bad(str(exc))
+    response = jsonify(id=certificate_id, claim_code=code, certificate=state.certificate(certificate_id))
+    response.status_code = 201
+    return response
+
+
+@blueprint.get("/_control/certificates/<certificate_id>")
+def control_certificate(certificate_id: str):
+    """One certificate with its children and redemptions (claim codes included: sandbox only)."""
+    state = _state()
+    cert = state.certificate(certificate_id)
+    if cert is None:
+        return _not_found()
+    return jsonify(certificate=cert, children=state.children_of(certificate_id),
+                   redemptions=state.redemptions_for(certificate_id))
+
+
+@blueprint.get("/_control/certificates/<certificate_id>/redemptions")
+def control_redemptions_for(certificate_id: str):
+    """One certificate's redemptions, oldest first."""
+    return jsonify(redemptions=_state().redemptions_for(certificate_id))
+
+
+@blueprint.post("/_control/certificates/<certificate_id>/spend")
+def control_spend_elsewhere(certificate_id: str):
+    """An in-store redemption, as a cashier would make it → 201 {redemption, certificate}."""
+    state = _state()
+    data = _control_body()
+    amount = data.get("amount_cents")
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+        return _bad("amount_cents (positive integer) is required")
+    try:
+        redemption = state.spend_elsewhere(certificate_id, amount, split=bool(data.get("split", True)))
+    except KeyError:
+        return _not_found()
+    except RedemptionRefused as refused:
+        return _bad(refused.details)
+    response = jsonify(redemption=redemption, certificate=state.certificate(certificate_id))
+    response.status_code = 201
+    return response
+
+
+@blueprint.post("/_control/faults")
+def control_inject_fault():
+    """Make the next `times` calls of an endpoint kind misbehave → 201 with the faults waiting."""
+    state = _state()
+    data = _control_body()
+    options = {k: data[k] for k in ("delay_seconds", "details", "retry_after_seconds") if k in data}
+    try:
+        state.inject_fault(str(data.get("endpoint_kind")), str(data.get("mode")), int(data.get("times", 1)),
+                           **options)
+    except (TypeError, ValueError) as exc:
+        return _bad(str(exc))
+    response = jsonify(faults=[vars(f) for f in state.faults])
+    response.status_code = 201
+    return response
+
+
+@blueprint.delete("/_control/faults")
+def control_clear_faults():
+    """Forget every injected fault."""
+    _state().clear_faults()
+    return jsonify(faults=[])
+
+
+@blueprint.put("/_control/settings")
+def control_settings():
+    """Change any of require_location, accept_bare_codes, list_order, redemptions_meta → the current settings."""
+    state = _state()
+    data = _control_body()
+    if "list_order" in data and data["list_order"] not in LIST_ORDERS:
+        return _bad(f"list_order must be one of {LIST_ORDERS}")
+    with state.lock:
+        for flag in ("require_location", "accept_bare_codes", "redemptions_meta"):
+            if flag in data:
+                setattr(state, flag, bool(data[flag]))
+        if "list_order" in data:
+            state.list_order = data["list_order"]
+        return jsonify(require_location=state.require_location, accept_bare_codes=state.accept_bare_codes,
+                       list_order=state.list_order, redemptions_meta=state.redemptions_meta)
+
+
+@blueprint.post("/_control/history")
+def control_seed_history():
+    """A merchant's past, quickly: {"certificates", "redemptions"} → 201 totals."""
+    state = _state()
+    data = _control_body()
+    numbers = [data.get("certificates"), data.get("redemptions", 0)]
+    if not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= 100_000 for n in numbers):
+        return _bad("certificates and redemptions (whole numbers up to 100,000) are required")
+    try:
+        state.seed_history(*numbers)
+    except ValueError as exc:
+        return _bad(str(exc))
+    response = jsonify(certificates=len(state.certificates), redemptions=len(state.redemptions))
+    response.status_code = 201
+    return response
+
+
+@blueprint.get("/_control/calls")
+def control_calls():
+    """What the API answered since the last reset: calls by endpoint kind, list calls, claim codes as sent."""
+    state = _state()
+    with state.lock:
+        return jsonify(calls=dict(state.calls), list_calls=state.list_calls(),
+                       claim_code_requests=list(state.claim_code_requests))

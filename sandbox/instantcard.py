@@ -21,10 +21,11 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, abort, jsonify, make_response, request
+from flask import Blueprint, abort, current_app, jsonify, make_response, request
 
 SANDBOX_EMAIL = "sandbox@example.com"
 SANDBOX_PASSWORD = "sandbox-password"
@@ -63,7 +64,7 @@ class Hold:
         self.reached, self.release = threading.Event(), threading.Event()
 
 
-class _State:
+class InstantCardSandboxState:
     """In-memory InstantCard: one organization, its cards, print jobs, balance, tokens and faults."""
 
     def __init__(self) -> None:
@@ -207,407 +208,517 @@ def _address_from_form() -> dict[str, Any] | None:
     return address or None
 
 
-def create_blueprint() -> Blueprint:
-    """The fake InstantCard API as a blueprint; its state lives on `blueprint.state`."""
-    bp = Blueprint("sandbox_instantcard", __name__)
-    state = _State()
-    bp.state = state
+blueprint = Blueprint("sandbox_instantcard", __name__)
 
-    def faulty(step: str, action):
-        """Run `action` (under the state lock) with any fault injected for `step`."""
-        mode = state.take_fault(step)
-        held = state.take_hold(step)
-        if held is not None:
-            return answer_when_released(held, action)
-        if mode == "error_500":
-            return _error(500, "Internal Server Error")
-        with state.lock:
-            result = action()
-        if mode == "apply_then_500":
-            return _error(500, "Internal Server Error")
-        if mode == "timeout":
-            time.sleep(state.timeout_delay_seconds)  # the provider acted but answers too late
-            return _error(504, "Gateway Timeout")
-        return result
 
-    def answer_when_released(held: Hold, action):
-        result = None
-        try:
-            if held.act:
-                with state.lock:
-                    result = action()
-        finally:
-            held.reached.set()
-        held.release.wait(HOLD_LIMIT_SECONDS)
-        return result if held.act else _error(504, "Gateway Timeout")
+def _state() -> InstantCardSandboxState:
+    """The sandbox InstantCard of the app serving this request (`create_sandbox_app` puts it there)."""
+    return current_app.extensions["sandbox"]["instantcard"]
 
-    @bp.before_request
-    def authenticate_request():
-        if request.endpoint and (request.endpoint.endswith(".authenticate") or "._control" in request.endpoint):
-            return None
-        step = (request.endpoint or "").rsplit(".", 1)[-1]
-        with state.lock:
-            if step in state.expire_before:
-                state.expire_before.discard(step)
-                state.expire_tokens()
-        if not state.token_valid(request.headers.get("Authorization", "")):
-            return _error(401, "Unauthorized")
-        org = (request.view_args or {}).get("org")
-        if org is not None and org != ORGANIZATION_ID:
-            return _error(404, "Organization not found")
+
+def _with_faults(step: str, action: Callable[[], Any]):
+    """Run `action` (under the state lock) with any fault or hold injected for `step`."""
+    state = _state()
+    mode = state.take_fault(step)
+    held = state.take_hold(step)
+    if held is not None:
+        return _answer_when_released(state, held, action)
+    if mode == "error_500":
+        return _error(500, "Internal Server Error")
+    with state.lock:
+        result = action()
+    if mode == "apply_then_500":
+        return _error(500, "Internal Server Error")
+    if mode == "timeout":
+        time.sleep(state.timeout_delay_seconds)  # the provider acted but answers too late
+        return _error(504, "Gateway Timeout")
+    return result
+
+
+def _answer_when_released(state: InstantCardSandboxState, held: Hold, action: Callable[[], Any]):
+    """Act (unless the hold says not to), signal that the call arrived, answer once the test releases it."""
+    result = None
+    try:
+        if held.act:
+            with state.lock:
+                result = action()
+    finally:
+        held.reached.set()
+    held.release.wait(HOLD_LIMIT_SECONDS)
+    return result if held.act else _error(504, "Gateway Timeout")
+
+
+@blueprint.before_request
+def authenticate_request():
+    """Every route but login and the controls wants a live bearer token and the sandbox's organization."""
+    if request.endpoint and (request.endpoint.endswith(".authenticate") or "._control" in request.endpoint):
         return None
+    state = _state()
+    step = (request.endpoint or "").rsplit(".", 1)[-1]  # a step is named by its view function
+    with state.lock:
+        if step in state.expire_before:
+            state.expire_before.discard(step)
+            state.expire_tokens()
+    if not state.token_valid(request.headers.get("Authorization", "")):
+        return _error(401, "Unauthorized")
+    org = (request.view_args or {}).get("org")
+    if org is not None and org != ORGANIZATION_ID:
+        return _error(404, "Organization not found")
+    return None
 
-    @bp.post("/authenticate")
-    def authenticate():
-        body = request.get_json(silent=True) if request.is_json else None
-        source = body if isinstance(body, dict) else {}
-        email = request.form.get("email") or request.args.get("email") or source.get("email")
-        password = request.form.get("password") or request.args.get("password") or source.get("password")
 
-        def act():
-            if email != SANDBOX_EMAIL or password != SANDBOX_PASSWORD:
-                return _error(401, "Invalid email or password")
-            token, exp = state.issue_token()
-            return jsonify(token=token, exp=exp)
+@blueprint.post("/authenticate")
+def authenticate():
+    """Log in with email and password (form, JSON or query) → a JWT-shaped token with `exp`."""
+    state = _state()
+    body = request.get_json(silent=True) if request.is_json else None
+    source = body if isinstance(body, dict) else {}
+    email = request.form.get("email") or request.args.get("email") or source.get("email")
+    password = request.form.get("password") or request.args.get("password") or source.get("password")
 
-        return faulty("authenticate", act)
+    def act():
+        if email != SANDBOX_EMAIL or password != SANDBOX_PASSWORD:
+            return _error(401, "Invalid email or password")
+        token, exp = state.issue_token()
+        return jsonify(token=token, exp=exp)
 
-    @bp.get("/profile/me")
-    def profile():
-        return jsonify(id=13420, email=SANDBOX_EMAIL, organization_id=int(ORGANIZATION_ID))
+    return _with_faults("authenticate", act)
 
-    # cards ----------------------------------------------------------------------------------------------
-    def parse_data(template_id: int):
-        raw = request.form.get("card[data]")
-        try:
-            items = json.loads(raw) if raw else None
-        except ValueError:
-            items = None
-        if not isinstance(items, list):
-            return None, "card[data] must be a JSON array"
-        data = {}
-        for item in items:
-            if not isinstance(item, dict) or "name" not in item:
-                return None, "each card[data] item needs a name and a value"
-            if item["name"] not in TEMPLATES[template_id]["fields"]:
-                return None, f"template {template_id} has no field {item['name']!r}"
-            data[item["name"]] = "" if item.get("value") is None else str(item["value"])
-        return data, None
 
-    @bp.post("/organizations/<org>/cards")
-    def create_card(org: str):
-        try:
-            template_id = int(request.form.get("card[card_template_id]", ""))
-        except ValueError:
-            return _error(400, "card[card_template_id] is required")
-        if template_id not in TEMPLATES:
-            return _error(400, f"card template {template_id} does not exist")
-        data, problem = parse_data(template_id)
+@blueprint.get("/profile/me")
+def profile():
+    """The logged-in user."""
+    return jsonify(id=13420, email=SANDBOX_EMAIL, organization_id=int(ORGANIZATION_ID))
+
+
+# cards ----------------------------------------------------------------------------------------------------
+
+
+def _card_data(template_id: int) -> tuple[dict[str, str] | None, str | None]:
+    """`card[data]` (a JSON array of {name, value}) checked against the template: (data, None) or (None, why)."""
+    raw = request.form.get("card[data]")
+    try:
+        items = json.loads(raw) if raw else None
+    except ValueError:
+        items = None
+    if not isinstance(items, list):
+        return None, "card[data] must be a JSON array"
+    data = {}
+    for item in items:
+        if not isinstance(item, dict) or "name" not in item:
+            return None, "each card[data] item needs a name and a value"
+        if item["name"] not in TEMPLATES[template_id]["fields"]:
+            return None, f"template {template_id} has no field {item['name']!r}"
+        data[item["name"]] = "" if item.get("value") is None else str(item["value"])
+    return data, None
+
+
+@blueprint.post("/organizations/<org>/cards")
+def create_card(org: str):
+    """Create a draft card from a template and its field values."""
+    state = _state()
+    try:
+        template_id = int(request.form.get("card[card_template_id]", ""))
+    except ValueError:
+        return _error(400, "card[card_template_id] is required")
+    if template_id not in TEMPLATES:
+        return _error(400, f"card template {template_id} does not exist")
+    data, problem = _card_data(template_id)
+    if problem:
+        return _error(400, problem)
+
+    def act():
+        card = {"id": state.next_card_id, "card_template_id": template_id, "data": data, "status": "draft"}
+        state.next_card_id += 1
+        state.cards[card["id"]] = card
+        return jsonify(state.card_json(card)), 201
+
+    return _with_faults("create_card", act)
+
+
+@blueprint.get("/organizations/<org>/cards")
+def list_cards(org: str):
+    """Every card of the organization."""
+    state = _state()
+    with state.lock:
+        return jsonify([state.card_json(c) for c in state.cards.values()])
+
+
+@blueprint.get("/organizations/<org>/cards/search")
+def search_cards(org: str):
+    """Cards with any field value containing `term` (case-insensitive)."""
+    state = _state()
+    term = (request.args.get("term") or "").strip().lower()
+    if not term:
+        return _error(400, "term is required")
+
+    def act():
+        found = [state.card_json(c) for c in state.cards.values()
+                 if any(term in str(v).lower() for v in c["data"].values())]
+        return jsonify(found)
+
+    return _with_faults("search_cards", act)
+
+
+@blueprint.get("/organizations/<org>/cards/<int:card_id>")
+def fetch_card(org: str, card_id: int):
+    """One card (404 when unknown)."""
+    state = _state()
+    with state.lock:
+        card = state.cards.get(card_id)
+        return jsonify(state.card_json(card)) if card else _error(404, "Card not found")
+
+
+@blueprint.patch("/organizations/<org>/cards/<int:card_id>")
+def update_card(org: str, card_id: int):
+    """Change some of a card's field values."""
+    state = _state()
+    with state.lock:
+        card = state.cards.get(card_id)
+        if not card:
+            return _error(404, "Card not found")
+        data, problem = _card_data(card["card_template_id"])
         if problem:
             return _error(400, problem)
+        card["data"].update(data)
+        return jsonify(state.card_json(card))
 
-        def act():
-            card = {"id": state.next_card_id, "card_template_id": template_id, "data": data, "status": "draft"}
-            state.next_card_id += 1
-            state.cards[card["id"]] = card
-            return jsonify(state.card_json(card)), 201
 
-        return faulty("create_card", act)
+@blueprint.delete("/organizations/<org>/cards/<int:card_id>")
+def delete_card(org: str, card_id: int):
+    """Delete a card."""
+    state = _state()
+    with state.lock:
+        if state.cards.pop(card_id, None) is None:
+            return _error(404, "Card not found")
+        return jsonify(success=True)
 
-    def get_card(card_id: int):
+
+@blueprint.get("/organizations/<org>/cards/<int:card_id>/preview")
+def preview_card(org: str, card_id: int):
+    """The card's front and back images as base64 strings."""
+    state = _state()
+    with state.lock:
+        if not state.cards.get(card_id):
+            return _error(404, "Card not found")
+    return _with_faults("preview_card", lambda: jsonify(front=_PIXEL, back=_PIXEL))
+
+
+@blueprint.patch("/organizations/<org>/cards/<int:card_id>/finalize")
+def finalize_card(org: str, card_id: int):
+    """Finalize a card: only finalized cards can join a print job."""
+    state = _state()
+
+    def act():
         card = state.cards.get(card_id)
-        return card
+        if not card:
+            return _error(404, "Card not found")
+        card["status"] = "finalized"
+        return jsonify(state.card_json(card))
 
-    @bp.get("/organizations/<org>/cards")
-    def list_cards(org: str):
-        with state.lock:
-            return jsonify([state.card_json(c) for c in state.cards.values()])
+    return _with_faults("finalize_card", act)
 
-    @bp.get("/organizations/<org>/cards/search")
-    def search_cards(org: str):
-        term = (request.args.get("term") or "").strip().lower()
-        if not term:
-            return _error(400, "term is required")
 
-        def act():
-            found = [state.card_json(c) for c in state.cards.values()
-                     if any(term in str(v).lower() for v in c["data"].values())]
-            return jsonify(found)
+# print jobs -----------------------------------------------------------------------------------------------
 
-        return faulty("search_cards", act)
 
-    @bp.get("/organizations/<org>/cards/<int:card_id>")
-    def fetch_card(org: str, card_id: int):
-        with state.lock:
-            card = get_card(card_id)
-            return jsonify(state.card_json(card)) if card else _error(404, "Card not found")
+def _finalized_cards(state: InstantCardSandboxState, card_ids: list[str]):
+    """(the cards' ids, None), or (None, the 404/422 answer) when one is unknown or not finalized."""
+    ids = []
+    for raw in card_ids:
+        try:
+            card = state.cards.get(int(raw))
+        except ValueError:
+            card = None
+        if card is None:
+            return None, _error(404, f"Card {raw} not found")
+        if card["status"] != "finalized":
+            return None, _error(422, f"Card {raw} is not finalized; only finalized cards can be printed")
+        ids.append(card["id"])
+    return ids, None
 
-    @bp.patch("/organizations/<org>/cards/<int:card_id>")
-    def update_card(org: str, card_id: int):
-        with state.lock:
-            card = get_card(card_id)
-            if not card:
-                return _error(404, "Card not found")
-            data, problem = parse_data(card["card_template_id"])
-            if problem:
-                return _error(400, problem)
-            card["data"].update(data)
-            return jsonify(state.card_json(card))
 
-    @bp.delete("/organizations/<org>/cards/<int:card_id>")
-    def delete_card(org: str, card_id: int):
-        with state.lock:
-            if state.cards.pop(card_id, None) is None:
-                return _error(404, "Card not found")
-            return jsonify(success=True)
+def _shipping_provider_from_form() -> int | None:
+    """The form's shipping provider id: None when absent, -1 when unknown."""
+    raw = request.form.get("print_job[shipping_provider_id]")
+    if raw in (None, ""):
+        return None
+    return int(raw) if raw.isdigit() and int(raw) in SHIPPING_PROVIDERS else -1
 
-    @bp.get("/organizations/<org>/cards/<int:card_id>/preview")
-    def preview_card(org: str, card_id: int):
-        with state.lock:
-            if not get_card(card_id):
-                return _error(404, "Card not found")
-        return faulty("preview_card", lambda: jsonify(front=_PIXEL, back=_PIXEL))
 
-    @bp.patch("/organizations/<org>/cards/<int:card_id>/finalize")
-    def finalize_card(org: str, card_id: int):
-        def act():
-            card = get_card(card_id)
-            if not card:
-                return _error(404, "Card not found")
-            card["status"] = "finalized"
-            return jsonify(state.card_json(card))
+def _print_job_or_abort(state: InstantCardSandboxState, job_id: int, *, unsubmitted: bool = False) -> dict:
+    """The print job, or the documented 404 (and 400 for a submitted job when `unsubmitted`)."""
+    job = state.print_jobs.get(job_id)
+    if not job:
+        abort(make_response(*_error(404, "Print job not found")))
+    if unsubmitted and job["status"] == 1:
+        abort(make_response(*_error(400, "Print job was already submitted")))
+    return job
 
-        return faulty("finalize_card", act)
 
-    # print jobs -----------------------------------------------------------------------------------------
-    def finalized_or_problem(card_ids: list[str]):
-        ids = []
-        for raw in card_ids:
-            try:
-                card = state.cards.get(int(raw))
-            except ValueError:
-                card = None
-            if card is None:
-                return None, _error(404, f"Card {raw} not found")
-            if card["status"] != "finalized":
-                return None, _error(422, f"Card {raw} is not finalized; only finalized cards can be printed")
-            ids.append(card["id"])
-        return ids, None
+@blueprint.post("/organizations/<org>/print_jobs")
+def create_print_job(org: str):
+    """Create a print job of finalized cards, with a one-off address and a shipping provider."""
+    state = _state()
+    card_ids = _form_list("print_job[card_ids]")
+    provider = _shipping_provider_from_form()
+    if provider == -1:
+        return _error(400, "unknown shipping provider")
 
-    def shipping_provider_from_form():
-        raw = request.form.get("print_job[shipping_provider_id]")
-        if raw in (None, ""):
-            return None
-        return int(raw) if raw.isdigit() and int(raw) in SHIPPING_PROVIDERS else -1
+    def act():
+        ids, problem = _finalized_cards(state, card_ids)
+        if problem:
+            return problem
+        job = {"id": state.next_print_job_id, "card_ids": ids, "address": _address_from_form(),
+               "shipping_provider_id": provider, "status": 0, "created_at": _now().isoformat(),
+               "number_of_copies": int(request.form.get("print_job[number_of_copies]") or 1)}
+        state.next_print_job_id += 1
+        state.print_jobs[job["id"]] = job
+        return jsonify(state.job_json(job)), 201
 
-    @bp.post("/organizations/<org>/print_jobs")
-    def create_print_job(org: str):
-        card_ids = _form_list("print_job[card_ids]")
-        provider = shipping_provider_from_form()
-        if provider == -1:
-            return _error(400, "unknown shipping provider")
+    return _with_faults("create_print_job", act)
 
-        def act():
-            ids, problem = finalized_or_problem(card_ids)
-            if problem:
-                return problem
-            job = {"id": state.next_print_job_id, "card_ids": ids, "address": _address_from_form(),
-                   "shipping_provider_id": provider, "status": 0, "created_at": _now().isoformat(),
-                   "number_of_copies": int(request.form.get("print_job[number_of_copies]") or 1)}
-            state.next_print_job_id += 1
-            state.print_jobs[job["id"]] = job
-            return jsonify(state.job_json(job)), 201
 
-        return faulty("create_print_job", act)
+@blueprint.get("/organizations/<org>/print_jobs")
+def list_print_jobs(org: str):
+    """The organization's print jobs, filtered by `status` (0 created, 1 submitted)."""
+    state = _state()
+    status = request.args.get("status")
 
-    @bp.get("/organizations/<org>/print_jobs")
-    def list_print_jobs(org: str):
-        status = request.args.get("status")
+    def act():
+        jobs = [state.job_json(j) for j in state.print_jobs.values()
+                if status in (None, "") or str(j["status"]) == status]
+        return jsonify(jobs)
 
-        def act():
-            jobs = [state.job_json(j) for j in state.print_jobs.values()
-                    if status in (None, "") or str(j["status"]) == status]
-            return jsonify(jobs)
+    return _with_faults("list_print_jobs", act)
 
-        return faulty("list_print_jobs", act)
 
-    def job_or_404(job_id: int, *, unsubmitted: bool = False) -> dict:
-        """The print job, or the documented 404 (and 400 for a submitted job when `unsubmitted`)."""
+@blueprint.get("/organizations/<org>/print_jobs/<int:job_id>")
+def fetch_print_job(org: str, job_id: int):
+    """One print job."""
+    state = _state()
+
+    def act():
+        return jsonify(state.job_json(_print_job_or_abort(state, job_id)))
+
+    return _with_faults("fetch_print_job", act)
+
+
+@blueprint.patch("/organizations/<org>/print_jobs/<int:job_id>")
+def update_print_job(org: str, job_id: int):
+    """Change a print job; as documented, a PATCH without a shipping provider resets it to null."""
+    state = _state()
+    provider = _shipping_provider_from_form()
+    if provider == -1:
+        return _error(400, "unknown shipping provider")
+    with state.lock:
+        job = _print_job_or_abort(state, job_id, unsubmitted=True)
+        ids, problem = _finalized_cards(state, _form_list("print_job[card_ids]"))
+        if problem:
+            return problem
+        job["card_ids"].extend(i for i in ids if i not in job["card_ids"])
+        job["address"] = _address_from_form() or job["address"]
+        if request.form.get("print_job[number_of_copies]"):
+            job["number_of_copies"] = int(request.form["print_job[number_of_copies]"])
+        job["shipping_provider_id"] = provider  # as documented: a PATCH without it resets it to null
+        return jsonify(state.job_json(job))
+
+
+@blueprint.post("/organizations/<org>/print_jobs/<int:job_id>/add_cards")
+def add_cards(org: str, job_id: int):
+    """Add finalized cards to a print job not yet submitted."""
+    state = _state()
+    card_ids = _form_list("print_job[card_ids]")
+
+    def act():
+        job = _print_job_or_abort(state, job_id, unsubmitted=True)
+        ids, problem = _finalized_cards(state, card_ids)
+        if problem:
+            return problem
+        job["card_ids"].extend(i for i in ids if i not in job["card_ids"])
+        return jsonify(state.job_json(job))
+
+    return _with_faults("add_cards", act)
+
+
+@blueprint.delete("/organizations/<org>/print_jobs/<int:job_id>/remove_cards/<int:card_id>")
+def remove_card(org: str, job_id: int, card_id: int):
+    """Take a card off a print job not yet submitted."""
+    state = _state()
+    with state.lock:
         job = state.print_jobs.get(job_id)
-        if not job:
-            abort(make_response(*_error(404, "Print job not found")))
-        if unsubmitted and job["status"] == 1:
-            abort(make_response(*_error(400, "Print job was already submitted")))
-        return job
+        if not job or card_id not in job["card_ids"]:
+            return _error(404, "Not found")
+        if job["status"] == 1:
+            return _error(400, "Print job was already submitted")
+        job["card_ids"].remove(card_id)
+        return jsonify(state.job_json(job))
 
-    @bp.get("/organizations/<org>/print_jobs/<int:job_id>")
-    def fetch_print_job(org: str, job_id: int):
-        def act():
-            return jsonify(state.job_json(job_or_404(job_id)))
 
-        return faulty("fetch_print_job", act)
+@blueprint.get("/organizations/<org>/print_jobs/<int:job_id>/check_balance")
+def check_balance(org: str, job_id: int):
+    """true when the organization's balance covers the print job."""
+    state = _state()
 
-    @bp.patch("/organizations/<org>/print_jobs/<int:job_id>")
-    def update_print_job(org: str, job_id: int):
-        provider = shipping_provider_from_form()
-        if provider == -1:
-            return _error(400, "unknown shipping provider")
-        with state.lock:
-            job = job_or_404(job_id, unsubmitted=True)
-            ids, problem = finalized_or_problem(_form_list("print_job[card_ids]"))
-            if problem:
-                return problem
-            job["card_ids"].extend(i for i in ids if i not in job["card_ids"])
-            job["address"] = _address_from_form() or job["address"]
-            if request.form.get("print_job[number_of_copies]"):
-                job["number_of_copies"] = int(request.form["print_job[number_of_copies]"])
-            job["shipping_provider_id"] = provider  # as documented: a PATCH without it resets it to null
-            return jsonify(state.job_json(job))
+    def act():
+        job = _print_job_or_abort(state, job_id)
+        return jsonify(sum(state.job_cost(job)) <= state.balance_cents)
 
-    @bp.post("/organizations/<org>/print_jobs/<int:job_id>/add_cards")
-    def add_cards(org: str, job_id: int):
-        card_ids = _form_list("print_job[card_ids]")
+    return _with_faults("check_balance", act)
 
-        def act():
-            job = job_or_404(job_id, unsubmitted=True)
-            ids, problem = finalized_or_problem(card_ids)
-            if problem:
-                return problem
-            job["card_ids"].extend(i for i in ids if i not in job["card_ids"])
-            return jsonify(state.job_json(job))
 
-        return faulty("add_cards", act)
+@blueprint.get("/organizations/<org>/print_jobs/<int:job_id>/charge_details")
+def charge_details(org: str, job_id: int):
+    """What the print job costs (cards and shipping) and whether the balance covers it."""
+    state = _state()
 
-    @bp.delete("/organizations/<org>/print_jobs/<int:job_id>/remove_cards/<int:card_id>")
-    def remove_card(org: str, job_id: int, card_id: int):
-        with state.lock:
-            job = state.print_jobs.get(job_id)
-            if not job or card_id not in job["card_ids"]:
-                return _error(404, "Not found")
-            if job["status"] == 1:
-                return _error(400, "Print job was already submitted")
-            job["card_ids"].remove(card_id)
-            return jsonify(state.job_json(job))
+    def act():
+        job = _print_job_or_abort(state, job_id)
+        cards_cost, shipping = state.job_cost(job)
+        items = [{"card_id": str(c), "quantity": job["number_of_copies"],
+                  "cost": format_money(CARD_PRICE_CENTS * job["number_of_copies"])} for c in job["card_ids"]]
+        return jsonify(has_balance=cards_cost + shipping <= state.balance_cents, items=items,
+                       job_total_cost=format_money(cards_cost + shipping), shipping_cost=format_money(shipping))
 
-    @bp.get("/organizations/<org>/print_jobs/<int:job_id>/check_balance")
-    def check_balance(org: str, job_id: int):
-        def act():
-            job = job_or_404(job_id)
-            return jsonify(sum(state.job_cost(job)) <= state.balance_cents)
+    return _with_faults("charge_details", act)
 
-        return faulty("check_balance", act)
 
-    @bp.get("/organizations/<org>/print_jobs/<int:job_id>/charge_details")
-    def charge_details(org: str, job_id: int):
-        def act():
-            job = job_or_404(job_id)
-            cards_cost, shipping = state.job_cost(job)
-            items = [{"card_id": str(c), "quantity": job["number_of_copies"],
-                      "cost": format_money(CARD_PRICE_CENTS * job["number_of_copies"])} for c in job["card_ids"]]
-            return jsonify(has_balance=cards_cost + shipping <= state.balance_cents, items=items,
-                           job_total_cost=format_money(cards_cost + shipping), shipping_cost=format_money(shipping))
+@blueprint.post("/organizations/<org>/print_jobs/<int:job_id>/print")
+def submit_print_job(org: str, job_id: int):
+    """Submit a print job: refused when it lacks cards, a shipping provider or an address, or funds."""
+    state = _state()
 
-        return faulty("charge_details", act)
+    def act():
+        job = _print_job_or_abort(state, job_id, unsubmitted=True)
+        if not job["card_ids"]:
+            return _error(400, "Print job has no cards")
+        if job["shipping_provider_id"] is None:
+            return _error(400, "Print job has no shipping provider")
+        if job["address"] is None:
+            return _error(400, "Print job has no address")
+        total = sum(state.job_cost(job))
+        if total > state.balance_cents:
+            return _error(400, f"Insufficient funds: the job costs {format_money(total)}, "
+                               f"the balance is {format_money(state.balance_cents)}")
+        state.balance_cents -= total
+        job["status"], job["submitted_at"] = 1, _now().isoformat()
+        for card_id in job["card_ids"]:
+            state.cards[card_id]["last_submitted_at"] = job["submitted_at"]
+        return jsonify(state.job_json(job))
 
-    @bp.post("/organizations/<org>/print_jobs/<int:job_id>/print")
-    def submit_print_job(org: str, job_id: int):
-        def act():
-            job = job_or_404(job_id, unsubmitted=True)
-            if not job["card_ids"]:
-                return _error(400, "Print job has no cards")
-            if job["shipping_provider_id"] is None:
-                return _error(400, "Print job has no shipping provider")
-            if job["address"] is None:
-                return _error(400, "Print job has no address")
-            total = sum(state.job_cost(job))
-            if total > state.balance_cents:
-                return _error(400, f"Insufficient funds: the job costs {format_money(total)}, "
-                                   f"the balance is {format_money(state.balance_cents)}")
-            state.balance_cents -= total
-            job["status"], job["submitted_at"] = 1, _now().isoformat()
-            for card_id in job["card_ids"]:
-                state.cards[card_id]["last_submitted_at"] = job["submitted_at"]
-            return jsonify(state.job_json(job))
+    return _with_faults("submit_print_job", act)
 
-        return faulty("submit_print_job", act)
 
-    # organization -----------------------------------------------------------------------------------------
-    @bp.get("/organizations/<org>")
-    def organization(org: str):
-        with state.lock:
-            return jsonify(id=int(ORGANIZATION_ID), name="Sandbox Organization", cards_count=len(state.cards),
-                           card_templates_count=len(TEMPLATES))
+# organization ---------------------------------------------------------------------------------------------
 
-    @bp.get("/organizations/<org>/balance")
-    def balance(org: str):
-        return faulty("balance", lambda: jsonify(balance=format_money(state.balance_cents)))
 
-    @bp.post("/organizations/<org>/add_funds")
-    def add_funds_route(org: str):
-        try:
-            cents = int(request.form.get("amount_cents") or (request.get_json(silent=True) or {}).get("amount_cents"))
-        except (TypeError, ValueError):
-            return _error(400, "amount_cents is required")
-        state.add_funds(cents)
-        return jsonify(balance=format_money(state.balance_cents))
+@blueprint.get("/organizations/<org>")
+def organization(org: str):
+    """The organization."""
+    state = _state()
+    with state.lock:
+        return jsonify(id=int(ORGANIZATION_ID), name="Sandbox Organization", cards_count=len(state.cards),
+                       card_templates_count=len(TEMPLATES))
 
-    @bp.get("/organizations/<org>/shipping_providers")
-    def shipping_providers(org: str):
-        return jsonify([{"id": p["id"], "name": p["name"], "cost": format_money(p["cost_cents"])}
-                        for p in SHIPPING_PROVIDERS.values()])
 
-    @bp.get("/organizations/<org>/card_templates")
-    def card_templates(org: str):
-        return jsonify([{"id": t["id"], "name": t["name"]} for t in TEMPLATES.values()])
+@blueprint.get("/organizations/<org>/balance")
+def balance(org: str):
+    """The organization's balance as "$5.50", or "($5.50)" when negative."""
+    state = _state()
+    return _with_faults("balance", lambda: jsonify(balance=format_money(state.balance_cents)))
 
-    @bp.get("/organizations/<org>/card_templates/<int:template_id>/fields")
-    def card_template_fields(org: str, template_id: int):
-        template = TEMPLATES.get(template_id)
-        if not template:
-            return _error(404, "Card template not found")
-        return jsonify([{"id": i + 1, "name": name, "field_type": "text"} for i, name in enumerate(template["fields"])])
 
-    # controls ---------------------------------------------------------------------------------------------
-    def control_body() -> dict[str, Any]:
-        body = request.get_json(silent=True, force=True)
-        return body if isinstance(body, dict) else {}
+@blueprint.post("/organizations/<org>/add_funds")
+def add_funds_route(org: str):
+    """Add funds: {"amount_cents"} as form or JSON."""
+    state = _state()
+    try:
+        cents = int(request.form.get("amount_cents") or (request.get_json(silent=True) or {}).get("amount_cents"))
+    except (TypeError, ValueError):
+        return _error(400, "amount_cents is required")
+    state.add_funds(cents)
+    return jsonify(balance=format_money(state.balance_cents))
 
-    @bp.post("/_control/set_balance")
-    def _control_set_balance():
-        state.set_balance(int(control_body().get("cents", 0)))
-        return jsonify(state.counts())
 
-    @bp.post("/_control/add_funds")
-    def _control_add_funds():
-        state.add_funds(int(control_body().get("cents", 0)))
-        return jsonify(state.counts())
+@blueprint.get("/organizations/<org>/shipping_providers")
+def shipping_providers(org: str):
+    """The shipping providers a print job may use."""
+    return jsonify([{"id": p["id"], "name": p["name"], "cost": format_money(p["cost_cents"])}
+                    for p in SHIPPING_PROVIDERS.values()])
 
-    @bp.post("/_control/expire_tokens")
-    def _control_expire_tokens():
-        state.expire_tokens()
-        return jsonify(status="expired")
 
-    @bp.post("/_control/expire_tokens_before")
-    def _control_expire_tokens_before():
-        state.expire_tokens_before(str(control_body().get("step")))
-        return jsonify(status="ok")
+@blueprint.get("/organizations/<org>/card_templates")
+def card_templates(org: str):
+    """The organization's card templates."""
+    return jsonify([{"id": t["id"], "name": t["name"]} for t in TEMPLATES.values()])
 
-    @bp.post("/_control/token_lifetime")
-    def _control_token_lifetime():
-        state.set_token_lifetime(int(control_body().get("seconds", 3600)))
-        return jsonify(status="ok")
 
-    @bp.post("/_control/inject_fault")
-    def _control_inject_fault():
-        body = control_body()
-        try:
-            state.inject_fault(str(body.get("step")), str(body.get("mode")), int(body.get("times", 1)))
-        except ValueError as exc:
-            return _error(400, str(exc))
-        return jsonify(status="ok")
+@blueprint.get("/organizations/<org>/card_templates/<int:template_id>/fields")
+def card_template_fields(org: str, template_id: int):
+    """A template's variable fields (404 for an unknown template)."""
+    template = TEMPLATES.get(template_id)
+    if not template:
+        return _error(404, "Card template not found")
+    return jsonify([{"id": i + 1, "name": name, "field_type": "text"} for i, name in enumerate(template["fields"])])
 
-    @bp.get("/_control/state")
-    def _control_state():
-        return jsonify(state.counts())
 
-    return bp
+# controls (no token: tests and the demo only; the sandbox never runs in production) -----------------------
+
+
+def _control_body() -> dict[str, Any]:
+    body = request.get_json(silent=True, force=True)
+    return body if isinstance(body, dict) else {}
+
+
+@blueprint.post("/_control/set_balance")
+def _control_set_balance():
+    """Set the balance: {"cents"} → the counts."""
+    state = _state()
+    state.set_balance(int(_control_body().get("cents", 0)))
+    return jsonify(state.counts())
+
+
+@blueprint.post("/_control/add_funds")
+def _control_add_funds():
+    """Add to the balance: {"cents"} → the counts."""
+    state = _state()
+    state.add_funds(int(_control_body().get("cents", 0)))
+    return jsonify(state.counts())
+
+
+@blueprint.post("/_control/expire_tokens")
+def _control_expire_tokens():
+    """Refuse every token issued so far."""
+    _state().expire_tokens()
+    return jsonify(status="expired")
+
+
+@blueprint.post("/_control/expire_tokens_before")
+def _control_expire_tokens_before():
+    """Expire every token just before the next call of {"step"}."""
+    _state().expire_tokens_before(str(_control_body().get("step")))
+    return jsonify(status="ok")
+
+
+@blueprint.post("/_control/token_lifetime")
+def _control_token_lifetime():
+    """How long new tokens live: {"seconds"}."""
+    _state().set_token_lifetime(int(_control_body().get("seconds", 3600)))
+    return jsonify(status="ok")
+
+
+@blueprint.post("/_control/inject_fault")
+def _control_inject_fault():
+    """Make the next calls of a step fail: {"step", "mode", "times"?}."""
+    body = _control_body()
+    try:
+        _state().inject_fault(str(body.get("step")), str(body.get("mode")), int(body.get("times", 1)))
+    except ValueError as exc:
+        return _error(400, str(exc))
+    return jsonify(status="ok")
+
+
+@blueprint.get("/_control/state")
+def _control_state():
+    """Counts of cards, print jobs, submitted jobs, the balance and logins."""
+    return jsonify(_state().counts())

@@ -1,7 +1,7 @@
 """Money rules for gift cards at checkout: pure functions on integer cents (USD only), no I/O.
 
 Instagift redeems whole dollars only and rounds `amount_to_redeem_cents` down, so every amount this module
-asks Instagift to redeem is a whole dollar. Applying cards to a cart follows design.md "Money rules":
+asks Instagift to redeem is a whole dollar. Applying cards to a cart follows docs/money.md:
 
 - cards are applied in the order given, each against what is still due;
 - a splittable card takes `min(redeemable, due)` made whole dollars by the rounding policy

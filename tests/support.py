@@ -31,7 +31,7 @@ def signed_webhook(body: dict[str, Any] | bytes | str, *, secret: str = DEV_WEBH
 
 
 def order_completed(order_id: str = "1001", **data_overrides: Any) -> dict[str, Any]:
-    """An `order.completed` event body like design.md's example."""
+    """An `order.completed` event body as a shop sends it (the order webhook of docs/api.md and /openapi.json)."""
     data: dict[str, Any] = {
         "id": order_id, "number": f"#{order_id}", "cart_token": None, "currency": "USD",
         "total_cents": 5250, "gift_card_cents": 0,

@@ -1,4 +1,4 @@
-"""A non-splittable card never forfeits more than the shopper agreed to (design.md "Money rules").
+"""A non-splittable card never forfeits more than the shopper agreed to (docs/money.md, consent to a forfeit).
 
 The agreement is to the amount shown when the card was applied: 0 without `accept_forfeit`, else the
 `forfeit_cents` of that answer. When a lower total (PUT) or a re-fetched balance (verify) would make a card forfeit

@@ -1,4 +1,4 @@
-"""The money rules of design.md: examples, then hypothesis properties."""
+"""The money rules of docs/money.md: its examples, then hypothesis properties."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from service.money import (
     split_order_gift_card_cents,
 )
 
-# --- examples from design.md -------------------------------------------------------------------------
+# --- examples from docs/money.md ---------------------------------------------------------------------
 
 
 def test_whole_dollar_helpers():

@@ -1,4 +1,4 @@
-"""Ledger: a non-splittable card's forfeit is redeemed − applied (design.md), not redeemed − taken.
+"""Ledger: a non-splittable card's forfeit is redeemed − applied (docs/money.md), not redeemed − taken.
 
 Rows written before this fix counted the cents between taken and applied twice (as rounding and as forfeit).
 

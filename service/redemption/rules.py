@@ -359,7 +359,7 @@ def _finish(session: Session, redemption: Redemption, now, *, redeemed: int, sta
         error = f"{error}; {over}" if error else over
         session.get(Order, redemption.order_id).add_attention(
             f"Gift card {masked_last4(redemption.code_last4)}: {over}; check it with Instagift.")
-    # design.md: forfeit = redeemed − applied; what lies between taken and applied is the rounding, reported apart.
+    # docs/money.md: forfeit = redeemed − applied; what lies between taken and applied is the rounding, reported apart.
     redemption.forfeit_cents = max(0, redeemed - redemption.applied_cents) if not redemption.splittable else 0
     redemption.state = state or ("shortfall" if redemption.shortfall_cents > 0 else "succeeded")
     redemption.outcome_unknown = False
