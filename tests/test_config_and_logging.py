@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.config import ConfigurationError, load_settings, normalise_database_url
+from service.config import ConfigurationError, normalise_database_url
+from service.features import load_settings
 from service.logs import JsonFormatter, RedactingFilter, mask, redact
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,7 +69,7 @@ def test_production_needs_no_cardly_or_instantcard_credentials_when_those_featur
         **PRODUCTION, "CARDLY_ENABLED": "false",
     }, "/tmp/i")
     assert settings.is_production and not settings.uses_sandbox
-    assert settings.instantcard.products == {}
+    assert settings.membership.products == {}
 
 
 @pytest.mark.parametrize("overrides, complaint", [
