@@ -113,6 +113,10 @@ class _MappingEnv(Env):
             return default
         return value.strip()
 
+    def is_set(self, name: str) -> bool:
+        """Whether the variable has a non-blank value."""
+        return self._get_value(name, None) is not None
+
 
 class Environment:
     """Typed settings from an environment mapping; every problem is collected and `finish()` reports them all.
@@ -125,6 +129,7 @@ class Environment:
     def __init__(self, environ: Mapping[str, str]):
         self._env = _MappingEnv(environ)
         self._required: dict[str, str] = {}
+        self._missing: list[str] = []
         self._problems: list[str] = []
         self.name = self.choice("SERVICE_ENV", DEVELOPMENT, (DEVELOPMENT, PRODUCTION))
         self.production = self.name == PRODUCTION
@@ -132,7 +137,7 @@ class Environment:
 
     def is_set(self, name: str) -> bool:
         """Whether the variable has a non-blank value."""
-        return self._env._get_value(name, None) is not None
+        return self._env.is_set(name)
 
     def _default(self, name: str, default: Any, required: bool, why: str) -> Any:
         """What to read with: environs' "no default" when required in production, else the default."""
@@ -187,7 +192,7 @@ class Environment:
             return () if required and self.production else default
         if not value:  # nothing but commas and spaces: as good as unset
             if required and self.production:
-                self.problem(f"{name} is required in production{why}")
+                self._missing.append(f"{name} is required in production{why}")
                 return ()
             return default
         return value
@@ -214,7 +219,7 @@ class Environment:
                 missing.append(f"{name} is required in production{self._required[name]}")
             else:
                 invalid.extend(m if name in m else f"{name}: {m}" for m in _flatten(messages))
-        problems = missing + invalid + self._problems
+        problems = missing + self._missing + invalid + self._problems
         if problems:
             raise ConfigurationError(problems)
 

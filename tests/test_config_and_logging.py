@@ -139,6 +139,7 @@ def test_a_wrong_product_mapping_still_needs_instantcards_credentials_in_product
                               "at position 1)"),
     ({"CARDLY_SENDER": "[1]"}, "CARDLY_SENDER must be a JSON object with Cardly's sender fields"),
     ({"INSTANTCARD_PRODUCTS": "[]"}, "INSTANTCARD_PRODUCTS must be a JSON object mapping SKU to a card template"),
+    ({"INSTANTCARD_PRODUCTS": "null"}, "INSTANTCARD_PRODUCTS must be a JSON object mapping SKU to a card template"),
     ({"WEBHOOK_SECRETS": "whsec_c2VjcmV0,hunter2"}, "WEBHOOK_SECRETS entries must start with whsec_ (one entry "
                                                     "does not)"),
     ({"INSTANTCARD_BATCH_MAX_CARDS": "0"}, "INSTANTCARD_BATCH_MAX_CARDS must be at least 1 (got 0)"),

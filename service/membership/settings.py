@@ -71,11 +71,10 @@ def template_problems(products: dict[str, Any]) -> list[str]:
     return problems
 
 
-def product_problems(products: Any) -> list[str]:
-    """INSTANTCARD_PRODUCTS: a JSON object whose every product names a template and fills its fields."""
+def _mapping_problems(products: Any) -> list[str]:
     if not isinstance(products, dict):
         return ["INSTANTCARD_PRODUCTS must be a JSON object mapping SKU to a card template"]
-    return template_problems(products)
+    return []
 
 
 def _cutoff_problems(cutoff: str) -> list[str]:
@@ -86,13 +85,11 @@ def _cutoff_problems(cutoff: str) -> list[str]:
 
 def read(env: Environment) -> MembershipSettings:
     """Which SKUs are membership cards, what they print, and how they are shipped."""
-    products = env.json("INSTANTCARD_PRODUCTS", {})
-    for problem in product_problems(products):
+    products = env.json("INSTANTCARD_PRODUCTS", {}, problems=_mapping_problems)
+    # A wrong product is reported but kept: a mapped SKU still needs InstantCard's credentials in production,
+    # and both are reported at once.
+    for problem in template_problems(products):
         env.problem(problem)
-    if not isinstance(products, dict):
-        products = {}
-    # Kept when a product is wrong: a mapped SKU still needs InstantCard's credentials in production, and
-    # both are reported at once.
     if not env.production and not products:
         products = copy.deepcopy(DEVELOPMENT_PRODUCTS)
     ship_to = env.choice("INSTANTCARD_SHIP_TO", "member", SHIP_TO)
