@@ -16,7 +16,6 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service import models  # noqa: F401  (every table: create_all and migrations see the whole schema)
 from service.api.problems import masked_request_path
-from service.config import Settings, load_settings
 from service.db import db
 from service.logs import configure_logging
 
@@ -28,10 +27,12 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 
 
 def create_app(environ: dict[str, str] | None = None, **overrides) -> Flask:
-    """Build the app from the environment (or `environ`); keyword overrides replace Settings fields."""
+    """Build the app from the environment (or `environ`); keyword overrides replace AppSettings fields."""
+    from service import features  # the composition: settings, blueprints, job handlers, order effects
+
     app = Flask(__name__, instance_relative_config=True)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
-    settings: Settings = load_settings(environ, app.instance_path)
+    settings = features.load_settings(environ, app.instance_path)
     if overrides:
         settings = dataclasses.replace(settings, **overrides)
     app.extensions["settings"] = settings
@@ -57,7 +58,6 @@ def create_app(environ: dict[str, str] | None = None, **overrides) -> Flask:
     from service.providers.registry import build_providers
     app.extensions["providers"] = build_providers(settings)
 
-    from service import features
     from service.api import init_api
 
     init_api(app)

@@ -1,8 +1,12 @@
-"""Configuration: every setting comes from an environment variable named as in docs/configuration.md.
+"""Configuration: the environment reader and the service-wide settings (docs/configuration.md lists every variable).
 
-`load_settings(environ)` is the only place that reads the environment. In development every secret has a
-documented local default and a provider without credentials is pointed at the sandbox; in production
-nothing is defaulted and everything missing is reported at once by `ConfigurationError`.
+`Environment` reads typed values with environs and collects every problem instead of stopping at the first.
+Each room with settings reads and checks its own section with it: the providers' connections in
+service/providers/settings.py, the thank-you card rules in service/thank_you/settings.py, the membership card
+rules in service/membership/settings.py. `read_settings` runs them and raises one ConfigurationError listing
+everything wrong; the app composes the sections (`service.features.load_settings`), so this module imports no
+feature. In development every secret has a documented local default and a provider without credentials uses
+the sandbox; in production nothing is defaulted.
 """
 
 from __future__ import annotations
@@ -12,9 +16,13 @@ import binascii
 import json
 import os
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import marshmallow as ma
+from environs import Env, EnvValidationError
 
 DEVELOPMENT = "development"
 PRODUCTION = "production"
@@ -27,9 +35,11 @@ DEV_SANDBOX_URL = "http://127.0.0.1:5001"
 MIN_TOKEN_LENGTH = 16
 DEV_ALLOWED_ORIGINS = ("http://127.0.0.1:5000", "http://localhost:5000")
 
-INSTAGIFT_DEFAULT_URL = "https://api.instagift.com/v2"
-CARDLY_DEFAULT_URL = "https://api.card.ly/v2"
-INSTANTCARD_DEFAULT_URL = "https://core.instantcard.net/api/v2"
+_HTTP_URL = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?\Z")
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?")
+
+Problems = Callable[[Any], Iterable[str]]
+"""A check of one setting's value: the sentences saying what is wrong with it (none when it is fine)."""
 
 
 class ConfigurationError(RuntimeError):
@@ -42,56 +52,194 @@ class ConfigurationError(RuntimeError):
         )
 
 
-@dataclass(frozen=True)
-class InstagiftSettings:
-    api_url: str
-    merchant_key: str
-    merchant_secret: str
-    location_id: str | None
-    sandbox: bool
-    timeout_seconds: float = 10.0
+class _Flag(ma.fields.Boolean):
+    """true/false, yes/no, on/off, 1/0 in any letter case (what the service has always accepted)."""
+
+    truthy = {"1", "true", "yes", "on"}
+    falsy = {"0", "false", "no", "off"}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return super()._deserialize(value.lower() if isinstance(value, str) else value, attr, data, **kwargs)
 
 
-@dataclass(frozen=True)
-class CardlySettings:
-    api_url: str
-    api_key: str
-    sandbox: bool
-    enabled: bool
-    artwork: str | None
-    template: str | None
-    message: str
-    sender: dict[str, Any] | None
-    shipping_method: str | None
-    min_order_cents: int
-    countries: tuple[str, ...]
-    skip_opted_out: bool
-    arrival_offset_days: int | None
-    credit_recheck_seconds: int
-    timeout_seconds: float = 15.0
+def _parse_entries(raw: Any, *, problems: Problems | None = None) -> tuple[str, ...]:
+    """A comma-separated list; blank entries are dropped. (environs hands a default over unparsed.)"""
+    if not isinstance(raw, str):
+        return raw
+    entries = tuple(part.strip() for part in raw.split(",") if part.strip())
+    _raise_problems(problems, entries)
+    return entries
 
 
-@dataclass(frozen=True)
-class InstantCardSettings:
-    api_url: str
-    email: str
-    password: str
-    organization_id: str | None
-    shipping_provider_id: str | None
-    products: dict[str, Any]
-    sandbox: bool
-    member_number_prefix: str
-    membership_term_months: int
-    ship_to: str  # "member" (one print job per order line) or "store" (daily batch)
-    store_address: dict[str, Any] | None
-    batch_cutoff: str  # HH:MM, US Eastern
-    batch_max_cards: int
-    funds_recheck_seconds: int
-    timeout_seconds: float = 15.0
+def _parse_json(raw: Any, *, setting: str, problems: Problems | None = None) -> Any:
+    """A JSON document. (environs hands a default over unparsed.)"""
+    if not isinstance(raw, str):
+        return raw
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ma.ValidationError(f"{setting} is not valid JSON ({exc.msg} at position {exc.pos})") from None
+    _raise_problems(problems, value)
+    return value
+
+
+def _raise_problems(problems: Problems | None, value: Any) -> None:
+    found = list(problems(value)) if problems else []
+    if found:
+        raise ma.ValidationError(found)
+
+
+def _validator(problems: Problems | None) -> Callable[[Any], None] | None:
+    return None if problems is None else lambda value: _raise_problems(problems, value)
+
+
+class _MappingEnv(Env):
+    """environs' reader over a given mapping (not os.environ), collecting errors until `seal()`.
+
+    A blank value counts as unset and values are stripped: `FOO=` in a deployment's environment file means
+    "not set", as it always has here.
+    """
+
+    def __init__(self, source: Mapping[str, str]):
+        super().__init__(eager=False)
+        self._source = source
+        self.add_parser("entries", _parse_entries)
+        self.add_parser("json_value", _parse_json)
+        self.add_parser_from_field("flag", _Flag)
+
+    def _get_value(self, env_key: str, default: Any) -> Any:
+        value = self._source.get(env_key)
+        if value is None or not value.strip():
+            return default
+        return value.strip()
+
+    def is_set(self, name: str) -> bool:
+        """Whether the variable has a non-blank value."""
+        return self._get_value(name, None) is not None
+
+
+class Environment:
+    """Typed settings from an environment mapping; every problem is collected and `finish()` reports them all.
+
+    A setting read with `required=True` has no default in production: unset, it is reported as required there
+    (`why` completes the sentence). An invalid value is reported and its default returned, so that reading goes
+    on and every problem is found in one pass.
+    """
+
+    def __init__(self, environ: Mapping[str, str]):
+        self._env = _MappingEnv(environ)
+        self._required: dict[str, str] = {}
+        self._missing: list[str] = []
+        self._problems: list[str] = []
+        self.name = self.choice("SERVICE_ENV", DEVELOPMENT, (DEVELOPMENT, PRODUCTION))
+        self.production = self.name == PRODUCTION
+        self.sandbox_url = None if self.production else self.text("SANDBOX_URL", DEV_SANDBOX_URL).rstrip("/")
+
+    def is_set(self, name: str) -> bool:
+        """Whether the variable has a non-blank value."""
+        return self._env.is_set(name)
+
+    def _default(self, name: str, default: Any, required: bool, why: str) -> Any:
+        """What to read with: environs' "no default" when required in production, else the default."""
+        if required and self.production:
+            self._required[name] = why
+            return ...
+        return default
+
+    def text(self, name: str, default: str | None = None, *, required: bool = False, why: str = "",
+             problems: Problems | None = None) -> str | None:
+        """A string; "" when it is required in production and missing."""
+        value = self._env.str(name, self._default(name, default, required, why), validate=_validator(problems))
+        if value is None:
+            return "" if required and self.production else default
+        return value
+
+    def whole(self, name: str, default: int, *, minimum: int | None = None,
+              problems: Problems | None = None) -> int:
+        """A whole number, at least `minimum` when given."""
+        checks = []
+        if minimum is not None:
+            checks.append(ma.validate.Range(min=minimum, error=f"{name} must be at least {{min}} (got {{input}})"))
+        if problems is not None:
+            checks.append(_validator(problems))
+        value = self._env.int(name, default, validate=checks,
+                              error_messages={"invalid": f"{name} must be a whole number (got {{input!r}})"})
+        return default if value is None else value
+
+    def flag(self, name: str, default: bool) -> bool:
+        """true/yes/on/1 or false/no/off/0."""
+        value = self._env.flag(name, default, error_messages={"invalid": f"{name} must be true or false (got {{input!r}})"})
+        return default if value is None else value
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        """One of `choices`, exactly."""
+        value = self._env.str(name, default, validate=ma.validate.OneOf(
+            choices, error=f"{name} must be one of {{choices}} (got {{input!r}})"))
+        return default if value is None else value
+
+    def url(self, name: str, default: str) -> str:
+        """An http(s) URL."""
+        value = self._env.str(name, default, validate=ma.validate.Regexp(
+            _HTTP_URL, error=f"{name} must be an http(s) URL (got {{input!r}})"))
+        return default if value is None else value
+
+    def entries(self, name: str, default: tuple[str, ...] = (), *, required: bool = False, why: str = "",
+                problems: Problems | None = None) -> tuple[str, ...]:
+        """A comma-separated list (blank entries dropped; none at all counts as unset); () when it is required in
+        production and missing."""
+        value = self._env.entries(name, self._default(name, default, required, why), problems=problems)
+        if value is None:
+            return () if required and self.production else default
+        if not value:  # nothing but commas and spaces: as good as unset
+            if required and self.production:
+                self._missing.append(f"{name} is required in production{why}")
+                return ()
+            return default
+        return value
+
+    def json(self, name: str, default: Any, *, problems: Problems | None = None) -> Any:
+        """A JSON document."""
+        value = self._env.json_value(name, default, setting=name, problems=problems)
+        return default if value is None else value
+
+    def problem(self, message: str) -> None:
+        """Report a problem no single value shows (one setting conflicting with another)."""
+        self._problems.append(message)
+
+    def finish(self) -> None:
+        """Stop reading; raise ConfigurationError listing every problem: the missing settings first."""
+        try:
+            self._env.seal()
+            errors: Mapping[str, Any] = {}
+        except EnvValidationError as exc:
+            errors = exc.error_messages if isinstance(exc.error_messages, Mapping) else {}
+        missing, invalid = [], []
+        for name, messages in errors.items():
+            if name in self._required and not self.is_set(name):
+                missing.append(f"{name} is required in production{self._required[name]}")
+            else:
+                invalid.extend(m if name in m else f"{name}: {m}" for m in _flatten(messages))
+        problems = missing + self._missing + invalid + self._problems
+        if problems:
+            raise ConfigurationError(problems)
+
+
+def _flatten(messages: Any) -> list[str]:
+    if isinstance(messages, str):
+        return [messages]
+    if isinstance(messages, Mapping):
+        return [m for value in messages.values() for m in _flatten(value)]
+    return [m for value in messages for m in _flatten(value)]
 
 
 @dataclass(frozen=True)
 class Settings:
+    """The service-wide settings.
+
+    The settings object the app runs with (`service.features.AppSettings`) adds one section per provider and
+    feature: `instagift`, `cardly`, `instantcard` (service.providers.settings), `thank_you` and `membership`.
+    """
+
     env: str
     database_url: str
     webhook_secrets: tuple[str, ...]
@@ -107,9 +255,6 @@ class Settings:
     hold_minutes: int
     shop_name: str
     sandbox_url: str | None
-    instagift: InstagiftSettings
-    cardly: CardlySettings
-    instantcard: InstantCardSettings
     max_request_bytes: int = 64 * 1024
     # Proxies in front of the service whose X-Forwarded-For/-Proto are believed (0: none, the socket's address).
     trusted_proxies: int = 0
@@ -124,10 +269,6 @@ class Settings:
     def is_production(self) -> bool:
         return self.env == PRODUCTION
 
-    @property
-    def uses_sandbox(self) -> bool:
-        return self.instagift.sandbox or self.cardly.sandbox or self.instantcard.sandbox
-
 
 def _is_base64(text: str) -> bool:
     try:
@@ -136,95 +277,20 @@ def _is_base64(text: str) -> bool:
         return False
 
 
-class _Reader:
-    """Reads typed values from an environment mapping and collects every problem instead of stopping."""
-
-    def __init__(self, environ: dict[str, str]):
-        self.environ = environ
-        self.problems: list[str] = []
-
-    def str(self, name: str, default: str | None = None) -> str | None:
-        value = self.environ.get(name)
-        if value is None or value.strip() == "":
-            return default
-        return value.strip()
-
-    def int(self, name: str, default: int, minimum: int | None = None) -> int:
-        raw = self.str(name)
-        if raw is None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            self.problems.append(f"{name} must be a whole number (got {raw!r})")
-            return default
-        if minimum is not None and value < minimum:
-            self.problems.append(f"{name} must be at least {minimum} (got {value})")
-            return default
-        return value
-
-    def url(self, name: str, default: str) -> str:
-        value = self.str(name, default)
-        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
-            self.problems.append(f"{name} must be an http(s) URL (got {value!r})")
-        return value
-
-    def bool(self, name: str, default: bool) -> bool:
-        raw = self.str(name)
-        if raw is None:
-            return default
-        if raw.lower() in ("1", "true", "yes", "on"):
-            return True
-        if raw.lower() in ("0", "false", "no", "off"):
-            return False
-        self.problems.append(f"{name} must be true or false (got {raw!r})")
-        return default
-
-    def list(self, name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
-        raw = self.str(name)
-        if raw is None:
-            return default
-        return tuple(part.strip() for part in raw.split(",") if part.strip())
-
-    def json(self, name: str, default: Any) -> Any:
-        raw = self.str(name)
-        if raw is None:
-            return default
-        try:
-            return json.loads(raw)
-        except ValueError as exc:
-            self.problems.append(f"{name} is not valid JSON ({exc.msg} at position {exc.pos})")
-            return default
-
-    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.str(name, default)
-        if value not in choices:
-            self.problems.append(f"{name} must be one of {', '.join(choices)} (got {value!r})")
-            return default
-        return value
-
-
-CARDLY_SENDER_FIELDS = ("firstName", "address", "city", "postcode", "country")
-
-
-def _cardly_problems(cardly: CardlySettings) -> list[str]:
-    """What is wrong with the thank-you card settings (a bad message or sender would fail every card)."""
-    from service.thank_you.rules import unknown_message_variables  # the one list of message variables
-
+def _webhook_secret_problems(secrets: tuple[str, ...]) -> list[str]:
     problems = []
-    unknown = unknown_message_variables(cardly.message)
-    if unknown:
-        problems.append(f"CARDLY_MESSAGE uses unknown variables: {', '.join(unknown)} (see docs/thank-you-cards.md)")
-    if cardly.sender is not None:
-        if not isinstance(cardly.sender, dict):
-            problems.append("CARDLY_SENDER must be a JSON object with Cardly's sender fields")
-        else:
-            missing = [f for f in CARDLY_SENDER_FIELDS if not str(cardly.sender.get(f) or "").strip()]
-            if missing:
-                problems.append(f"CARDLY_SENDER lacks {', '.join(missing)} (Cardly needs all sender fields or none)")
-    if cardly.arrival_offset_days is not None and cardly.arrival_offset_days < 0:
-        problems.append("CARDLY_ARRIVAL_OFFSET_DAYS must not be negative")
+    for secret in secrets:
+        if not secret.startswith("whsec_"):
+            problems.append("WEBHOOK_SECRETS entries must start with whsec_ (one entry does not)")
+        elif not _is_base64(secret.removeprefix("whsec_")):
+            # A secret no shop can sign with would make every order webhook fail: refuse it at start-up.
+            problems.append("WEBHOOK_SECRETS entries must be whsec_ followed by base64 (one entry is not)")
     return problems
+
+
+def _origin_problems(origins: tuple[str, ...]) -> list[str]:
+    return [f"ALLOWED_ORIGINS entries must be origins like https://shop.example (got {origin!r})"
+            for origin in origins if not _ORIGIN.fullmatch(origin)]
 
 
 def normalise_database_url(url: str) -> str:
@@ -236,173 +302,62 @@ def normalise_database_url(url: str) -> str:
 
 
 def default_database_url(instance_path: str) -> str:
+    """The development database: an SQLite file in the app's instance folder."""
     return "sqlite:///" + str(Path(instance_path) / "service.sqlite3")
 
 
-def load_settings(environ: dict[str, str] | None = None, instance_path: str = "instance") -> Settings:
-    """Build Settings from the environment; raise ConfigurationError listing every problem."""
-    env = dict(os.environ if environ is None else environ)
-    read = _Reader(env)
-    service_env = read.choice("SERVICE_ENV", DEVELOPMENT, (DEVELOPMENT, PRODUCTION))
-    production = service_env == PRODUCTION
-    missing: list[str] = []
-
-    def secret(name: str, dev_default: str | None) -> str:
-        value = read.str(name)
-        if value is None:
-            if production:
-                missing.append(f"{name} is required in production")
-                return ""
-            return dev_default or ""
-        return value
-
-    sandbox_url = None if production else read.str("SANDBOX_URL", DEV_SANDBOX_URL).rstrip("/")
-
-    webhook_secrets = read.list("WEBHOOK_SECRETS")
-    if not webhook_secrets:
-        if production:
-            missing.append("WEBHOOK_SECRETS is required in production (comma-separated whsec_… secrets)")
-        else:
-            webhook_secrets = (DEV_WEBHOOK_SECRET,)
-    for s in webhook_secrets:
-        if not s.startswith("whsec_"):
-            read.problems.append("WEBHOOK_SECRETS entries must start with whsec_ (one entry does not)")
-        elif not _is_base64(s.removeprefix("whsec_")):
-            # A secret no shop can sign with would make every order webhook fail: refuse it at start-up.
-            read.problems.append("WEBHOOK_SECRETS entries must be whsec_ followed by base64 (one entry is not)")
-
-    # Instagift: required in production; the sandbox in development when no credentials are set.
-    ig_key, ig_secret = read.str("INSTAGIFT_MERCHANT_KEY"), read.str("INSTAGIFT_MERCHANT_SECRET")
-    ig_sandbox = not production and not (ig_key and ig_secret)
-    if production and not ig_key:
-        missing.append("INSTAGIFT_MERCHANT_KEY is required in production")
-    if production and not ig_secret:
-        missing.append("INSTAGIFT_MERCHANT_SECRET is required in production")
-    instagift = InstagiftSettings(
-        api_url=(f"{sandbox_url}/instagift/v2" if ig_sandbox else read.url("INSTAGIFT_API_URL", INSTAGIFT_DEFAULT_URL)).rstrip("/"),
-        merchant_key=ig_key or ("sandbox-merchant-key" if ig_sandbox else ""),
-        merchant_secret=ig_secret or ("sandbox-merchant-secret" if ig_sandbox else ""),
-        location_id=read.str("INSTAGIFT_LOCATION_ID"),
-        sandbox=ig_sandbox,
-        timeout_seconds=float(read.int("INSTAGIFT_TIMEOUT_SECONDS", 10)),
+def read_service_settings(env: Environment, instance_path: str) -> dict[str, Any]:
+    """The service-wide settings (the fields of Settings), checked."""
+    production = env.production
+    values: dict[str, Any] = dict(
+        env=env.name,
+        database_url=normalise_database_url(env.text(
+            "DATABASE_URL", default_database_url(instance_path), required=True,
+            why=" (postgresql://…; SQLite only by choice)")),
+        webhook_secrets=env.entries("WEBHOOK_SECRETS", (DEV_WEBHOOK_SECRET,), required=True,
+                                    why=" (comma-separated whsec_… secrets)", problems=_webhook_secret_problems),
+        shop_api_token=env.text("SHOP_API_TOKEN", DEV_SHOP_API_TOKEN, required=True),
+        admin_api_token=env.text("ADMIN_API_TOKEN", DEV_ADMIN_API_TOKEN, required=True),
+        allowed_origins=env.entries("ALLOWED_ORIGINS", DEV_ALLOWED_ORIGINS, required=True,
+                                    why=" (the storefront's origin)", problems=_origin_problems),
+        ratelimit_storage_uri=env.text(
+            "RATELIMIT_STORAGE_URI", "memory://", required=True,
+            why=" (redis://… shared by every web process; memory:// only for a single process)"),
+        lookup_rate_limit=env.text("LOOKUP_RATE_LIMIT", "10/minute;30/hour"),
+        cart_create_rate_limit=env.text("CART_CREATE_RATE_LIMIT", "30/minute;300/hour"),
+        cart_failure_limit=env.whole("CART_FAILURE_LIMIT", 5, minimum=1),
+        cart_lock_minutes=env.whole("CART_LOCK_MINUTES", 15, minimum=0),
+        gift_card_rounding=env.choice("GIFT_CARD_ROUNDING", "down", ("down", "up")),
+        hold_minutes=env.whole("HOLD_MINUTES", 30, minimum=1),
+        shop_name=env.text("SHOP_NAME", "Demo Shop"),
+        sandbox_url=env.sandbox_url,
+        max_request_bytes=env.whole("MAX_REQUEST_BYTES", 64 * 1024, minimum=1024),
+        trusted_proxies=env.whole("TRUSTED_PROXIES", 0, minimum=0),
+        job_lease_seconds=env.whole("JOB_LEASE_SECONDS", 120, minimum=10),
+        job_max_attempts=env.whole("JOB_MAX_ATTEMPTS", 8, minimum=1),
+        job_backoff_base_seconds=float(env.whole("JOB_BACKOFF_BASE_SECONDS", 2, minimum=0)),
+        job_backoff_cap_seconds=float(env.whole("JOB_BACKOFF_CAP_SECONDS", 900, minimum=1)),
+        log_format=env.choice("LOG_FORMAT", "json" if production else "text", ("json", "text")),
     )
-
-    cardly_enabled = read.bool("CARDLY_ENABLED", True)
-    cardly_key = read.str("CARDLY_API_KEY")
-    cardly_sandbox = not production and not cardly_key
-    if production and cardly_enabled and not cardly_key:
-        missing.append("CARDLY_API_KEY is required in production while CARDLY_ENABLED is true")
-    if cardly_key and not cardly_key.startswith(("test_", "live_")):
-        read.problems.append("CARDLY_API_KEY must start with test_ or live_ (Cardly's two kinds of key)")
-    if production and cardly_enabled and not read.str("CARDLY_ARTWORK"):
-        missing.append("CARDLY_ARTWORK is required in production while CARDLY_ENABLED is true")
-    cardly = CardlySettings(
-        api_url=(f"{sandbox_url}/cardly/v2" if cardly_sandbox else read.url("CARDLY_API_URL", CARDLY_DEFAULT_URL)).rstrip("/"),
-        api_key=cardly_key or ("test_sandbox_key" if cardly_sandbox else ""),
-        sandbox=cardly_sandbox,
-        enabled=cardly_enabled,
-        artwork=read.str("CARDLY_ARTWORK", "sandbox-thank-you-art" if cardly_sandbox else None),
-        template=read.str("CARDLY_TEMPLATE", "sandbox-thank-you-template" if cardly_sandbox else None),
-        message=read.str(
-            "CARDLY_MESSAGE",
-            "Dear {customer.first_name},\nThank you for your order {order.number}!\n{shop.name}",
-        ),
-        sender=read.json("CARDLY_SENDER", None),
-        shipping_method=read.str("CARDLY_SHIPPING_METHOD"),
-        min_order_cents=read.int("CARDLY_MIN_ORDER_CENTS", 0),
-        countries=tuple(c.upper() for c in read.list("CARDLY_COUNTRIES")),
-        skip_opted_out=read.bool("CARDLY_SKIP_OPTED_OUT", True),
-        arrival_offset_days=read.int("CARDLY_ARRIVAL_OFFSET_DAYS", 0) or None,
-        credit_recheck_seconds=read.int("CARDLY_CREDIT_RECHECK_SECONDS", 900),
-        timeout_seconds=float(max(1, read.int("CARDLY_TIMEOUT_SECONDS", 15))),
-    )
-    read.problems.extend(_cardly_problems(cardly))
-
-    products = read.json("INSTANTCARD_PRODUCTS", {})
-    if not isinstance(products, dict):
-        read.problems.append("INSTANTCARD_PRODUCTS must be a JSON object mapping SKU to a card template")
-        products = {}
-    ic_email, ic_password = read.str("INSTANTCARD_EMAIL"), read.str("INSTANTCARD_PASSWORD")
-    ic_sandbox = not production and not (ic_email and ic_password)
-    if production and products:
-        for name in ("INSTANTCARD_EMAIL", "INSTANTCARD_PASSWORD", "INSTANTCARD_ORGANIZATION_ID",
-                     "INSTANTCARD_SHIPPING_PROVIDER_ID"):
-            if not read.str(name):
-                missing.append(f"{name} is required in production while INSTANTCARD_PRODUCTS maps a SKU")
-    if not production and not products:
-        products = {
-            "MEMBER-GOLD": {
-                "template_id": 101,
-                "fields": {
-                    "Name": "{customer.first_name} {customer.last_name}",
-                    "Member Number": "{member_number}",
-                    "Expires": "{expires_on}",
-                },
-            }
-        }
-    instantcard = InstantCardSettings(
-        api_url=(f"{sandbox_url}/instantcard/api/v2" if ic_sandbox else read.url("INSTANTCARD_API_URL", INSTANTCARD_DEFAULT_URL)).rstrip("/"),
-        email=ic_email or ("sandbox@example.com" if ic_sandbox else ""),
-        password=ic_password or ("sandbox-password" if ic_sandbox else ""),
-        organization_id=read.str("INSTANTCARD_ORGANIZATION_ID", "1" if ic_sandbox else None),
-        shipping_provider_id=read.str("INSTANTCARD_SHIPPING_PROVIDER_ID", "1" if ic_sandbox else None),
-        products=products,
-        sandbox=ic_sandbox,
-        member_number_prefix=read.str("INSTANTCARD_MEMBER_NUMBER_PREFIX", "M-"),
-        membership_term_months=read.int("INSTANTCARD_MEMBERSHIP_TERM_MONTHS", 12),
-        ship_to=read.choice("INSTANTCARD_SHIP_TO", "member", ("member", "store")),
-        store_address=read.json("INSTANTCARD_STORE_ADDRESS", None),
-        batch_cutoff=read.str("INSTANTCARD_BATCH_CUTOFF", "15:30"),
-        batch_max_cards=read.int("INSTANTCARD_BATCH_MAX_CARDS", 50),
-        funds_recheck_seconds=read.int("INSTANTCARD_FUNDS_RECHECK_SECONDS", 900),
-    )
-    from service.membership.rules import instantcard_setting_problems  # late: the feature imports config
-    read.problems.extend(instantcard_setting_problems(instantcard))
-
-    settings = Settings(
-        env=service_env,
-        database_url=normalise_database_url(read.str("DATABASE_URL") or default_database_url(instance_path)),
-        webhook_secrets=webhook_secrets,
-        shop_api_token=secret("SHOP_API_TOKEN", DEV_SHOP_API_TOKEN),
-        admin_api_token=secret("ADMIN_API_TOKEN", DEV_ADMIN_API_TOKEN),
-        allowed_origins=read.list("ALLOWED_ORIGINS", () if production else DEV_ALLOWED_ORIGINS),
-        ratelimit_storage_uri=read.str("RATELIMIT_STORAGE_URI", "memory://"),
-        lookup_rate_limit=read.str("LOOKUP_RATE_LIMIT", "10/minute;30/hour"),
-        cart_create_rate_limit=read.str("CART_CREATE_RATE_LIMIT", "30/minute;300/hour"),
-        cart_failure_limit=read.int("CART_FAILURE_LIMIT", 5, minimum=1),
-        cart_lock_minutes=read.int("CART_LOCK_MINUTES", 15, minimum=0),
-        gift_card_rounding=read.choice("GIFT_CARD_ROUNDING", "down", ("down", "up")),
-        hold_minutes=read.int("HOLD_MINUTES", 30, minimum=1),
-        shop_name=read.str("SHOP_NAME", "Demo Shop"),
-        sandbox_url=sandbox_url,
-        instagift=instagift,
-        cardly=cardly,
-        instantcard=instantcard,
-        max_request_bytes=read.int("MAX_REQUEST_BYTES", 64 * 1024, minimum=1024),
-        trusted_proxies=read.int("TRUSTED_PROXIES", 0, minimum=0),
-        job_lease_seconds=read.int("JOB_LEASE_SECONDS", 120, minimum=10),
-        job_max_attempts=read.int("JOB_MAX_ATTEMPTS", 8, minimum=1),
-        job_backoff_base_seconds=float(read.int("JOB_BACKOFF_BASE_SECONDS", 2, minimum=0)),
-        job_backoff_cap_seconds=float(read.int("JOB_BACKOFF_CAP_SECONDS", 900, minimum=1)),
-        log_format=read.choice("LOG_FORMAT", "json" if production else "text", ("json", "text")),
-    )
-    if production and not settings.allowed_origins:
-        missing.append("ALLOWED_ORIGINS is required in production (the storefront's origin)")
-    for origin in settings.allowed_origins:
-        if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?", origin):
-            read.problems.append(f"ALLOWED_ORIGINS entries must be origins like https://shop.example (got {origin!r})")
     if production:
-        if not read.str("DATABASE_URL"):
-            missing.append("DATABASE_URL is required in production (postgresql://…; SQLite only by choice)")
-        if not read.str("RATELIMIT_STORAGE_URI"):
-            missing.append("RATELIMIT_STORAGE_URI is required in production (redis://… shared by every web "
-                           "process; memory:// only for a single process)")
-        for name, token in (("SHOP_API_TOKEN", settings.shop_api_token), ("ADMIN_API_TOKEN", settings.admin_api_token)):
+        shop, admin = values["shop_api_token"], values["admin_api_token"]
+        for name, token in (("SHOP_API_TOKEN", shop), ("ADMIN_API_TOKEN", admin)):
             if token and len(token) < MIN_TOKEN_LENGTH:
-                read.problems.append(f"{name} must be at least {MIN_TOKEN_LENGTH} characters (a random secret)")
-        if settings.shop_api_token and settings.shop_api_token == settings.admin_api_token:
-            read.problems.append("ADMIN_API_TOKEN must differ from SHOP_API_TOKEN (the shop must not read the ledger)")
-    problems = missing + read.problems
-    if problems:
-        raise ConfigurationError(problems)
-    return settings
+                env.problem(f"{name} must be at least {MIN_TOKEN_LENGTH} characters (a random secret)")
+        if shop and shop == admin:
+            env.problem("ADMIN_API_TOKEN must differ from SHOP_API_TOKEN (the shop must not read the ledger)")
+    return values
+
+
+S = TypeVar("S", bound=Settings)
+
+
+def read_settings(environ: Mapping[str, str] | None, instance_path: str, settings_type: type[S],
+                  read_sections: Callable[[Environment], Mapping[str, Any]]) -> S:
+    """Read the service-wide settings and the sections `read_sections` reads (one per provider and feature)
+    from `environ` (os.environ when None); raise ConfigurationError listing every problem of every section."""
+    env = Environment(dict(os.environ if environ is None else environ))
+    service = read_service_settings(env, instance_path)
+    sections = read_sections(env)
+    env.finish()
+    return settings_type(**service, **sections)

@@ -1,25 +1,36 @@
-"""The composition: every feature's routes, jobs and order effects, named in one place.
+"""The composition: every feature's settings, routes, jobs and order effects, named in one place.
 
-Importing this module registers every job handler (each jobs module registers its handlers when it is imported,
-so a module missing here fails at import instead of leaving a job kind without a handler) and composes the order
-effects; `register(app)` adds the blueprints and the features' commands. Features never import this module.
+`load_settings` reads the service-wide settings and every provider's and feature's section into one
+`AppSettings`. Importing this module registers every job handler (each jobs module registers its handlers when
+it is imported, so a module missing here fails at import instead of leaving a job kind without a handler) and
+composes the order effects; `register(app)` adds the blueprints and the features' commands. Features never
+import this module.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from flask import Flask
 
 from service.api import health
 from service.checkout import jobs as checkout_jobs
 from service.checkout import routes as checkout_routes
+from service.config import Environment, Settings, read_settings
 from service.demo import routes as demo_routes
 from service.jobs import maintenance
 from service.membership import jobs as membership_jobs
 from service.membership import routes as membership_routes
 from service.membership import rules as membership_rules
+from service.membership import settings as membership_settings
+from service.membership.settings import MembershipSettings
 from service.orders import effects
 from service.orders import jobs as orders_jobs
 from service.orders import routes as orders_routes
+from service.providers import settings as provider_settings
+from service.providers.settings import CardlySettings, InstagiftSettings, InstantCardSettings
 from service.redemption import jobs as redemption_jobs
 from service.redemption import rules as redemption_rules
 from service.reports import cli as reports_cli
@@ -27,7 +38,42 @@ from service.reports import routes as reports_routes
 from service.thank_you import jobs as thank_you_jobs
 from service.thank_you import routes as thank_you_routes
 from service.thank_you import rules as thank_you_rules
+from service.thank_you import settings as thank_you_settings
+from service.thank_you.settings import ThankYouSettings
 from service.widget import routes as widget_routes
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppSettings(Settings):
+    """The settings the app runs with: the service-wide ones, each provider's connection and each feature's
+    rules (rules read `settings.thank_you.message`, `settings.membership.products`, `settings.cardly.artwork`)."""
+
+    instagift: InstagiftSettings
+    cardly: CardlySettings
+    instantcard: InstantCardSettings
+    thank_you: ThankYouSettings
+    membership: MembershipSettings
+
+    @property
+    def uses_sandbox(self) -> bool:
+        return self.instagift.sandbox or self.cardly.sandbox or self.instantcard.sandbox
+
+
+def _read_sections(env: Environment) -> Mapping[str, Any]:
+    membership = membership_settings.read(env)
+    return {
+        "instagift": provider_settings.read_instagift(env),
+        "cardly": provider_settings.read_cardly(env),
+        "instantcard": provider_settings.read_instantcard(env, needed=bool(membership.products)),
+        "thank_you": thank_you_settings.read(env),
+        "membership": membership,
+    }
+
+
+def load_settings(environ: Mapping[str, str] | None = None, instance_path: str = "instance") -> AppSettings:
+    """Every setting from `environ` (os.environ when None), checked; ConfigurationError lists every problem."""
+    return read_settings(environ, instance_path, AppSettings, _read_sections)
+
 
 # The modules whose handlers the worker runs (registered by the imports above; listed so the set is visible).
 JOB_MODULES = (orders_jobs, checkout_jobs, redemption_jobs, thank_you_jobs, membership_jobs, maintenance)

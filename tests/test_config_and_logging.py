@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.config import ConfigurationError, load_settings, normalise_database_url
+from service.config import ConfigurationError, normalise_database_url
+from service.features import load_settings
 from service.logs import JsonFormatter, RedactingFilter, mask, redact
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,7 +69,7 @@ def test_production_needs_no_cardly_or_instantcard_credentials_when_those_featur
         **PRODUCTION, "CARDLY_ENABLED": "false",
     }, "/tmp/i")
     assert settings.is_production and not settings.uses_sandbox
-    assert settings.instantcard.products == {}
+    assert settings.membership.products == {}
 
 
 @pytest.mark.parametrize("overrides, complaint", [
@@ -93,6 +94,84 @@ def test_bad_values_are_reported_not_ignored():
         load_settings({"GIFT_CARD_ROUNDING": "sideways", "HOLD_MINUTES": "soon", "INSTANTCARD_PRODUCTS": "{"}, "/tmp/i")
     assert "GIFT_CARD_ROUNDING" in str(caught.value) and "HOLD_MINUTES" in str(caught.value)
     assert "INSTANTCARD_PRODUCTS" in str(caught.value)
+
+
+def test_production_lists_exactly_what_is_missing_missing_settings_first():
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings({"SERVICE_ENV": "production", "HOLD_MINUTES": "0",
+                       "INSTANTCARD_PRODUCTS": '{"GOLD": {"template_id": 1, "fields": {"No": "{member_number}"}}}'},
+                      "/tmp/i")
+    assert caught.value.problems == [
+        "DATABASE_URL is required in production (postgresql://…; SQLite only by choice)",
+        "WEBHOOK_SECRETS is required in production (comma-separated whsec_… secrets)",
+        "SHOP_API_TOKEN is required in production",
+        "ADMIN_API_TOKEN is required in production",
+        "ALLOWED_ORIGINS is required in production (the storefront's origin)",
+        "RATELIMIT_STORAGE_URI is required in production (redis://… shared by every web process; memory:// only "
+        "for a single process)",
+        "INSTAGIFT_MERCHANT_KEY is required in production",
+        "INSTAGIFT_MERCHANT_SECRET is required in production",
+        "CARDLY_API_KEY is required in production while CARDLY_ENABLED is true",
+        "CARDLY_ARTWORK is required in production while CARDLY_ENABLED is true",
+        "INSTANTCARD_EMAIL is required in production while INSTANTCARD_PRODUCTS maps a SKU",
+        "INSTANTCARD_PASSWORD is required in production while INSTANTCARD_PRODUCTS maps a SKU",
+        "INSTANTCARD_ORGANIZATION_ID is required in production while INSTANTCARD_PRODUCTS maps a SKU",
+        "INSTANTCARD_SHIPPING_PROVIDER_ID is required in production while INSTANTCARD_PRODUCTS maps a SKU",
+        "HOLD_MINUTES must be at least 1 (got 0)",
+    ]
+
+
+def test_a_wrong_product_mapping_still_needs_instantcards_credentials_in_production():
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings({**PRODUCTION, "INSTANTCARD_PRODUCTS": '{"GOLD": {"template_id": "x"}}'}, "/tmp/i")
+    problems = caught.value.problems
+    assert "INSTANTCARD_EMAIL is required in production while INSTANTCARD_PRODUCTS maps a SKU" in problems
+    assert "INSTANTCARD_PRODUCTS['GOLD'].template_id must be a whole number" in problems
+
+
+@pytest.mark.parametrize("overrides, complaint", [
+    ({"HOLD_MINUTES": "2.5"}, "HOLD_MINUTES must be a whole number (got '2.5')"),
+    ({"CART_LOCK_MINUTES": "-1"}, "CART_LOCK_MINUTES must be at least 0 (got -1)"),
+    ({"CARDLY_SKIP_OPTED_OUT": "nah"}, "CARDLY_SKIP_OPTED_OUT must be true or false (got 'nah')"),
+    ({"GIFT_CARD_ROUNDING": "UP"}, "GIFT_CARD_ROUNDING must be one of down, up (got 'UP')"),
+    ({"INSTANTCARD_SHIP_TO": "moon"}, "INSTANTCARD_SHIP_TO must be one of member, store (got 'moon')"),
+    ({"CARDLY_SENDER": "{"}, "CARDLY_SENDER is not valid JSON (Expecting property name enclosed in double quotes "
+                              "at position 1)"),
+    ({"CARDLY_SENDER": "[1]"}, "CARDLY_SENDER must be a JSON object with Cardly's sender fields"),
+    ({"INSTANTCARD_PRODUCTS": "[]"}, "INSTANTCARD_PRODUCTS must be a JSON object mapping SKU to a card template"),
+    ({"INSTANTCARD_PRODUCTS": "null"}, "INSTANTCARD_PRODUCTS must be a JSON object mapping SKU to a card template"),
+    ({"WEBHOOK_SECRETS": "whsec_c2VjcmV0,hunter2"}, "WEBHOOK_SECRETS entries must start with whsec_ (one entry "
+                                                    "does not)"),
+    ({"INSTANTCARD_BATCH_MAX_CARDS": "0"}, "INSTANTCARD_BATCH_MAX_CARDS must be at least 1 (got 0)"),
+    ({"CARDLY_API_KEY": "abc123", "CARDLY_API_URL": "ftp://cardly"}, "CARDLY_API_URL must be an http(s) URL"),
+])
+def test_development_refuses_invalid_values_in_the_same_words(overrides, complaint):
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings({"SERVICE_ENV": "development", **overrides}, "/tmp/i")
+    assert any(problem.startswith(complaint) for problem in caught.value.problems), caught.value.problems
+    assert "hunter2" not in str(caught.value)  # a secret is described, never echoed
+
+
+def test_blank_values_count_as_unset_and_values_are_stripped():
+    settings = load_settings({"HOLD_MINUTES": "  ", "CARDLY_API_KEY": "", "SHOP_NAME": "  Corner Shop ",
+                              "ALLOWED_ORIGINS": " , ", "CARDLY_COUNTRIES": "us, ,ca,", "GIFT_CARD_ROUNDING": " up"},
+                             "/tmp/i")
+    assert settings.hold_minutes == 30 and settings.cardly.sandbox and settings.shop_name == "Corner Shop"
+    assert settings.allowed_origins == ("http://127.0.0.1:5000", "http://localhost:5000")
+    assert settings.thank_you.countries == ("US", "CA") and settings.gift_card_rounding == "up"
+
+
+@pytest.mark.parametrize("text, value", [("true", True), ("YES", True), ("On", True), ("1", True),
+                                         ("false", False), ("No", False), ("OFF", False), ("0", False)])
+def test_booleans_take_the_usual_words_in_any_case(text, value):
+    assert load_settings({"CARDLY_SKIP_OPTED_OUT": text}, "/tmp/i").thank_you.skip_opted_out is value
+
+
+def test_settings_come_from_the_given_environment_only(monkeypatch):
+    monkeypatch.setenv("SERVICE_ENV", "production")
+    monkeypatch.setenv("HOLD_MINUTES", "7")
+    settings = load_settings({"SANDBOX_URL": "http://127.0.0.1:9999"}, "/tmp/i")
+    assert settings.env == "development" and settings.hold_minutes == 30
 
 
 def test_production_process_refuses_to_start_with_one_clear_message(tmp_path):

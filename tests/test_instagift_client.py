@@ -11,7 +11,6 @@ import pytest
 import requests
 import responses
 
-from service.config import load_settings
 from service.errors import (
     ProviderAuthError,
     ProviderNotFound,
@@ -20,6 +19,7 @@ from service.errors import (
     ProviderResponseInvalid,
     ProviderUnavailable,
 )
+from service.features import load_settings
 from service.providers.instagift import (
     Certificate,
     ClaimCode,

@@ -13,7 +13,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sandbox.instantcard import format_money  # what the fake emits, read by the client
-from service.config import load_settings
 from service.errors import (
     ProviderAuthError,
     ProviderPaymentRequired,
@@ -21,6 +20,7 @@ from service.errors import (
     ProviderResponseInvalid,
     ProviderUnavailable,
 )
+from service.features import load_settings
 from service.providers.instantcard import (
     CachedToken,
     InstantCardClient,

@@ -143,7 +143,7 @@ def test_a_cancelled_card_is_taken_out_of_the_batch_before_submitting(app, clien
 
 def _with_max_cards(settings, n):
     import dataclasses
-    return dataclasses.replace(settings, instantcard=dataclasses.replace(settings.instantcard, batch_max_cards=n))
+    return dataclasses.replace(settings, membership=dataclasses.replace(settings.membership, batch_max_cards=n))
 
 
 def test_cards_wait_for_the_batchs_first_card_to_create_it(app, client, run_jobs, instantcard):

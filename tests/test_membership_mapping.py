@@ -9,16 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.config import ConfigurationError, load_settings
-from service.membership.rules import (
-    UnknownVariable,
-    add_months,
-    member_number_for,
-    render_field,
-    split_cost,
-    template_problems,
-    template_variables,
-)
+from service.config import ConfigurationError
+from service.features import load_settings
+from service.membership.card_fields import UnknownVariable, render_field, template_variables
+from service.membership.rules import add_months, member_number_for, split_cost
+from service.membership.settings import template_problems
 from service.providers.instantcard import one_off_address
 from tests.support import order_completed
 
@@ -107,5 +102,5 @@ def test_the_service_refuses_to_start_with_a_bad_mapping_or_store_settings():
 
 def test_development_default_maps_member_gold():
     settings = load_settings({"SERVICE_ENV": "development"})
-    assert settings.instantcard.products["MEMBER-GOLD"]["template_id"] == 101
+    assert settings.membership.products["MEMBER-GOLD"]["template_id"] == 101
     assert settings.instantcard.sandbox

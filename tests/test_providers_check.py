@@ -15,7 +15,7 @@ import pytest
 import requests
 import responses
 
-from service.config import load_settings
+from service.features import load_settings
 from service.providers.preflight import check_providers
 from tests.support import ADMIN, SHOP
 
@@ -283,7 +283,7 @@ def test_only_enabled_providers_are_checked(request, environ):
     app = request.getfixturevalue("app")
     settings = app.extensions["settings"]
     # Development always maps a demo SKU, so "no SKU mapped" is set on the settings themselves.
-    settings = dataclasses.replace(settings, instantcard=dataclasses.replace(settings.instantcard, products={}))
+    settings = dataclasses.replace(settings, membership=dataclasses.replace(settings.membership, products={}))
     report = check_providers(settings)
     assert [(c.provider, c.check) for c in report.checks] == [("instagift", "credentials")]
     assert report.ok

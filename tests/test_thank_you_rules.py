@@ -9,24 +9,25 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.config import ConfigurationError, load_settings
-from service.thank_you.rules import (
-    Send,
-    Skip,
-    idempotency_key,
-    render_message,
-    thank_you_decision,
-    unknown_message_variables,
-)
+from service.config import ConfigurationError
+from service.features import load_settings
+from service.thank_you.message import render_message, unknown_message_variables
+from service.thank_you.rules import Send, Skip, idempotency_key, thank_you_decision
 from tests.support import order_completed
 
 TODAY = date(2026, 11, 22)
 BASE_ENV = {"SERVICE_ENV": "development", "DATABASE_URL": "sqlite://"}
 
 
-def settings_with(**cardly_changes):
+CARDLY_FIELDS = {"enabled", "artwork", "template"}  # the rest of what a test changes are the thank-you rules
+
+
+def settings_with(**changes):
     settings = load_settings(BASE_ENV)
-    return dataclasses.replace(settings, cardly=dataclasses.replace(settings.cardly, **cardly_changes))
+    cardly = {k: v for k, v in changes.items() if k in CARDLY_FIELDS}
+    rules = {k: v for k, v in changes.items() if k not in CARDLY_FIELDS}
+    return dataclasses.replace(settings, cardly=dataclasses.replace(settings.cardly, **cardly),
+                               thank_you=dataclasses.replace(settings.thank_you, **rules))
 
 
 def order(**overrides):
@@ -143,7 +144,7 @@ def test_settings_read_the_cardly_rules():
     settings = load_settings(BASE_ENV | {"CARDLY_MIN_ORDER_CENTS": "2500", "CARDLY_COUNTRIES": "us, ca",
                                          "CARDLY_SKIP_OPTED_OUT": "false", "CARDLY_TIMEOUT_SECONDS": "4",
                                          "CARDLY_SHIPPING_METHOD": "standard"})
-    cardly = settings.cardly
-    assert (cardly.min_order_cents, cardly.countries, cardly.skip_opted_out) == (2500, ("US", "CA"), False)
-    assert cardly.timeout_seconds == 4.0 and cardly.shipping_method == "standard"
+    cardly, rules = settings.cardly, settings.thank_you
+    assert (rules.min_order_cents, rules.countries, rules.skip_opted_out) == (2500, ("US", "CA"), False)
+    assert cardly.timeout_seconds == 4.0 and rules.shipping_method == "standard"
     assert cardly.sandbox and cardly.api_key == "test_sandbox_key"

@@ -16,7 +16,6 @@ from __future__ import annotations
 import calendar
 import contextlib
 import logging
-import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -25,7 +24,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from service.config import InstantCardSettings, Settings
+from service.config import Settings
 from service.db import insert_ignoring_conflict, lock_for_update
 from service.errors import (
     NotFound,
@@ -38,7 +37,9 @@ from service.formats import iso
 from service.jobs.queue import enqueue, wake_parked
 from service.jobs.registry import Park, PermanentFailure, RetryLater
 from service.logs import redact
+from service.membership.card_fields import UnknownVariable, render_field, template_variables
 from service.membership.models import MembershipCard, MembershipPrintJob
+from service.membership.settings import MembershipSettings
 from service.orders.models import Order
 from service.providers.instantcard import one_off_address
 
@@ -61,112 +62,11 @@ CANCEL_REQUESTED = "cancel_requested"
 # with it in brackets, so the typed attention records to come can recognise it.
 PRINTED_FOR_CANCELLED_ORDER = "membership_card_printed_for_cancelled_order"
 
-TEMPLATE_VARIABLES = (
-    "member_number", "expires_on", "expires_on_us", "expires_month",
-    "customer.first_name", "customer.last_name", "customer.name", "customer.email",
-    "order.number", "order.id", "shipping.name", "line.sku", "line.title", "shop.name",
-)
-_VARIABLE = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
-
-
-# -- configuration: templates and their variables -----------------------------------------------------------
-class UnknownVariable(ValueError):
-    pass
-
-
-def render_field(template: str, variables: dict[str, str]) -> str:
-    """Fill `{variable}`s (`{{`/`}}` for literal braces); an unknown variable raises UnknownVariable."""
-
-    def replace(match: re.Match) -> str:
-        if match.group(0) == "{{":
-            return "{"
-        if match.group(0) == "}}":
-            return "}"
-        name = match.group(1).strip()
-        if name not in variables:
-            raise UnknownVariable(name)
-        return variables[name]
-
-    return " ".join(_VARIABLE.sub(replace, template).split())
-
-
-def template_problems(products: dict[str, Any]) -> list[str]:
-    """Everything wrong with INSTANTCARD_PRODUCTS, for the start-up check (empty list when fine)."""
-    problems = []
-    sample = {name: "x" for name in TEMPLATE_VARIABLES}
-    for sku, product in products.items():
-        where = f"INSTANTCARD_PRODUCTS[{sku!r}]"
-        if not isinstance(product, dict):
-            problems.append(f"{where} must be an object with template_id and fields")
-            continue
-        template_id = product.get("template_id")
-        if isinstance(template_id, bool) or not isinstance(template_id, int | str) or not str(template_id).isdigit():
-            problems.append(f"{where}.template_id must be a whole number")
-        fields = product.get("fields")
-        if not isinstance(fields, dict) or not fields:
-            problems.append(f"{where}.fields must map template field names to text")
-            continue
-        for name, text in fields.items():
-            if not isinstance(text, str):
-                problems.append(f"{where}.fields[{name!r}] must be text")
-                continue
-            try:
-                render_field(text, sample)
-            except UnknownVariable as exc:
-                problems.append(f"{where}.fields[{name!r}] uses unknown variable {{{exc}}}; known: "
-                                + ", ".join(TEMPLATE_VARIABLES))
-        if not any(isinstance(t, str) and "{member_number}" in t.replace(" ", "") for t in fields.values()):
-            problems.append(f"{where}.fields must put {{member_number}} in a field (it is how a card is found "
-                            "again after an uncertain create)")
-    return problems
-
-
-def instantcard_setting_problems(settings: InstantCardSettings) -> list[str]:
-    """Start-up check of the InstantCard section: product templates and the store-shipping options."""
-    problems = template_problems(settings.products)
-    if settings.ship_to == "store":
-        address = settings.store_address
-        if not isinstance(address, dict) or not all(address.get(k) for k in ("address1", "city", "country")):
-            problems.append("INSTANTCARD_STORE_ADDRESS must be a JSON address with at least address1, city and "
-                            "country when INSTANTCARD_SHIP_TO=store")
-    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", settings.batch_cutoff or ""):
-        problems.append(f"INSTANTCARD_BATCH_CUTOFF must be HH:MM in US Eastern time (got {settings.batch_cutoff!r})")
-    if settings.batch_max_cards < 1:
-        problems.append("INSTANTCARD_BATCH_MAX_CARDS must be at least 1")
-    if settings.membership_term_months < 1:
-        problems.append("INSTANTCARD_MEMBERSHIP_TERM_MONTHS must be at least 1")
-    return problems
-
-
 def add_months(day: date, months: int) -> date:
     """`day` plus whole months, clamped to the month's last day (Jan 31 + 1 month → Feb 28/29)."""
     index = day.month - 1 + months
     year, month = day.year + index // 12, index % 12 + 1
     return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
-
-
-def template_variables(data: dict[str, Any], line: dict[str, Any], *, member_number: str, expires_on: date,
-                       shop_name: str) -> dict[str, str]:
-    """The values a template field may use, from the order's `data` and one of its lines."""
-    customer = data.get("customer") or {}
-    shipping = data.get("shipping_address") or {}
-    first, last = customer.get("first_name") or "", customer.get("last_name") or ""
-    return {
-        "member_number": member_number,
-        "expires_on": expires_on.isoformat(),
-        "expires_on_us": expires_on.strftime("%m/%d/%Y"),
-        "expires_month": expires_on.strftime("%m/%Y"),
-        "customer.first_name": first,
-        "customer.last_name": last,
-        "customer.name": f"{first} {last}".strip() or (shipping.get("name") or ""),
-        "customer.email": customer.get("email") or "",
-        "order.number": data.get("number") or "",
-        "order.id": str(data.get("id") or ""),
-        "shipping.name": shipping.get("name") or "",
-        "line.sku": line.get("sku") or "",
-        "line.title": line.get("title") or "",
-        "shop.name": shop_name,
-    }
 
 
 def member_number_for(prefix: str, card_row_id: int) -> str:
@@ -197,7 +97,7 @@ def split_cost(total_cents: int, parts: int) -> list[int]:
 # -- order intake --------------------------------------------------------------------------------------------
 def plan_for_completed_order(session: Session, order: Order, settings: Settings) -> None:
     """One pending card row (member number assigned) and one job per unit of each mapped order line."""
-    ic = settings.instantcard
+    ic = settings.membership
     data = order.payload or {}
     placed = order.placed_at or order.completed_at or datetime.now(UTC)
     expires_on = add_months(placed.astimezone(EASTERN).date(), ic.membership_term_months)
@@ -313,7 +213,7 @@ def _record(session: Session, card_id: int, expect: str, now: datetime, **values
 
 def advance_card(session: Session, settings: Settings, client, card_id: int, now) -> None:
     """Run the card's remaining steps; each step commits its result before the next provider call."""
-    ic = settings.instantcard
+    ic = settings.membership
     for _ in range(10):  # a card has at most five steps; the bound only guards against a loop bug
         snap = _snapshot(session, card_id)
         if snap.status in FINISHED:
@@ -572,7 +472,7 @@ def _record_submitted(session: Session, row_id: int, now, printed_card_ids: tupl
 # -- batches (ship to the store) ---------------------------------------------------------------------------
 def _join_batch(session: Session, settings: Settings, client, snap: CardSnapshot, now) -> bool:
     """Put a finalized card into the open batch; False when it must wait for the batch to exist."""
-    ic = settings.instantcard
+    ic = settings.membership
     if snap.print_job_id is None:
         _reserve_batch_place(session, ic, snap, now)
         return True
@@ -638,7 +538,7 @@ def _take_over_batch_creation(session: Session, client, snap: CardSnapshot, now)
     return True
 
 
-def _reserve_batch_place(session: Session, ic: InstantCardSettings, snap: CardSnapshot, now) -> None:
+def _reserve_batch_place(session: Session, ic: MembershipSettings, snap: CardSnapshot, now) -> None:
     """Count the card into the one open batch (creating the batch row if none is open), atomically."""
     moment = now()
     insert_ignoring_conflict(session, MembershipPrintJob, dict(
@@ -677,7 +577,7 @@ def submit_batch(session: Session, settings: Settings, client, print_job_row_id:
     if waiting:
         # Waiting costs no attempt (a Park): an outage while cards join must not kill the batch.
         raise Park(f"{waiting} card(s) are still being added to the batch", 15)
-    submit_print_job(session, client, print_job_row_id, now, settings.instantcard.funds_recheck_seconds)
+    submit_print_job(session, client, print_job_row_id, now, settings.membership.funds_recheck_seconds)
 
 
 def due_batches(session: Session, settings: Settings, now: datetime) -> list[int]:
@@ -686,7 +586,7 @@ def due_batches(session: Session, settings: Settings, now: datetime) -> list[int
         MembershipPrintJob.mode == "store", MembershipPrintJob.status.in_(("open", "closed")),
         MembershipPrintJob.card_count > 0).execution_options(populate_existing=True))
     return [r.id for r in rows if (r.due_at is not None and r.due_at <= now)
-            or r.card_count >= settings.instantcard.batch_max_cards or r.status == "closed"]
+            or r.card_count >= settings.membership.batch_max_cards or r.status == "closed"]
 
 
 # -- funds -----------------------------------------------------------------------------------------------------

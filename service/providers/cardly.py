@@ -70,6 +70,9 @@ class CardRequest:
     requested_arrival: date | None = None
 
 
+# A sender (CARDLY_SENDER, in Cardly's own field names) needs all of these or none.
+SENDER_FIELDS = ("firstName", "address", "city", "postcode", "country")
+
 _TEMPLATE_VARIABLE_NAMES = {"first_name": "firstName", "message": "message", "order_number": "orderNumber",
                             "shop_name": "shopName"}
 

@@ -24,7 +24,6 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import requests
 
-from service.config import InstagiftSettings
 from service.errors import (
     ProviderAuthError,
     ProviderError,
@@ -34,6 +33,7 @@ from service.errors import (
 )
 from service.logs import mask
 from service.providers.http import ProviderHttp, ProviderResponse
+from service.providers.settings import InstagiftSettings
 
 log = logging.getLogger("service.providers.instagift")
 

@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Protocol
 
-from service.config import InstantCardSettings
 from service.errors import (
     ProviderAuthError,
     ProviderError,
@@ -31,6 +30,7 @@ from service.errors import (
     ProviderResponseInvalid,
 )
 from service.providers.http import ProviderHttp, ProviderResponse
+from service.providers.settings import InstantCardSettings
 
 log = logging.getLogger("service.providers.instantcard")
 

@@ -18,14 +18,14 @@ Rules:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
-from service.config import CardlySettings, InstagiftSettings, InstantCardSettings, Settings
+from service.config import Settings
 from service.errors import (
     ProviderAuthError,
     ProviderError,
@@ -38,6 +38,7 @@ from service.money import format_usd
 from service.providers.cardly import CardlyClient
 from service.providers.instagift import InstagiftClient
 from service.providers.instantcard import InstantCardClient, MemoryTokenStore
+from service.providers.settings import CardlySettings, InstagiftSettings, InstantCardSettings
 
 log = logging.getLogger("service.providers.preflight")
 
@@ -209,8 +210,10 @@ def check_cardly(settings: CardlySettings, client: CardlyClient) -> list[Check]:
 
 
 # -- InstantCard ----------------------------------------------------------------------------------------------
-def check_instantcard(settings: InstantCardSettings, client: InstantCardClient) -> list[Check]:
-    """Login, organization, every mapped template and its fields, the shipping provider, the funds."""
+def check_instantcard(settings: InstantCardSettings, client: InstantCardClient,
+                      products: Mapping[str, Any]) -> list[Check]:
+    """Login, organization, every mapped template (`products`: INSTANTCARD_PRODUCTS) and its fields, the
+    shipping provider, the funds."""
     checks = _Checks("instantcard", _where(settings.api_url))
 
     def authentication() -> tuple[bool, str]:
@@ -248,7 +251,7 @@ def check_instantcard(settings: InstantCardSettings, client: InstantCardClient) 
                 checks.blocked = "instantcard did not answer"
         except Exception:
             log.exception("preflight: InstantCard's template listing could not be read")
-    for sku, product in settings.products.items():
+    for sku, product in products.items():
         checks.run(f"template {sku}", lambda product=product: _template_check(client, product, known_templates))
 
     def shipping_provider() -> tuple[bool, str]:
@@ -314,7 +317,7 @@ class CheckClients:
             instagift=InstagiftClient.from_settings(settings.instagift),
             cardly=CardlyClient.from_settings(settings.cardly) if settings.cardly.enabled else None,
             instantcard=(InstantCardClient(settings.instantcard, token_store=MemoryTokenStore())
-                         if settings.instantcard.products else None),
+                         if settings.membership.products else None),
         )
 
 
@@ -326,7 +329,7 @@ def check_providers(settings: Settings, clients: CheckClients | None = None) -> 
     if clients.cardly is not None:
         runs.append(lambda: check_cardly(settings.cardly, clients.cardly))
     if clients.instantcard is not None:
-        runs.append(lambda: check_instantcard(settings.instantcard, clients.instantcard))
+        runs.append(lambda: check_instantcard(settings.instantcard, clients.instantcard, settings.membership.products))
     with ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix="preflight") as pool:
         results = [future.result() for future in [pool.submit(run) for run in runs]]
     secrets = _secrets(settings, clients)

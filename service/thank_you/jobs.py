@@ -136,7 +136,7 @@ def _park_unless_credit_covers(client, cost: Decimal, settings: Settings) -> Non
         return  # let the placement itself give the definitive answer
     if balance < cost:
         raise Park(f"waiting for Cardly credit: a card costs {cost} credits, the balance is {balance}",
-                   settings.cardly.credit_recheck_seconds)
+                   settings.thank_you.credit_recheck_seconds)
 
 
 def _record_failure(ctx: JobContext, order_id: int, exc: ProviderError) -> None:
@@ -154,7 +154,7 @@ def _record_failure(ctx: JobContext, order_id: int, exc: ProviderError) -> None:
         cost, balance = payment_required_amounts(exc)
         card.status, card.failure_kind, card.outcome_uncertain = "waiting_for_credit", "credit", False
         card.cost_credits, card.balance_credits = cost, balance
-        outcome = Park(f"waiting for Cardly credit: {exc.reason or message}", settings.cardly.credit_recheck_seconds)
+        outcome = Park(f"waiting for Cardly credit: {exc.reason or message}", settings.thank_you.credit_recheck_seconds)
     elif isinstance(exc, ProviderAuthError | ProviderNotFound):
         card.status, card.failure_kind, card.outcome_uncertain = "failed", "configuration", False
         outcome = PermanentFailure(f"Cardly refused our configuration: {message}")

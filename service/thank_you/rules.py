@@ -42,6 +42,7 @@ from service.providers.cardly import (
     order_body,
     preview_body,
 )
+from service.thank_you.message import render_message
 from service.thank_you.models import ThankYouCard
 
 log = logging.getLogger("service.thank_you")
@@ -51,37 +52,7 @@ JOB_KIND = "send_thank_you_card"
 # needs a new generation (a 402 and a 422 are stored and would be replayed under the old key).
 DEFINITIVE_NOT_PLACED = ("credit", "validation", "configuration")
 
-# -- message templating ------------------------------------------------------------------------------------
-MESSAGE_VARIABLES = ("customer.first_name", "customer.last_name", "order.number", "order.id", "shop.name")
-_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}|]*)(?:\|([^{}]*))?\}")
-
-
-def unknown_message_variables(template: str) -> list[str]:
-    """The `{…}` variables in `template` that the service does not know (CARDLY_MESSAGE is checked at start)."""
-    found = [m.group(1).strip() for m in _PLACEHOLDER.finditer(template) if m.group(1) is not None]
-    return sorted({name for name in found if name not in MESSAGE_VARIABLES})
-
-
-def render_message(template: str, values: Mapping[str, str | None]) -> str:
-    """Fill `{name}` / `{name|fallback}` placeholders; `{{`/`}}` are literal braces; never raises.
-
-    A known variable without a value renders its fallback (or nothing); an unknown variable renders as
-    nothing, so a typo never prints braces on a customer's card (start-up refuses such a template anyway).
-    """
-
-    def fill(match: re.Match) -> str:
-        token = match.group(0)
-        if token in ("{{", "}}"):
-            return token[0]
-        name = (match.group(1) or "").strip()
-        value = values.get(name) if name in MESSAGE_VARIABLES else None
-        if value is None or str(value).strip() == "":
-            return match.group(2) or ""
-        return str(value)
-
-    return _PLACEHOLDER.sub(fill, template)
-
-
+# -- message values ------------------------------------------------------------------------------------
 def message_values(order_data: Mapping[str, Any], settings: Settings) -> dict[str, str | None]:
     """The values a thank-you message may use, from the order as the shop sent it."""
     customer = order_data.get("customer") or {}
@@ -122,7 +93,7 @@ def purchase_order_number(order_data: Mapping[str, Any]) -> str:
 
 def build_card_request(order_data: Mapping[str, Any], settings: Settings, today: date) -> CardRequest:
     """The card for the order's shipping address, ignoring the rules (the Cardly client words it for Cardly)."""
-    cardly = settings.cardly
+    cardly, rules = settings.cardly, settings.thank_you
     customer = order_data.get("customer") or {}
     address = order_data.get("shipping_address") or {}
     first, last = _split_name(address.get("name"))
@@ -133,22 +104,22 @@ def build_card_request(order_data: Mapping[str, Any], settings: Settings, today:
         address2=address.get("address2") or "", city=address.get("city") or "", region=address.get("region") or "",
         postcode=address.get("postcode") or "", country=(address.get("country") or "").upper(),
         company=address.get("company") or None)
-    message = render_message(cardly.message, message_values(order_data, settings))
+    message = render_message(rules.message, message_values(order_data, settings))
     variables = None
     if cardly.template:
         variables = {"first_name": customer.get("first_name") or first or "", "message": message,
                      "order_number": purchase_order_number(order_data),
                      "shop_name": settings.shop_name}
-    arrival = today + timedelta(days=cardly.arrival_offset_days) if cardly.arrival_offset_days else None
+    arrival = today + timedelta(days=rules.arrival_offset_days) if rules.arrival_offset_days else None
     return CardRequest(
         purchase_order_number=purchase_order_number(order_data), artwork=cardly.artwork,
         recipient=recipient, message=message, template=cardly.template or None, template_variables=variables,
-        sender=cardly.sender or None, shipping_method=cardly.shipping_method or None, requested_arrival=arrival)
+        sender=rules.sender or None, shipping_method=rules.shipping_method or None, requested_arrival=arrival)
 
 
 def skip_reason(order_data: Mapping[str, Any], settings: Settings, *, cancelled: bool = False) -> Skip | None:
     """The first rule that says no card for this order, or None when every rule allows one."""
-    cardly = settings.cardly
+    cardly, rules = settings.cardly, settings.thank_you
     if not cardly.enabled:
         return Skip("disabled", "Thank-you cards are turned off (CARDLY_ENABLED=false).")
     if cancelled:
@@ -156,19 +127,19 @@ def skip_reason(order_data: Mapping[str, Any], settings: Settings, *, cancelled:
     if not cardly.artwork:
         return Skip("not_configured", "No card artwork is configured (CARDLY_ARTWORK).")
     total = order_data.get("total_cents") or 0
-    if total < cardly.min_order_cents:
+    if total < rules.min_order_cents:
         return Skip("below_minimum", f"The order total {money.format_usd(total)} is below the minimum "
-                    f"{money.format_usd(cardly.min_order_cents)} (CARDLY_MIN_ORDER_CENTS).",
-                    {"total_cents": total, "min_order_cents": cardly.min_order_cents})
+                    f"{money.format_usd(rules.min_order_cents)} (CARDLY_MIN_ORDER_CENTS).",
+                    {"total_cents": total, "min_order_cents": rules.min_order_cents})
     address = order_data.get("shipping_address")
     if not address:
         return Skip("no_shipping_address", "The order has no shipping address to post a card to.")
     country = (address.get("country") or "").upper()
-    if cardly.countries and country not in cardly.countries:
+    if rules.countries and country not in rules.countries:
         return Skip("country_not_allowed", f"Cards are not sent to {country or 'an unknown country'} "
-                    f"(CARDLY_COUNTRIES={','.join(cardly.countries)}).")
+                    f"(CARDLY_COUNTRIES={','.join(rules.countries)}).")
     customer = order_data.get("customer") or {}
-    if cardly.skip_opted_out and customer.get("accepts_mail") is False:
+    if rules.skip_opted_out and customer.get("accepts_mail") is False:
         return Skip("opted_out", "The customer opted out of mail (accepts_mail: false).")
     return None
 

@@ -16,7 +16,6 @@ from responses import matchers
 
 from sandbox.instantcard import ORGANIZATION_ID as SANDBOX_ORGANIZATION_ID
 from sandbox.instantcard import SANDBOX_EMAIL, SANDBOX_PASSWORD
-from service.config import load_settings
 from service.errors import (
     ProviderAuthError,
     ProviderNotFound,
@@ -25,6 +24,7 @@ from service.errors import (
     ProviderResponseInvalid,
     ProviderUnavailable,
 )
+from service.features import load_settings
 from service.providers.instantcard import CachedToken, InstantCardClient, MemoryTokenStore
 from tests.contract.examples import doc_example
 

@@ -12,8 +12,8 @@ import pytest
 import responses
 from responses import matchers
 
-from service.config import load_settings
 from service.errors import ProviderAuthError, ProviderNotFound
+from service.features import load_settings
 from service.providers.cardly import Artwork, CardlyClient
 from service.providers.instagift import InstagiftClient
 from service.providers.instantcard import (
