@@ -7,6 +7,7 @@ from marshmallow import Schema, fields
 
 from service.api.openapi import Blueprint
 from service.api.parsing import require_bearer
+from service.api.schemas import ProblemSchema, problem_code
 from service.db import utcnow
 from service.orders.schemas import OrderDataSchema
 from service.thank_you.rules import preview_card
@@ -44,10 +45,18 @@ class CardPreviewSchema(Schema):
     skip_detail = fields.String(allow_none=True)
 
 
+class CardlyCreditProblemSchema(ProblemSchema):
+    """502 when Cardly says the account lacks credit for the card (the figures when Cardly gave them)."""
+
+    code = problem_code("provider_payment_required")
+    cost_credits = fields.String(metadata={"description": "Cardly credits the card would cost"})
+    balance_credits = fields.String(metadata={"description": "Cardly credits left on the account"})
+
+
 @bp.post("/v1/thank-you-cards/preview")
 @bp.arguments(OrderDataSchema)
 @bp.response(200, CardPreviewSchema)
-@bp.problems(400, 401, 409, 413, 415, 422, 502, 503)
+@bp.problems(400, 401, 409, 413, 415, 422, (502, [CardlyCreditProblemSchema, ProblemSchema]), 503)
 @bp.doc(security=[{"admin": []}])
 def preview(sample):
     """Preview the thank-you card a sample order (webhook `data` shape) would get: Cardly's preview URL, cost and
