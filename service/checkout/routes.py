@@ -46,7 +46,7 @@ def _limiter() -> LookupLimiter:
 
 @bp.post("/v1/carts")
 @limiter.limit(lambda: current_app.extensions["settings"].cart_create_rate_limit)
-@bp.arguments(CreateCartSchema)
+@bp.arguments(CreateCartSchema())
 @bp.response(201, CartSchema)
 @bp.problems(400, 413, 415, 422, 429)
 def create_cart(body):
@@ -64,7 +64,7 @@ def get_cart(cart_token: str):
 
 
 @bp.put("/v1/carts/<cart_token>")
-@bp.arguments(UpdateCartSchema)
+@bp.arguments(UpdateCartSchema())
 @bp.response(200, CartSchema)
 @bp.problems(400, 404, 413, 415, 422)
 def update_cart(body, cart_token: str):
@@ -74,7 +74,7 @@ def update_cart(body, cart_token: str):
 
 
 @bp.post("/v1/carts/<cart_token>/gift-cards")
-@bp.arguments(ApplyGiftCardSchema)
+@bp.arguments(ApplyGiftCardSchema())
 @bp.response(200, CartSchema)
 @bp.problems(400, 404, (409, APPLY_CONFLICTS), 413, 415, 422, 429, 502, 503)
 def apply_gift_card(body, cart_token: str):
@@ -94,7 +94,7 @@ def remove_gift_card(cart_token: str, gift_card_id: int):
 
 
 @bp.post("/v1/gift-cards/balance")
-@bp.arguments(BalanceRequestSchema)
+@bp.arguments(BalanceRequestSchema())
 @bp.response(200, BalanceSchema)
 @bp.problems(400, 404, 413, 415, 422, 429, 502, 503)
 def balance(body):

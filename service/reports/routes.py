@@ -59,7 +59,7 @@ def get_order(order_id: str):
 
 
 @bp.get("/v1/jobs")
-@bp.arguments(JobsQuery, location="query")
+@bp.arguments(JobsQuery(), location="query")
 @bp.response(200, JobsPageSchema)
 @bp.problems(400, 401, 422)
 @bp.doc(security=ADMIN)
@@ -93,7 +93,7 @@ def _span(window: DateRange | None) -> str:
 
 
 @bp.get("/v1/redemptions")
-@bp.arguments(LedgerQuery, location="query")
+@bp.arguments(LedgerQuery(), location="query")
 @bp.response(200, LedgerPageSchema)
 @bp.problems(400, 401, 422)
 @bp.doc(security=ADMIN, responses=CSV)
@@ -109,7 +109,7 @@ def get_redemptions(query):
 
 
 @bp.get("/v1/reconciliation")
-@bp.arguments(RangeQuery, location="query")
+@bp.arguments(RangeQuery(), location="query")
 @bp.response(200, ReportSchema)
 @bp.problems(400, 401, 422)
 @bp.doc(security=ADMIN, responses=CSV)
@@ -123,7 +123,7 @@ def get_reconciliation(query):
 
 
 @bp.get("/v1/reconciliation/instagift")
-@bp.arguments(RangeQuery, location="query")
+@bp.arguments(RangeQuery(), location="query")
 @bp.response(200, ComparisonSchema)
 @bp.problems(400, 401, 422, 502, 503)
 @bp.doc(security=ADMIN)

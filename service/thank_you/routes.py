@@ -54,7 +54,7 @@ class CardlyCreditProblemSchema(ProblemSchema):
 
 
 @bp.post("/v1/thank-you-cards/preview")
-@bp.arguments(OrderDataSchema)
+@bp.arguments(OrderDataSchema())
 @bp.response(200, CardPreviewSchema)
 @bp.problems(400, 401, 409, 413, 415, 422, (502, [CardlyCreditProblemSchema, ProblemSchema]), 503)
 @bp.doc(security=[{"admin": []}])
