@@ -95,3 +95,10 @@ def test_csv_answers_are_documented_as_csv(client, contract):
         response = client.get(path, headers={**ADMIN, "Accept": "text/csv"})
         assert response.get_data(as_text=True).startswith(first_column + ",")
         contract(path, "GET", response, 200)
+
+
+@pytest.mark.parametrize(("path", "url"), [("/healthz", "/healthz?x=%00"),
+                                           ("/widget/v1/manifest.json", "/widget/v1/manifest.json?v=%00"),
+                                           ("/v1/providers/check", "/v1/providers/check?x=%00")])
+def test_a_nul_in_any_query_is_a_documented_400(client, contract, path, url):
+    contract(path, "GET", client.get(url, headers=ADMIN), 400, "bad_request")

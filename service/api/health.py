@@ -14,6 +14,7 @@ bp = Blueprint("ops", __name__, description="Liveness and readiness")
 
 @bp.get("/healthz")
 @bp.response(200, HealthSchema)
+@bp.problems(400)
 def healthz():
     """The process is up."""
     return {"status": "ok"}
@@ -22,6 +23,7 @@ def healthz():
 @bp.get("/readyz")
 @bp.response(200, ReadinessSchema)
 @bp.alt_response(503, schema=ReadinessSchema, description="The database does not answer")
+@bp.problems(400)
 def readyz():
     """The database answers; says which providers are live and which are the sandbox."""
     settings = current_app.extensions["settings"]

@@ -21,7 +21,8 @@ PROBLEM_JSON = "application/problem+json"
 
 # What each status means when the service answers it; the codes are listed in docs/api.md.
 STATUS_DESCRIPTIONS = {
-    400: "Bad request: a NUL character in the address (bad_request), or a body that is not JSON (malformed_json)",
+    400: "Bad request: a NUL character in the address or query (bad_request), or a body that is not JSON "
+         "(malformed_json)",
     401: "Authentication required or refused (unauthorized; webhooks: webhook_signature_missing, "
          "webhook_signature_invalid)",
     404: "Not found",
@@ -48,7 +49,6 @@ class ServiceApi(flask_smorest.Api):
     problem from service.api.problems, and each operation lists the problems it can answer."""
 
     DEFAULT_ERROR_RESPONSE_NAME = None
-    ERROR_SCHEMA = ProblemSchema
 
     def _register_error_handlers(self) -> None:
         """Errors are mapped in one place, service.api.problems (registered by init_api)."""

@@ -135,7 +135,7 @@ def get_instagift_comparison(query):
 
 @bp.get("/v1/providers/check")
 @bp.response(200, ProvidersCheckSchema)
-@bp.problems(401)
+@bp.problems(400, 401)
 @bp.doc(security=ADMIN)
 def get_providers_check():
     """Preflight: credentials, artwork, templates, shipping provider and balances checked with read-only provider

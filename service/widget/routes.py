@@ -73,6 +73,7 @@ def _script(body: bytes, cache_control: str, etag: str) -> Response:
 @bp.get("/widget/v1/instagift-claim-code.js")
 @bp.response(200, SCRIPT, content_type="text/javascript")
 @bp.alt_response(304, description=NOT_MODIFIED, success=True)
+@bp.problems(400)
 def current_widget():
     """The current widget build under a stable name; cached briefly so releases propagate."""
     manifest = widget_manifest()
@@ -94,6 +95,7 @@ def versioned_widget(version: str):
 
 @bp.get("/widget/v1/manifest.json")
 @bp.response(200, WidgetManifestSchema)
+@bp.problems(400)
 def manifest_json():
     """Which build is current: file name, URL, SRI integrity and sizes."""
     manifest = dict(widget_manifest())
