@@ -33,7 +33,6 @@ NOT_DOCUMENTED = {
 }
 
 
-
 def _also_for_probes(check):
     """schemathesis skips its conformance checks for the coverage phase's request-shape probes (a body sent as
     text/plain, a malformed Content-Type, …); the answers to those (415, 400) are part of the contract too. Probes
