@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import Flask
 
-from service.api import health
+from service.api import API_KEY, health
 from service.checkout import jobs as checkout_jobs
 from service.checkout import routes as checkout_routes
 from service.config import Environment, Settings, read_settings
@@ -82,12 +82,18 @@ JOB_MODULES = (orders_jobs, checkout_jobs, redemption_jobs, thank_you_jobs, memb
 # planning job, in this order. A cancellation reaches them in the same order.
 effects.compose(at_intake=(redemption_rules,), by_job=(thank_you_rules, membership_rules))
 
-BLUEPRINTS = (health.bp, orders_routes.bp, reports_routes.bp, widget_routes.bp, demo_routes.bp, checkout_routes.bp,
-              thank_you_routes.bp, membership_routes.bp)
+# Every route of these is in the OpenAPI document. The demo pages are HTML for development (refused in
+# production), not part of the contract, so they are registered with the app alone.
+API_BLUEPRINTS = (health.bp, orders_routes.bp, reports_routes.bp, widget_routes.bp, checkout_routes.bp,
+                  thank_you_routes.bp, membership_routes.bp)
+PAGE_BLUEPRINTS = (demo_routes.bp,)
 
 
 def register(app: Flask) -> None:
     """Register every feature's blueprint (after service.api.init_api) and command."""
-    for blueprint in BLUEPRINTS:
+    api = app.extensions[API_KEY]
+    for blueprint in API_BLUEPRINTS:
+        api.register_blueprint(blueprint)
+    for blueprint in PAGE_BLUEPRINTS:
         app.register_blueprint(blueprint)
     app.cli.add_command(reports_cli.reconcile_command)

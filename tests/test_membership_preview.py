@@ -48,8 +48,3 @@ def test_unknown_card_is_404_and_undrafted_card_is_409(app, client, run_jobs):
     response = client.get(f"/v1/membership-cards/{card_id}/preview", headers=ADMIN)
     assert response.status_code == 409
     assert response.get_json()["code"] == "membership_card_not_drafted"
-
-
-def test_preview_is_in_the_openapi_document(client):
-    paths = client.get("/openapi.json").get_json()["paths"]
-    assert "/v1/membership-cards/{card_id}/preview" in paths

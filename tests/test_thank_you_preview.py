@@ -57,8 +57,3 @@ def test_a_sample_cardly_refuses_is_a_422_problem_with_cardly_reason(client):
     problem = response.get_json()
     assert problem["code"] == "cardly_rejected_sample"
     assert "recipient.region: is required for US addresses" in problem["detail"]
-
-
-def test_the_preview_is_in_the_openapi_document(client):
-    operation = client.get("/openapi.json").get_json()["paths"][URL]["post"]
-    assert operation["security"] == [{"admin": []}] and "422" in operation["responses"]

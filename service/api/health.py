@@ -1,24 +1,29 @@
-"""Operations endpoints: liveness, readiness, and the OpenAPI document."""
+"""Operations endpoints: liveness and readiness (the OpenAPI document itself is served by service.api.openapi)."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app
+from flask import current_app
 
-from service.api.openapi import build_openapi, document
+from service.api.openapi import Blueprint
 from service.api.schemas import HealthSchema, ReadinessSchema
 from service.db import db
 
-bp = Blueprint("ops", __name__)
+bp = Blueprint("ops", __name__, description="Liveness and readiness")
 
 
 @bp.get("/healthz")
+@bp.response(200, HealthSchema)
+@bp.problems(400)
 def healthz():
     """The process is up."""
     return {"status": "ok"}
 
 
 @bp.get("/readyz")
+@bp.response(200, ReadinessSchema)
+@bp.alt_response(503, schema=ReadinessSchema, description="The database does not answer")
+@bp.problems(400)
 def readyz():
     """The database answers; says which providers are live and which are the sandbox."""
     settings = current_app.extensions["settings"]
@@ -42,17 +47,3 @@ def readyz():
     body = {"status": status, "database": database, "rate_limits": rate_limits, "providers": providers,
             "environment": settings.env}
     return body, (200 if database == "ok" else 503)
-
-
-@bp.get("/openapi.json")
-def openapi():
-    """The OpenAPI 3.1 description of the public contract."""
-    if "openapi" not in current_app.extensions:
-        current_app.extensions["openapi"] = build_openapi()
-    return current_app.extensions["openapi"]
-
-
-
-document("/healthz", "get", "The process is up", tag="operations", response=HealthSchema)
-document("/readyz", "get", "Database reachable; providers live or sandbox", tag="operations",
-         response=ReadinessSchema, problems=(503,))

@@ -1,12 +1,15 @@
-"""Request parsing shared by all handlers: JSON bodies through marshmallow, query strings, bearer tokens."""
+"""Request parsing shared by all handlers: the webargs parser behind `@bp.arguments` (JSON bodies, query strings,
+headers), strict booleans, row ids in URLs, bearer tokens."""
 
 from __future__ import annotations
 
 import hmac
+import json
 from typing import Any
 
 from flask import request
 from marshmallow import Schema, ValidationError, fields
+from webargs.flaskparser import FlaskParser
 from werkzeug.routing import IntegerConverter
 
 from service.errors import BadRequest, Unauthorized, UnsupportedMediaType, ValidationFailed
@@ -59,26 +62,63 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
-def load(schema: Schema, data: Any = None) -> Any:
-    """Validate `data` (default: the JSON body) with `schema`; 422 with field errors when invalid."""
-    if data is None:
-        data = json_body()
-    if not isinstance(data, dict) and not schema.many:
+def json_object(data: Any) -> dict:
+    """`data` if it is a JSON object without NUL characters; else 422 (PostgreSQL text cannot hold NUL, so it is
+    refused the same way on every database)."""
+    if not isinstance(data, dict):
         raise ValidationFailed({"_schema": ["The body must be a JSON object."]})
-    if _has_nul(data):  # PostgreSQL text cannot hold NUL; refuse it the same way on every database
+    if _has_nul(data):
         raise ValidationFailed({"_schema": ["Text must not contain NUL characters."]})
-    try:
-        return schema.load(data)
-    except ValidationError as exc:
-        raise ValidationFailed(exc.messages_dict if hasattr(exc, "messages_dict") else exc.messages) from None
+    return data
 
 
-def load_query(schema: Schema) -> Any:
-    """Validate the query string with `schema`; 422 with field errors when invalid."""
-    try:
-        return schema.load(request.args.to_dict())
-    except ValidationError as exc:
-        raise ValidationFailed(exc.messages, detail="One or more query parameters are invalid.") from None
+# What a validation problem says, by where the invalid value was.
+_DETAIL_BY_LOCATION = {"query": "One or more query parameters are invalid."}
+
+
+class RequestParser(FlaskParser):
+    """webargs' parser with the service's rules: JSON bodies only as JSON (415, 400 malformed_json), objects
+    without NUL, query strings refused on unknown names as the schemas say, and every error a ServiceError."""
+
+    # None: the schema's own `unknown` (request bodies ignore extra members; query strings refuse unknown names).
+    DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": None, "querystring": None}
+
+    def load_json(self, req, schema) -> Any:
+        """The JSON body as an object ({} when empty)."""
+        return json_object(json_body())
+
+    def handle_error(self, error, req, schema, *, error_status_code, error_headers):
+        """422 validation_failed with the field errors of the one location that failed."""
+        ((location, messages),) = error.messages.items()
+        raise ValidationFailed(messages, detail=_DETAIL_BY_LOCATION.get(location))
+
+
+class RawJsonParser(RequestParser):
+    """For senders that sign their bytes (webhooks): the body is JSON whatever its Content-Type; anything else is
+    a 422 on the body, never a 400 or 415."""
+
+    def load_json(self, req, schema) -> Any:
+        """The raw body parsed as a JSON object."""
+        try:
+            data = json.loads(req.get_data(cache=True))
+        except (ValueError, UnicodeDecodeError):
+            raise ValidationFailed({"_schema": ["The body is not valid JSON."]}) from None
+        return json_object(data)
+
+
+class OneOfNested(fields.Field):
+    """A member whose shape depends on the rest of the object: `choose(whole_object)` gives the schema instance
+    that loads it. Documented as anyOf `schemas` (service.api.openapi)."""
+
+    def __init__(self, schemas: tuple[type[Schema], ...], choose, **kwargs):
+        super().__init__(**kwargs)
+        self.schemas = schemas
+        self.choose = choose
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, dict):
+            raise ValidationError("Not a valid object.")
+        return self.choose(data).load(value)
 
 
 def require_bearer(expected: str, realm: str) -> None:

@@ -32,7 +32,7 @@ HTTP_CODES = {
 def masked_request_path() -> str:
     """The request path fit for logs and problem bodies: the cart token masked whatever its shape, then redacted."""
     path = request.path
-    token = (request.view_args or {}).get("token")
+    token = (request.view_args or {}).get("cart_token")
     if token:
         path = path.replace(token, mask(token))
     return redact(path)

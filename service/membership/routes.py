@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app
+from flask import current_app
 from marshmallow import Schema, fields
 
-from service.api.openapi import document
+from service.api.openapi import Blueprint
 from service.api.parsing import require_bearer
 from service.db import db
 from service.membership.rules import card_preview
 
-bp = Blueprint("membership", __name__)
+bp = Blueprint("membership", __name__, description="Membership cards (InstantCard): the merchant's preview")
+
+
+@bp.before_request
+def require_admin_token():
+    require_bearer(current_app.extensions["settings"].admin_api_token, "admin")
 
 
 class MembershipCardPreviewSchema(Schema):
@@ -26,13 +31,10 @@ class MembershipCardPreviewSchema(Schema):
 
 
 @bp.get("/v1/membership-cards/<id:card_id>/preview")
+@bp.response(200, MembershipCardPreviewSchema)
+@bp.problems(400, 401, 404, 409, 502, 503)
+@bp.doc(security=[{"admin": []}])
 def preview(card_id: int):
-    """Front and back images of one membership card, fetched from InstantCard."""
-    require_bearer(current_app.extensions["settings"].admin_api_token, "admin")
-    body = card_preview(db.session, current_app.extensions["providers"].instantcard, card_id)
-    return MembershipCardPreviewSchema().dump(body)
-
-
-document("/v1/membership-cards/{card_id}/preview", "get", "Preview a membership card (front and back images)",
-         tag="merchant", response=MembershipCardPreviewSchema, auth="admin", problems=(401, 404, 409, 502, 503),
-         parameters=({"name": "card_id", "in": "path", "required": True, "schema": {"type": "integer"}},))
+    """Front and back images of one membership card, fetched from InstantCard (409 membership_card_not_drafted
+    before the card exists there)."""
+    return card_preview(db.session, current_app.extensions["providers"].instantcard, card_id)

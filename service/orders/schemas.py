@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
+from service.api.parsing import OneOfNested
 from service.money import MAX_AMOUNT_CENTS
+from service.orders.models import WEBHOOK_ID_MAX_LENGTH
 
 SUPPORTED_CURRENCIES = ("USD",)
 currency_field = dict(validate=validate.OneOf(SUPPORTED_CURRENCIES, error="Only USD is supported today."))
@@ -68,13 +70,37 @@ class OrderCancelledDataSchema(_Tolerant):
 ORDER_EVENT_TYPES = ("order.completed", "order.cancelled")
 
 
+# Schemas hold no per-request state; building them once keeps their setup off every delivery.
+_COMPLETED_DATA, _CANCELLED_DATA = OrderDataSchema(), OrderCancelledDataSchema()
+
+
+def _data_schema(event: dict) -> Schema:
+    return _COMPLETED_DATA if event.get("type") == "order.completed" else _CANCELLED_DATA
+
+
 class OrderEventSchema(_Tolerant):
     type = fields.String(required=True, validate=validate.OneOf(ORDER_EVENT_TYPES))
     timestamp = fields.AwareDateTime(load_default=None, allow_none=True)
-    data = fields.Dict(required=True)
+    data = OneOfNested((OrderDataSchema, OrderCancelledDataSchema), _data_schema, required=True,
+                       metadata={"description": "The order (OrderData) for order.completed; only its id "
+                                                "(OrderCancelledData) for order.cancelled"})
+
+
+class WebhookHeadersSchema(_Tolerant):
+    """The Standard Webhooks headers: the signature covers webhook-id, webhook-timestamp and the raw body."""
+
+    webhook_id = fields.String(data_key="webhook-id", required=True,
+                               validate=validate.Length(max=WEBHOOK_ID_MAX_LENGTH,
+                                                        error="At most {max} characters."),
+                               metadata={"description": "The delivery's id (msg_…); a repeated id is a duplicate"})
+    webhook_timestamp = fields.String(data_key="webhook-timestamp", required=True,
+                                      metadata={"description": "Unix seconds; at most 5 minutes from now"})
+    webhook_signature = fields.String(data_key="webhook-signature", required=True,
+                                      metadata={"description": "v1,<base64 HMAC-SHA256> (several, space-separated, "
+                                                               "while a secret is rotated)"})
 
 
 class WebhookAcceptedSchema(Schema):
-    status = fields.String(metadata={"description": "accepted or duplicate"})
-    order_id = fields.String()
-    event_type = fields.String()
+    status = fields.String(required=True, validate=validate.OneOf(["accepted", "duplicate"]))
+    order_id = fields.String(required=True, metadata={"description": "The shop's order id (data.id)"})
+    event_type = fields.String(required=True, validate=validate.OneOf(ORDER_EVENT_TYPES))

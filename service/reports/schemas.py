@@ -7,12 +7,13 @@ from datetime import UTC, date, datetime, timedelta
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from service.api.schemas import ProblemSchema, problem_code
 from service.jobs.models import JOB_STATES
 from service.redemption.models import REDEMPTION_STATES
 from service.reports.listing import DEFAULT_PER_PAGE, MAX_PER_PAGE, MAX_RANGE_DAYS, DateRange
 
 
-class DayOrInstant(fields.Field):
+class DayOrInstant(fields.String):
     """`YYYY-MM-DD` (a UTC day) or an ISO 8601 timestamp with a time zone; loads to (datetime, is_whole_day)."""
 
     def _deserialize(self, value, attr, data, **kwargs):
@@ -104,65 +105,142 @@ class JobsQuery(Paging):
     include_periodic = fields.Boolean(load_default=False)
 
 
-class PageSchema(Schema):
-    items = fields.List(fields.Dict())
-    page = fields.Integer()
-    per_page = fields.Integer()
-    total = fields.Integer()
-    next_page = fields.Integer(allow_none=True)
+# -- answers ------------------------------------------------------------------------------------------------
 
 
-class ReportSchema(Schema):
-    range = fields.Dict()
-    generated_at = fields.String()
-    currency = fields.String()
-    days = fields.List(fields.Dict())
-    overall = fields.Dict()
-    open_holds_now = fields.Dict()
+class RangeSchema(Schema):
+    from_ = fields.String(data_key="from", attribute="from", required=True,
+                          metadata={"description": "Start (UTC, included)"})
+    to = fields.String(required=True, metadata={"description": "End (UTC, excluded)"})
 
 
-class ComparisonSchema(Schema):
-    range = fields.Dict()
-    instagift_redemptions_read = fields.Integer()
-    summary = fields.Dict()
-    matched = fields.List(fields.Dict())
-    amount_mismatches = fields.List(fields.Dict())
-    unknown_here = fields.List(fields.Dict())
-    missing_at_instagift = fields.List(fields.Dict())
-    unsettled_here = fields.List(fields.Dict())
+class _PageSchema(Schema):
+    page = fields.Integer(required=True)
+    per_page = fields.Integer(required=True)
+    total = fields.Integer(required=True, metadata={"description": "Items matching, on every page"})
+    next_page = fields.Integer(required=True, allow_none=True)
 
 
-class TimelineSchema(Schema):
-    order = fields.Dict()
-    events = fields.List(fields.Dict())
-    holds = fields.List(fields.Dict())
-    verifies = fields.List(fields.Dict())
-    redemptions = fields.List(fields.Dict())
-    thank_you_card = fields.Dict(allow_none=True)
-    membership_cards = fields.List(fields.Dict())
-    jobs = fields.List(fields.Dict())
+class LedgerRowSchema(Schema):
+    """One redemption: amounts in cents, times in UTC, the claim code masked."""
+
+    id = fields.Integer(required=True)
+    order_id = fields.String(required=True, allow_none=True, metadata={"description": "The shop's order id"})
+    order_number = fields.String(required=True, allow_none=True)
+    state = fields.String(required=True, validate=validate.OneOf(REDEMPTION_STATES))
+    certificate_id = fields.String(required=True, allow_none=True)
+    code = fields.String(required=True)
+    currency = fields.String(required=True)
+    splittable = fields.Boolean(required=True, allow_none=True)
+    applied_cents = fields.Integer(required=True)
+    taken_cents = fields.Integer(required=True, allow_none=True)
+    intended_cents = fields.Integer(required=True, allow_none=True)
+    redeemed_cents = fields.Integer(required=True, allow_none=True)
+    rounding_cents = fields.Integer(required=True, allow_none=True)
+    shortfall_cents = fields.Integer(required=True, allow_none=True)
+    forfeit_cents = fields.Integer(required=True, allow_none=True)
+    provider_redemption_id = fields.String(required=True, allow_none=True)
+    child_certificate_id = fields.String(required=True, allow_none=True)
+    child_balance_cents = fields.Integer(required=True, allow_none=True)
+    attempts = fields.Integer(required=True)
+    error = fields.String(required=True, allow_none=True)
+    created_at = fields.String(required=True, allow_none=True)
+    redeemed_at = fields.String(required=True, allow_none=True)
+
+
+class LedgerPageSchema(_PageSchema):
+    range = fields.Nested(RangeSchema, required=True, allow_none=True,
+                          metadata={"description": "null when no range was asked for (the whole ledger)"})
+    items = fields.List(fields.Nested(LedgerRowSchema), required=True)
+
+
+class JobAttemptSchema(Schema):
+    attempt = fields.Integer(required=True)
+    worker = fields.String(required=True, allow_none=True)
+    outcome = fields.String(required=True, allow_none=True)
+    started_at = fields.String(required=True, allow_none=True)
+    finished_at = fields.String(required=True, allow_none=True)
+    error = fields.String(required=True, allow_none=True)
 
 
 class JobSchema(Schema):
-    id = fields.Integer()
-    kind = fields.String()
-    state = fields.String()
-    attempts = fields.Integer()
-    failures = fields.Integer()
-    last_error = fields.String(allow_none=True)
-    run_at = fields.String()
-    shop_order_id = fields.String(allow_none=True)
-    periodic = fields.Boolean(metadata={"description": "a periodic housekeeping run, not an order's effect"})
+    id = fields.Integer(required=True)
+    kind = fields.String(required=True)
+    state = fields.String(required=True, validate=validate.OneOf(JOB_STATES))
+    attempts = fields.Integer(required=True)
+    failures = fields.Integer(required=True)
+    max_attempts = fields.Integer(required=True)
+    run_at = fields.String(required=True, allow_none=True)
+    created_at = fields.String(required=True, allow_none=True)
+    updated_at = fields.String(required=True, allow_none=True)
+    finished_at = fields.String(required=True, allow_none=True)
+    last_error = fields.String(required=True, allow_none=True)
+    parked_reason = fields.String(required=True, allow_none=True)
+    shop_order_id = fields.String(allow_none=True, metadata={"description": "Not in an order's own timeline"})
+    periodic = fields.Boolean(required=True,
+                              metadata={"description": "a periodic housekeeping run, not an order's effect"})
+    attempt_log = fields.List(fields.Nested(JobAttemptSchema),
+                              metadata={"description": "Every attempt (in listings and timelines)"})
+
+
+class JobsPageSchema(_PageSchema):
+    items = fields.List(fields.Nested(JobSchema), required=True)
+
+
+class ReportSchema(Schema):
+    range = fields.Nested(RangeSchema, required=True)
+    generated_at = fields.String(required=True)
+    currency = fields.String(required=True)
+    days = fields.List(fields.Dict(), required=True,
+                       metadata={"description": "One entry a UTC day: `date` and the same sections as `overall`"})
+    overall = fields.Dict(required=True, metadata={"description": "Sections (orders, gift_cards, open_holds, "
+                                                                  "thank_you_cards, membership_cards, jobs) of "
+                                                                  "figures"})
+    open_holds_now = fields.Dict(required=True)
+
+
+class ComparisonSchema(Schema):
+    range = fields.Nested(RangeSchema, required=True)
+    instagift_redemptions_read = fields.Integer(required=True)
+    summary = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    matched = fields.List(fields.Dict(), required=True)
+    amount_mismatches = fields.List(fields.Dict(), required=True)
+    unknown_here = fields.List(fields.Dict(), required=True)
+    missing_at_instagift = fields.List(fields.Dict(), required=True)
+    unsettled_here = fields.List(fields.Dict(), required=True)
+
+
+class TimelineSchema(Schema):
+    order = fields.Dict(required=True)
+    events = fields.List(fields.Dict(), required=True)
+    holds = fields.List(fields.Dict(), required=True)
+    verifies = fields.List(fields.Dict(), required=True)
+    redemptions = fields.List(fields.Nested(LedgerRowSchema), required=True)
+    thank_you_card = fields.Dict(required=True, allow_none=True)
+    membership_cards = fields.List(fields.Dict(), required=True)
+    jobs = fields.List(fields.Nested(JobSchema), required=True)
 
 
 class ProviderCheckSchema(Schema):
-    provider = fields.String(metadata={"description": "instagift, cardly or instantcard"})
-    check = fields.String(metadata={"description": "what was checked, e.g. api key, artwork, template MEMBER-GOLD"})
-    ok = fields.Boolean()
-    detail = fields.String(metadata={"description": "what was found; 'skipped: …' when an earlier failure "
-                                                    "kept the check from running. Never contains a secret."})
+    provider = fields.String(required=True, metadata={"description": "instagift, cardly or instantcard"})
+    check = fields.String(required=True,
+                          metadata={"description": "what was checked, e.g. api key, artwork, template MEMBER-GOLD"})
+    ok = fields.Boolean(required=True)
+    detail = fields.String(required=True,
+                           metadata={"description": "what was found; 'skipped: …' when an earlier failure kept the "
+                                                    "check from running. Never contains a secret."})
 
 
 class ProvidersCheckSchema(Schema):
-    ok = fields.Boolean(metadata={"description": "true only when every check passed"})
-    checks = fields.List(fields.Nested(ProviderCheckSchema))
+    ok = fields.Boolean(required=True, metadata={"description": "true only when every check passed"})
+    checks = fields.List(fields.Nested(ProviderCheckSchema), required=True)
+
+
+# -- problems -----------------------------------------------------------------------------------------------
+
+
+class JobNotRetryableProblemSchema(ProblemSchema):
+    code = problem_code("job_not_retryable")
+    state = fields.String(validate=validate.OneOf(JOB_STATES),
+                          metadata={"description": "The job's state, when that is why (only dead or parked jobs "
+                                                   "can be retried)"})

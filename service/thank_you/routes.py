@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app
+from flask import current_app
 from marshmallow import Schema, fields
 
-from service.api.openapi import document
-from service.api.parsing import load, require_bearer
+from service.api.openapi import Blueprint
+from service.api.parsing import require_bearer
+from service.api.schemas import ProblemSchema, problem_code
 from service.db import utcnow
 from service.orders.schemas import OrderDataSchema
 from service.thank_you.rules import preview_card
 
-bp = Blueprint("thank_you", __name__)
+bp = Blueprint("thank_you", __name__, description="Thank-you cards (Cardly): the merchant's preview")
+
+
+@bp.before_request
+def require_admin_token():
+    require_bearer(current_app.extensions["settings"].admin_api_token, "admin")
 
 
 class DeliveryEstimateSchema(Schema):
@@ -39,17 +45,21 @@ class CardPreviewSchema(Schema):
     skip_detail = fields.String(allow_none=True)
 
 
+class CardlyCreditProblemSchema(ProblemSchema):
+    """502 when Cardly says the account lacks credit for the card (the figures when Cardly gave them)."""
+
+    code = problem_code("provider_payment_required")
+    cost_credits = fields.String(metadata={"description": "Cardly credits the card would cost"})
+    balance_credits = fields.String(metadata={"description": "Cardly credits left on the account"})
+
+
 @bp.post("/v1/thank-you-cards/preview")
-def preview():
-    """Admin: Cardly's preview URL and cost for the card a sample order (webhook `data` shape) would get."""
+@bp.arguments(OrderDataSchema())
+@bp.response(200, CardPreviewSchema)
+@bp.problems(400, 401, 409, 413, 415, 422, (502, [CardlyCreditProblemSchema, ProblemSchema]), 503)
+@bp.doc(security=[{"admin": []}])
+def preview(sample):
+    """Preview the thank-you card a sample order (webhook `data` shape) would get: Cardly's preview URL, cost and
+    what the rules decide."""
     settings = current_app.extensions["settings"]
-    require_bearer(settings.admin_api_token, "admin")
-    sample = load(OrderDataSchema())
-    result = preview_card(sample, settings, current_app.extensions["providers"].cardly, utcnow().date())
-    return CardPreviewSchema().dump(result)
-
-
-document("/v1/thank-you-cards/preview", "post",
-         "Preview the thank-you card for a sample order (Cardly's preview URL, cost, what the rules decide)",
-         tag="merchant", request=OrderDataSchema, response=CardPreviewSchema, auth="admin",
-         problems=(401, 409, 422, 502, 503))
+    return preview_card(sample, settings, current_app.extensions["providers"].cardly, utcnow().date())

@@ -12,11 +12,31 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, abort, request
+from flask import Response, abort, request
+from marshmallow import INCLUDE, Schema, fields
 
-from service.api.openapi import document
+from service.api.openapi import Blueprint
 
-bp = Blueprint("widget_assets", __name__)
+bp = Blueprint("widget_assets", __name__,
+               description="The storefront widget's script, for <script> tags on any origin (no credentials)")
+
+SCRIPT = {"type": "string", "description": "JavaScript (an ES module defining <instagift-claim-code>)"}
+NOT_MODIFIED = "Not modified: the ETag given in If-None-Match is still current"
+
+
+class WidgetManifestSchema(Schema):
+    """The build manifest written by widget/build.mjs, with `url`; a later build may add members."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    name = fields.String(required=True)
+    file = fields.String(required=True, metadata={"description": "The current build's file name"})
+    url = fields.String(required=True, metadata={"description": "Its immutable URL path"})
+    sha256 = fields.String(required=True)
+    integrity = fields.String(required=True, metadata={"description": "For Subresource Integrity (sha384-…)"})
+    bytes = fields.Integer(required=True)
+    gzip_bytes = fields.Integer(required=True)
 
 WIDGET_DIR = Path(__file__).resolve().parent.parent / "static" / "widget"
 STABLE_MAX_AGE = 300
@@ -51,6 +71,9 @@ def _script(body: bytes, cache_control: str, etag: str) -> Response:
 
 
 @bp.get("/widget/v1/instagift-claim-code.js")
+@bp.response(200, SCRIPT, content_type="text/javascript")
+@bp.alt_response(304, description=NOT_MODIFIED, success=True)
+@bp.problems(400)
 def current_widget():
     """The current widget build under a stable name; cached briefly so releases propagate."""
     manifest = widget_manifest()
@@ -59,6 +82,9 @@ def current_widget():
 
 
 @bp.get("/widget/v1/instagift-claim-code.<version>.js")
+@bp.response(200, SCRIPT, content_type="text/javascript")
+@bp.alt_response(304, description=NOT_MODIFIED, success=True)
+@bp.problems(400, 404)
 def versioned_widget(version: str):
     """One exact widget build, cacheable forever; only the current build is served."""
     manifest = widget_manifest()
@@ -68,6 +94,8 @@ def versioned_widget(version: str):
 
 
 @bp.get("/widget/v1/manifest.json")
+@bp.response(200, WidgetManifestSchema)
+@bp.problems(400)
 def manifest_json():
     """Which build is current: file name, URL, SRI integrity and sizes."""
     manifest = dict(widget_manifest())
@@ -76,7 +104,3 @@ def manifest_json():
     response.headers["Cache-Control"] = f"public, max-age={STABLE_MAX_AGE}"
     response.headers["Access-Control-Allow-Origin"] = "*"
     return response
-
-
-document("/widget/v1/instagift-claim-code.js", "get", "The storefront widget script (current build)", tag="widget")
-document("/widget/v1/manifest.json", "get", "The widget build manifest (file, integrity, sizes)", tag="widget")
