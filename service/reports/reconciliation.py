@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from service.checkout.models import LOCKING_HOLD_STATUSES, GiftCardHold
+from service.db import call_provider
 from service.formats import iso
 from service.jobs.models import JOB_STATES, Job
 from service.jobs.queue import not_periodic
@@ -203,7 +204,7 @@ def compare_with_instagift(session: Session, provider_redemptions: Iterable[Any]
 
     Both sides are matched over all dates so that a redemption recorded just before midnight here and just after it
     at Instagift is not reported twice; only the window's items are reported."""
-    theirs = list(provider_redemptions)
+    theirs = call_provider(session, list, provider_redemptions)  # every page read with no transaction open
     local = session.execute(
         sa.select(Redemption, Order.shop_order_id, Order.number).join(Order, Order.id == Redemption.order_id)
         .where(Redemption.state.in_(COMPARABLE_STATES)).order_by(Redemption.id)).all()

@@ -146,7 +146,7 @@ def _record_failure(ctx: JobContext, order_id: int, exc: ProviderError) -> None:
     message = redact(str(exc))
     card.last_error, card.cardly_request_id, card.updated_at = message, exc.request_id, ctx.now()
     if card.status == "skipped":  # the order was cancelled meanwhile: this card is done
-        card.outcome_uncertain = card.outcome_uncertain or exc.uncertain
+        card.outcome_uncertain = card.outcome_uncertain or exc.outcome_unknown
         session.commit()
         return
     outcome: Exception
