@@ -16,7 +16,7 @@ from service.db import db, utcnow
 from service.jobs.models import Job
 from service.jobs.queue import retry_by_person
 from service.orders.models import Order
-from service.redemption.models import Redemption
+from service.redemption.models import GiftCardRedemption
 from tests.support import ADMIN, SHOP, cancel_order, order_completed, signed_webhook
 
 
@@ -41,9 +41,9 @@ def ordered_cart(client, instagift, order_id: str, *, balance: int = 10000, tota
     return cert_id
 
 
-def the_redemption(app) -> Redemption:
+def the_redemption(app) -> GiftCardRedemption:
     with app.app_context():
-        row = db.session.scalar(sa.select(Redemption))
+        row = db.session.scalar(sa.select(GiftCardRedemption))
         db.session.expunge_all()
         return row
 
@@ -73,7 +73,7 @@ def test_planning_writes_pending_rows_and_one_job_per_hold(app, client, instagif
 def test_worker_died_after_recording_intent_reads_back_then_redeems_once(app, client, instagift, run_jobs):
     cert_id = ordered_cart(client, instagift, "4002")
     with app.app_context():  # intent recorded, then the process died before the call left
-        row = db.session.scalar(sa.select(Redemption))
+        row = db.session.scalar(sa.select(GiftCardRedemption))
         row.outcome_unknown, row.requested_cents, row.balance_before_cents, row.attempts = True, 3000, 10000, 1
         db.session.commit()
     run_jobs()
@@ -260,8 +260,8 @@ def test_a_card_another_completed_order_is_redeeming_fails_visibly_instead_of_tw
     assert [r["amount_cents"] for r in instagift.redemptions_for(cert_id)] == [6000]
     assert "$50.00 must be collected another way" in _attention(app, "5004")
     with app.app_context():
-        states = dict(db.session.execute(sa.select(Order.shop_order_id, Redemption.state)
-                                         .join(Order, Order.id == Redemption.order_id)).all())
+        states = dict(db.session.execute(sa.select(Order.shop_order_id, GiftCardRedemption.state)
+                                         .join(Order, Order.id == GiftCardRedemption.order_id)).all())
     assert states == {"5003": "succeeded", "5004": "failed"}
 
 

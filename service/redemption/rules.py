@@ -40,7 +40,7 @@ from service.jobs import enqueue
 from service.jobs.registry import Park, PermanentFailure, RetryLater
 from service.logs import masked_last4
 from service.orders.models import Order
-from service.redemption.models import Redemption
+from service.redemption.models import GiftCardRedemption
 
 log = logging.getLogger("service.redemption")
 
@@ -68,7 +68,8 @@ def plan_for_completed_order(session: Session, order: Order, settings: Settings)
     # shopper removed or that verify found unusable are left out.
     holds = list(session.scalars(lock_for_update(session, sa.select(GiftCardHold).where(
         GiftCardHold.cart_id == cart.id, GiftCardHold.status.in_(("active", "expired")),
-        ~sa.exists().where(Redemption.hold_id == GiftCardHold.id))  # a reused cart token plans nothing twice
+        # A reused cart token plans nothing twice.
+        ~sa.exists().where(GiftCardRedemption.hold_id == GiftCardHold.id))
         .order_by(GiftCardHold.position))))
     if not holds:
         if order.gift_card_cents:
@@ -90,7 +91,7 @@ def plan_for_completed_order(session: Session, order: Order, settings: Settings)
         if amount.intended_cents <= 0:
             _release([hold], "the completed order took nothing from this gift card", now)
             continue
-        redemption = Redemption(
+        redemption = GiftCardRedemption(
             order_id=order.id, hold_id=hold.id, certificate_id=hold.certificate_id, code_last4=hold.code_last4,
             currency=hold.currency, splittable=hold.splittable, applied_cents=hold.applied_cents,
             taken_cents=taken[hold.id], intended_cents=amount.intended_cents, redeemed_cents=0,
@@ -133,8 +134,8 @@ def _release(holds: list[GiftCardHold], reason: str, now: datetime | None) -> No
 
 def on_order_cancelled(session: Session, order: Order, settings: Settings) -> None:
     """Before redemption: cancel pending redemptions and release holds. After: flag the order for a person."""
-    redemptions = list(session.scalars(lock_for_update(session, sa.select(Redemption).where(
-        Redemption.order_id == order.id).order_by(Redemption.id))))
+    redemptions = list(session.scalars(lock_for_update(session, sa.select(GiftCardRedemption).where(
+        GiftCardRedemption.order_id == order.id).order_by(GiftCardRedemption.id))))
     for redemption in redemptions:
         # Nothing redeemed and no call in doubt (an `uncertain` row whose doubt was cleared included): cancel it.
         if redemption.state in ("pending", "uncertain") and not redemption.outcome_unknown \
@@ -176,11 +177,11 @@ def reopen_for_person_retry(session: Session, job, now: datetime) -> None:
         f"Gift card {masked_last4(redemption.code_last4)}: redemption retried by a person.")
 
 
-def _load(session: Session, redemption_id: int) -> Redemption:
+def _load(session: Session, redemption_id: int) -> GiftCardRedemption:
     # populate_existing: the worker's session keeps attributes across commits, and a locked read must see
     # what other transactions (a cancellation) wrote meanwhile.
-    redemption = session.scalar(lock_for_update(session, sa.select(Redemption).where(Redemption.id == redemption_id))
-                                .execution_options(populate_existing=True))
+    redemption = session.scalar(lock_for_update(session, sa.select(GiftCardRedemption).where(
+        GiftCardRedemption.id == redemption_id)).execution_options(populate_existing=True))
     if redemption is None:
         raise PermanentFailure(f"redemption {redemption_id} does not exist")
     return redemption
@@ -201,7 +202,7 @@ class _Attempt:
     started_at: datetime
 
     @classmethod
-    def of(cls, redemption: Redemption) -> _Attempt:
+    def of(cls, redemption: GiftCardRedemption) -> _Attempt:
         return cls(redemption.id, redemption.certificate_id, redemption.splittable, redemption.outcome_unknown,
                    redemption.requested_cents, redemption.balance_before_cents,
                    redemption.attempt_started_at or redemption.created_at)
@@ -317,7 +318,7 @@ def redeem(session: Session, settings: Settings, client, redemption_id: int, now
             child_id=child_id, child_balance=child_balance)
 
 
-def _settled_or_cancelled(session: Session, redemption: Redemption, now) -> bool:
+def _settled_or_cancelled(session: Session, redemption: GiftCardRedemption, now) -> bool:
     """True (and committed) when there is nothing to do: a final state, or an order cancelled before any call."""
     if redemption.state in FINAL_STATES:
         session.commit()
@@ -358,7 +359,7 @@ def _read_back(client, attempt: _Attempt) -> _ReadBack:
     return _ReadBack(provider_id, child_id, child_balance)
 
 
-def _park_for_a_person(session: Session, redemption: Redemption, certificate, now) -> None:
+def _park_for_a_person(session: Session, redemption: GiftCardRedemption, certificate, now) -> None:
     """The certificate shows neither the call's success nor an untouched balance: a person must look."""
     seen = ("not found" if certificate is None
             else f"status {certificate.status}, face value {money.format_usd(certificate.face_value_cents)}")
@@ -397,7 +398,7 @@ def _child(client, attempt: _Attempt, redeemed_cents: int) -> tuple[str | None, 
     return None, rest
 
 
-def _finish(session: Session, redemption: Redemption, now, *, redeemed: int, state: str | None = None,
+def _finish(session: Session, redemption: GiftCardRedemption, now, *, redeemed: int, state: str | None = None,
             provider_id: str | None = None, child_id: str | None = None, child_balance: int | None = None,
             error: str | None = None) -> None:
     """Record the outcome: amounts, shortfall, forfeit, child certificate; the hold becomes redeemed."""
