@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from service.config import InstantCardSettings, Settings
-from service.db import insert_ignoring_conflict, lock_for_update
+from service.db import call_provider, insert_ignoring_conflict, lock_for_update
 from service.errors import (
     NotFound,
     ProviderNotFound,
@@ -394,9 +394,8 @@ def _create_member_print_job(session: Session, client, snap: CardSnapshot, now) 
     if snap.print_job_id is not None:
         job_row = session.get(MembershipPrintJob, snap.print_job_id, populate_existing=True)
         known_id, create_unknown_since = job_row.instantcard_print_job_id, job_row.create_outcome_unknown_since
-        session.commit()
         if known_id is None and create_unknown_since is not None:
-            found = client.find_open_print_job_with_card(snap.instantcard_card_id)
+            found = call_provider(session, client.find_open_print_job_with_card, snap.instantcard_card_id)
             if found is not None:
                 _record_print_job_created(session, snap, snap.print_job_id, found.id, now)
                 return
@@ -415,8 +414,8 @@ def _create_member_print_job(session: Session, client, snap: CardSnapshot, now) 
             return
     session.execute(sa.update(MembershipPrintJob).where(MembershipPrintJob.id == print_job_row_id)
                     .values(create_outcome_unknown_since=now(), updated_at=now()))
-    session.commit()
-    created = client.create_print_job([snap.instantcard_card_id], address=address, copies=1)
+    # call_provider commits first: the intent is on record before InstantCard hears of it.
+    created = call_provider(session, client.create_print_job, [snap.instantcard_card_id], address=address, copies=1)
     _record_print_job_created(session, snap, print_job_row_id, created.id, now)
 
 
@@ -438,12 +437,11 @@ def submit_print_job(session: Session, client, print_job_row_id: int, now, funds
     row = session.get(MembershipPrintJob, print_job_row_id, populate_existing=True)
     instantcard_id, status, mode = row.instantcard_print_job_id, row.status, row.mode
     submit_unknown_since = row.submit_outcome_unknown_since
-    session.commit()
     if status == "submitted":
         _record_submitted(session, print_job_row_id, now)
         return
     if submit_unknown_since is not None:
-        current = client.fetch_print_job(instantcard_id)
+        current = call_provider(session, client.fetch_print_job, instantcard_id)
         if current.submitted is None:  # then neither a cancellation nor a second submit is safe
             raise ProviderResponseInvalid("instantcard", "the print job read back does not say whether it was "
                                                          "submitted; a person must check it at InstantCard")
@@ -587,7 +585,6 @@ def _join_batch(session: Session, settings: Settings, client, snap: CardSnapshot
     instantcard_id, creator = batch.instantcard_print_job_id, batch.creator_card_id
     create_unknown_since = batch.create_outcome_unknown_since
     address = batch.address
-    session.commit()
     if instantcard_id is None:
         if creator != snap.id:
             if _take_over_batch_creation(session, client, snap, now):
@@ -595,18 +592,18 @@ def _join_batch(session: Session, settings: Settings, client, snap: CardSnapshot
             # Waiting costs no attempt (a Park): a slow first card must not use up this card's failure budget.
             raise Park("waiting for the batch print job to be created by its first card", 5)
         if create_unknown_since is not None:
-            found = client.find_open_print_job_with_card(snap.instantcard_card_id)
+            found = call_provider(session, client.find_open_print_job_with_card, snap.instantcard_card_id)
             if found is not None:
                 _record_print_job_created(session, snap, snap.print_job_id, found.id, now)
                 return True
         session.execute(sa.update(MembershipPrintJob).where(MembershipPrintJob.id == snap.print_job_id)
                         .values(create_outcome_unknown_since=now(), updated_at=now()))
-        session.commit()
-        created = client.create_print_job([snap.instantcard_card_id], address=address, copies=1)
+        created = call_provider(session, client.create_print_job, [snap.instantcard_card_id], address=address,
+                                copies=1)
         _record_print_job_created(session, snap, snap.print_job_id, created.id, now)
         return True
     if snap.add_outcome_unknown_since is not None:
-        current = client.fetch_print_job(instantcard_id)
+        current = call_provider(session, client.fetch_print_job, instantcard_id)
         if current.card_ids is not None and snap.instantcard_card_id in current.card_ids:
             _record(session, snap.id, "finalized", now(), status="queued", queued_at=now(),
                     add_outcome_unknown_since=None)
@@ -706,10 +703,9 @@ def wake_when_funded(session: Session, client, now: datetime) -> int:
     costs = list(session.scalars(sa.select(MembershipPrintJob.cost_cents).where(
         MembershipPrintJob.id.in_(sa.select(MembershipCard.print_job_id).where(
             MembershipCard.status == "waiting_for_funds")))))
-    session.commit()
     if not costs:
         return 0
-    balance = client.organization_balance_cents()
+    balance = call_provider(session, client.organization_balance_cents)
     needed = min((c for c in costs if c is not None), default=1)
     if balance < max(needed, 1):
         log.info("instantcard balance %s cents does not cover %s cents yet", balance, needed)
@@ -727,12 +723,10 @@ def card_preview(session: Session, client, card_id: int) -> dict[str, Any]:
         session.rollback()
         raise NotFound(f"There is no membership card {card_id}.", code="membership_card_not_found")
     view = card_view(card)
-    instantcard_id = card.instantcard_card_id
-    session.rollback()  # end the read before the HTTP call (SQLite write lock)
-    if instantcard_id is None:
+    if card.instantcard_card_id is None:
         raise NotFound(f"Membership card {card_id} has not been created at InstantCard yet.",
                        code="membership_card_not_drafted", status=409)
-    preview = client.preview_card(instantcard_id)
+    preview = call_provider(session, client.preview_card, card.instantcard_card_id)
     return {**view, "front": _image(preview.front), "back": _image(preview.back)}
 
 

@@ -12,6 +12,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from service.config import Settings
+from service.db import call_provider
 from service.errors import (
     ProviderAuthError,
     ProviderError,
@@ -50,9 +51,7 @@ def send_thank_you_card(ctx: JobContext) -> None:
     if card is None:
         raise PermanentFailure(f"order {order_id} has no thank-you card row")
     if card.status == "waiting_for_credit" and card.cost_credits is not None:
-        cost = card.cost_credits
-        session.commit()  # no transaction (nor SQLite write lock) held across the HTTP call
-        _park_unless_credit_covers(client, cost, settings)
+        call_provider(session, _park_unless_credit_covers, client, card.cost_credits, settings)
 
     card = locked_card(session, order_id)
     order = session.get(Order, order_id, populate_existing=True)
@@ -81,10 +80,9 @@ def send_thank_you_card(ctx: JobContext) -> None:
     card.calls += 1
     card.last_attempt_at = card.updated_at = now
     body, key = card.request_body, card.idempotency_key
-    session.commit()  # record the intent (generation, key, body) before calling Cardly
-
     try:
-        placed = client.place_order(body, key)
+        # call_provider commits first: the intent (generation, key, body) is on record before Cardly hears of it.
+        placed = call_provider(session, client.place_order, body, key)
     except ProviderError as exc:
         _record_failure(ctx, order_id, exc)  # raises the job's outcome unless the order was cancelled meanwhile
         return
@@ -110,8 +108,7 @@ def _settle_cancelled_uncertain(ctx: JobContext, order_id: int, po_number: str) 
     """The order was cancelled after a placement whose answer was lost: Cardly's order list says what happened,
     so a card that was placed (and cost credits) is recorded as placed, not hidden as skipped."""
     session = ctx.session
-    session.commit()  # no transaction held across the HTTP call
-    found = ctx.providers.cardly.find_order_by_purchase_order(po_number) if po_number else None
+    found = call_provider(session, ctx.providers.cardly.find_order_by_purchase_order, po_number) if po_number else None
     card = locked_card(session, order_id)
     if not (card.status == "skipped" and card.outcome_unknown):
         return
@@ -188,9 +185,8 @@ def check_cardly_credit(ctx: JobContext) -> None:
         return
     known = [c for c in costs if c is not None]
     cheapest = min(known) if known else None
-    session.commit()  # no transaction held across the HTTP call
     try:
-        balance = ctx.providers.cardly.account_balance().credits
+        balance = call_provider(session, ctx.providers.cardly.account_balance).credits
     except ProviderError as exc:
         log.warning("could not check the Cardly balance: %s", exc)
         return
