@@ -1,8 +1,7 @@
 """The composition: every feature's routes, jobs and order effects, named in one place.
 
-Importing this module registers every job handler (each jobs module registers its handlers when it is imported,
-so a module missing here fails at import instead of leaving a job kind without a handler) and composes the order
-effects; `register(app)` adds the blueprints and the features' commands. Features never import this module.
+Importing this module registers every job handler (each jobs module registers its handlers when it is imported;
+tests/test_job_registry.py fails when a jobs module on disk is not named here) and composes the order effects; `register(app)` adds the blueprints and the features' commands. Features never import this module.
 """
 
 from __future__ import annotations
