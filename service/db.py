@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+import traceback
+import weakref
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import DeclarativeBase, Session
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -115,3 +120,82 @@ def insert_ignoring_conflict(session, model, values: dict, conflict_columns: lis
 def lock_for_update(session, stmt):
     """Add FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers."""
     return stmt.with_for_update() if session.get_bind().dialect.name == "postgresql" else stmt
+
+
+# -- transactions and provider calls ---------------------------------------------------------------------------
+#
+# One rule for every step that talks to a provider: no database transaction (and, on SQLite, no write lock) is
+# held while the provider answers. A step commits what it has (an intent, or nothing but a read), calls the
+# provider, then writes the answer in a fresh transaction that re-reads, under a lock, whatever may have changed
+# meanwhile (a cancellation, another worker). `call_provider` is the middle of that; `transaction_guard` makes
+# the test suite fail wherever a call is made inside a transaction.
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def call_provider(session: Session, call: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    """Commit the session's work, then make one provider call (`call(*args, **kwargs)`) with no transaction open."""
+    session.commit()
+    return call(*args, **kwargs)
+
+
+class TransactionHeldOpen(RuntimeError):
+    """A provider call was made while the calling thread held a database transaction open."""
+
+
+class TransactionGuard:
+    """Knows which database transactions each thread holds open, so that a provider call made inside one is caught.
+
+    The rule it enforces: no transaction (and, on SQLite, no write lock) is held across a provider call. Off by
+    default, so production pays nothing; the test suite switches it on for every test, and the shared provider
+    HTTP helper asks `check` before each request. Violations are also kept in `violations`, because a job that
+    catches every exception would otherwise hide one.
+    """
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self.violations: list[str] = []
+        self._open: weakref.WeakKeyDictionary[Connection, int] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+        self._listening = False
+
+    def enable(self) -> None:
+        """Start tracking transactions (engine events on every engine) and refusing calls made inside one."""
+        with self._lock:
+            if not self._listening:
+                event.listen(Engine, "begin", self._began)
+                event.listen(Engine, "commit", self._ended)
+                event.listen(Engine, "rollback", self._ended)
+                self._listening = True
+            self.enabled = True
+
+    def disable(self) -> None:
+        """Stop refusing calls (tracking stays installed; it is cheap)."""
+        self.enabled = False
+
+    def _began(self, conn: Connection) -> None:
+        with self._lock:
+            self._open[conn] = threading.get_ident()
+
+    def _ended(self, conn: Connection) -> None:
+        with self._lock:
+            self._open.pop(conn, None)
+
+    def open_in_this_thread(self) -> int:
+        """How many transactions the calling thread holds open (on any engine)."""
+        me = threading.get_ident()
+        with self._lock:
+            return sum(1 for owner in self._open.values() if owner == me)
+
+    def check(self, what: str) -> None:
+        """Raise TransactionHeldOpen (and remember it) when the calling thread holds a transaction open."""
+        if not self.enabled or not self.open_in_this_thread():
+            return
+        where = "".join(traceback.format_stack(limit=12)[:-1])
+        message = f"{what} was called while this thread held a database transaction open"
+        self.violations.append(f"{message}\n{where}")
+        raise TransactionHeldOpen(message)
+
+
+transaction_guard = TransactionGuard()

@@ -3,7 +3,7 @@
 `ServiceError` subclasses carry the HTTP status and the stable problem `code` the public contract promises.
 `ProviderError` subclasses describe what a provider said (status, body, request id) and whether trying
 again may help (`retryable`) or whether the provider may have acted even though we got no answer
-(`uncertain`), modelled on stripe-python's error classes.
+(`outcome_unknown`), modelled on stripe-python's error classes.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class ProviderError(ServiceError):
 
     status, code, title = 502, "provider_error", "A provider call failed"
     retryable = False
-    uncertain = False  # True when the provider may have acted although we have no definite answer
+    outcome_unknown = False  # True when the provider may have acted although we have no definite answer
 
     def __init__(self, provider: str, message: str, *, http_status: int | None = None,
                  body: Any = None, request_id: str | None = None, reason: str | None = None, **kwargs: Any):
@@ -102,7 +102,7 @@ class ProviderUnavailable(ProviderError):
 
     status, code, title = 503, "provider_unavailable", "A provider is unavailable"
     retryable = True
-    uncertain = True
+    outcome_unknown = True
 
 
 class ProviderRateLimited(ProviderError):
@@ -140,4 +140,4 @@ class ProviderResponseInvalid(ProviderError):
     """The provider answered 2xx with a body we cannot read; the outcome may still have happened."""
 
     status, code, title = 502, "provider_response_invalid", "A provider's answer could not be read"
-    uncertain = True
+    outcome_unknown = True

@@ -2,7 +2,7 @@
 
 `load_settings` reads the service-wide settings and every provider's and feature's section into one
 `AppSettings`. Importing this module registers every job handler (each jobs module registers its handlers when
-it is imported, so a module missing here fails at import instead of leaving a job kind without a handler) and
+it is imported; tests/test_job_registry.py fails when a jobs module on disk is not named here) and
 composes the order effects; `register(app)` adds the blueprints and the features' commands. Features never
 import this module.
 """

@@ -8,5 +8,5 @@ from service.jobs.models import Job, JobAttempt  # noqa: F401
 from service.membership.models import MembershipCard, MembershipPrintJob  # noqa: F401
 from service.orders.models import Order, OrderEvent  # noqa: F401
 from service.providers.tokens import ProviderToken  # noqa: F401
-from service.redemption.models import Redemption  # noqa: F401
+from service.redemption.models import GiftCardRedemption  # noqa: F401
 from service.thank_you.models import ThankYouCard  # noqa: F401

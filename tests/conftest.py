@@ -12,9 +12,19 @@ import sqlalchemy as sa
 
 from sandbox import create_sandbox_app
 from service import create_app
-from service.db import db
+from service.db import db, transaction_guard
 from service.jobs.worker import Worker
 from tests.support import ServerThread
+
+
+@pytest.fixture(autouse=True)
+def no_transaction_across_provider_calls():
+    """Every test of every flow: a provider call made while its thread holds a database transaction fails."""
+    transaction_guard.enable()
+    transaction_guard.violations.clear()
+    yield
+    violations, transaction_guard.violations[:] = list(transaction_guard.violations), []
+    assert not violations, "a provider was called inside a database transaction:\n" + "\n".join(violations)
 
 
 @pytest.fixture(scope="session")

@@ -149,7 +149,7 @@ def test_5xx_is_retryable_and_uncertain(client, status):
     responses.post(f"{BASE}/orders/place", status=status, json={}, headers={"Request-Id": "req_5xx"})
     with pytest.raises(ProviderUnavailable) as caught:
         client.place_order(BODY, "k1")
-    assert caught.value.retryable and caught.value.uncertain and caught.value.request_id == "req_5xx"
+    assert caught.value.retryable and caught.value.outcome_unknown and caught.value.request_id == "req_5xx"
 
 
 @responses.activate
@@ -165,7 +165,7 @@ def test_a_timeout_is_retryable_and_uncertain(client):
     responses.post(f"{BASE}/orders/place", body=requests.ReadTimeout("slow"))
     with pytest.raises(ProviderUnavailable) as caught:
         client.place_order(BODY, "k1")
-    assert caught.value.uncertain
+    assert caught.value.outcome_unknown
 
 
 @responses.activate
@@ -173,7 +173,7 @@ def test_a_2xx_without_a_readable_envelope_is_invalid_and_uncertain(client):
     responses.post(f"{BASE}/orders/place", body="<html>oops</html>", status=200)
     with pytest.raises(ProviderResponseInvalid) as caught:
         client.place_order(BODY, "k1")
-    assert caught.value.uncertain
+    assert caught.value.outcome_unknown
 
 
 @responses.activate

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from service.checkout.models import GiftCardHold
 from service.db import db, utcnow
 from service.orders.models import Order
-from service.redemption.models import Redemption
+from service.redemption.models import GiftCardRedemption
 from tests.support import SHOP, order_completed, signed_webhook
 
 
@@ -73,11 +73,12 @@ def shop(live_server, run_jobs, instagift) -> Shop:
     return Shop(live_server.url, run_jobs)
 
 
-def redemptions(app, order_id: str) -> list[Redemption]:
+def redemptions(app, order_id: str) -> list[GiftCardRedemption]:
     with app.app_context():
         order = db.session.scalar(sa.select(Order).where(Order.shop_order_id == order_id))
-        rows = list(db.session.scalars(sa.select(Redemption).where(Redemption.order_id == order.id)
-                                       .order_by(Redemption.id)))
+        rows = list(db.session.scalars(sa.select(GiftCardRedemption)
+                                       .where(GiftCardRedemption.order_id == order.id)
+                                       .order_by(GiftCardRedemption.id)))
         db.session.expunge_all()
         return rows
 
@@ -234,7 +235,7 @@ def test_worker_killed_after_an_unrecorded_redeem_call_reads_back_instead_of_cal
     with instagift.lock:
         instagift.redeem(instagift.certificates[cert_id], 3000, location_id=None)
     with app.app_context():
-        row = db.session.scalar(sa.select(Redemption))
+        row = db.session.scalar(sa.select(GiftCardRedemption))
         row.outcome_unknown, row.requested_cents, row.balance_before_cents = True, 3000, 10000
         db.session.commit()
     shop.drain()
@@ -268,7 +269,7 @@ def test_changed_certificate_after_uncertain_outcome_parks_for_a_person(app, sho
     instagift.inject_fault("redeem_certificate", "error_500")
     shop.run_jobs()
     with app.app_context():  # the 500 is treated as uncertain; meanwhile the card is used in store
-        assert db.session.scalar(sa.select(Redemption)).outcome_unknown
+        assert db.session.scalar(sa.select(GiftCardRedemption)).outcome_unknown
     instagift.spend_elsewhere(cert_id, 2000, split=False)
     shop.drain()
     [row] = redemptions(app, "2009")

@@ -16,7 +16,7 @@ from service.checkout.models import Cart, GiftCardHold
 from service.db import db, utcnow
 from service.errors import Conflict
 from service.jobs import enqueue
-from service.redemption.models import Redemption
+from service.redemption.models import GiftCardRedemption
 from tests.support import order_completed, signed_webhook
 
 
@@ -205,8 +205,8 @@ def test_claim_codes_never_reach_responses_logs_or_the_database(app, client, ins
     for secret in (code, bare, code.lower(), token):
         assert secret not in ours
     with app.app_context():
-        assert db.session.scalar(sa.select(Redemption.state)) == "succeeded"
-        for model in (Cart, GiftCardHold, Redemption):
+        assert db.session.scalar(sa.select(GiftCardRedemption.state)) == "succeeded"
+        for model in (Cart, GiftCardHold, GiftCardRedemption):
             for row in db.session.scalars(sa.select(model)):
                 values = " ".join(str(getattr(row, c.key)) for c in model.__table__.columns)
                 assert bare not in values.upper() and token not in values

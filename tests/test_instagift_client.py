@@ -267,14 +267,14 @@ def test_malformed_certificate_answers_name_what_is_missing(client, wire, body, 
     with pytest.raises(ProviderResponseInvalid) as caught:
         client.fetch_certificate("x")
     assert named in str(caught.value)
-    assert caught.value.uncertain
+    assert caught.value.outcome_unknown
 
 
 def test_a_redemption_answer_that_is_not_json_is_uncertain(client, wire):
     wire.post(f"{BASE}/certificates/x/redemptions", status=201, body="<html>ok</html>")
     with pytest.raises(ProviderResponseInvalid) as caught:
         client.redeem_certificate("x", 1000)
-    assert caught.value.uncertain and "redemptions" in str(caught.value)
+    assert caught.value.outcome_unknown and "redemptions" in str(caught.value)
 
 
 def test_a_redemption_without_amount_is_invalid(client, wire):
@@ -302,7 +302,7 @@ def test_400_details_become_reasons(client, wire, details, reason):
         client.redeem_by_claim_code(CODE, 1000)
     assert caught.value.reason == reason
     assert details in str(caught.value)
-    assert not caught.value.retryable and not caught.value.uncertain
+    assert not caught.value.retryable and not caught.value.outcome_unknown
 
 
 def test_404_is_not_found(client, wire):
@@ -340,7 +340,7 @@ def test_5xx_and_transport_failures_are_uncertain(client, wire, failure):
     wire.post(f"{BASE}/certificates/x/redemptions", **failure)
     with pytest.raises(ProviderUnavailable) as caught:
         client.redeem_certificate("x", 1000)
-    assert caught.value.uncertain and caught.value.retryable
+    assert caught.value.outcome_unknown and caught.value.retryable
 
 
 def test_claim_codes_never_appear_in_errors_or_logs(client, wire, caplog):

@@ -410,7 +410,7 @@ def test_uncertain_outcomes_apply_the_redemption(ig, state, mode):
     state.inject_fault("redeem", mode, delay_seconds=5)
     with pytest.raises(ProviderUnavailable) as caught:
         ig.redeem_certificate(cert_id, 5200)
-    assert caught.value.uncertain
+    assert caught.value.outcome_unknown
     (redemption,) = state.redemptions_for(cert_id)
     assert redemption["amount_cents"] == 5200
     after = ig.fetch_certificate(cert_id)  # reading back is how a caller learns what happened

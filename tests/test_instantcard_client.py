@@ -184,7 +184,7 @@ def test_refusals_are_typed_with_instantcards_reason(ic):
     assert caught.value.reason == "Card 5 is not finalized"
     with pytest.raises(ProviderUnavailable) as unavailable:
         ic.create_card(101, {})
-    assert unavailable.value.uncertain
+    assert unavailable.value.outcome_unknown
 
 
 @responses.activate

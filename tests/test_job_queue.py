@@ -102,6 +102,35 @@ def test_a_job_whose_worker_died_runs_again_after_its_lease_expires(app):
         assert queue.mark_retry(db.session, job, "dead-worker", "late", queue.Backoff()) == "succeeded"
 
 
+@pytest.mark.parametrize("outcome", ["succeeded", "retry", "parked", "dead"])
+def test_a_worker_whose_lease_was_taken_over_records_no_outcome(app, outcome):
+    (job_id,) = _enqueue(app, "test_record")
+    start = utcnow()
+    with app.app_context():
+        [stale] = queue.claim(db.session, "slow-worker", lease_seconds=60, now=start)
+        db.session.expunge(stale)
+    with app.app_context():  # the lease ran out; another worker has the job now and is still running it
+        queue.claim(db.session, "second", lease_seconds=60, now=start + timedelta(seconds=61))
+    later = start + timedelta(seconds=90)
+    with app.app_context():
+        session = db.session
+        session.add(stale)
+        record = {
+            "succeeded": lambda: queue.mark_succeeded(session, stale, "slow-worker", now=later),
+            "retry": lambda: queue.mark_retry(session, stale, "slow-worker", "late", queue.Backoff(), now=later),
+            "parked": lambda: queue.mark_parked(session, stale, "slow-worker", "late", 60, now=later),
+            "dead": lambda: queue.mark_dead(session, stale, "slow-worker", "late", now=later),
+        }[outcome]
+        answer = record()
+        assert answer in (False, "running", None)
+        session.rollback()
+        job = session.get(Job, job_id)
+        assert (job.state, job.locked_by, job.failures, job.last_error) == ("running", "second", 0, None)
+        attempts = session.scalars(sa.select(JobAttempt).where(JobAttempt.job_id == job_id)
+                                   .order_by(JobAttempt.id)).all()
+        assert [(a.worker, a.outcome) for a in attempts] == [("slow-worker", "lease_expired"), ("second", "running")]
+
+
 def test_retry_timing_follows_exponential_backoff_with_full_jitter(app):
     (job_id,) = _enqueue(app, "test_behave", max_attempts=10)
     behaviour["outcome"] = RuntimeError("provider hiccup")

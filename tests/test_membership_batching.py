@@ -82,6 +82,11 @@ def test_a_days_cards_share_one_print_job_submitted_at_the_cutoff(app, client, r
     run_jobs(clock=morning)
 
     assert statuses(app) == ["queued"] * 3
+    with app.app_context():  # the first card's create and the others' adds were answered: nothing in doubt
+        assert set(db.session.execute(sa.select(MembershipCard.create_outcome_unknown_since,
+                                                MembershipCard.add_outcome_unknown_since)).all()) == {(None, None)}
+        assert db.session.scalar(sa.select(MembershipPrintJob.create_outcome_unknown_since)) is None
+        db.session.rollback()
     assert instantcard.counts()["print_jobs"] == 1
     remote = next(iter(instantcard.print_jobs.values()))
     assert len(remote["card_ids"]) == 3 and remote["status"] == 0
@@ -98,6 +103,7 @@ def test_a_days_cards_share_one_print_job_submitted_at_the_cutoff(app, client, r
     assert instantcard.counts()["submitted_print_jobs"] == 1
     (batch,) = batches(app)
     assert batch.status == "submitted" and batch.card_count == 3
+    assert batch.submit_outcome_unknown_since is None
     assert batch.cost_cents == 3 * 250 + 100
     with app.app_context():
         shares = list(db.session.scalars(sa.select(MembershipCard.job_cost_cents)))

@@ -35,6 +35,18 @@ def cards(app) -> list[MembershipCard]:
         return rows
 
 
+def outcome_unknown_since(app) -> dict[str, object]:
+    """Every `*_outcome_unknown_since` of the (one) card and its print job, by column."""
+    with app.app_context():
+        card = db.session.scalar(sa.select(MembershipCard))
+        job = db.session.get(MembershipPrintJob, card.print_job_id) if card.print_job_id else None
+        times = {"card.create": card.create_outcome_unknown_since, "card.add": card.add_outcome_unknown_since,
+                 "print_job.create": job and job.create_outcome_unknown_since,
+                 "print_job.submit": job and job.submit_outcome_unknown_since}
+        db.session.rollback()
+        return times
+
+
 def job_states(app, kind=JOB_KIND) -> list[str]:
     with app.app_context():
         return list(db.session.scalars(sa.select(Job.state).where(Job.kind == kind).order_by(Job.id)))
@@ -134,11 +146,16 @@ def test_a_crash_after_each_step_resumes_without_duplicates(app, client, run_job
     first = cards(app)[0]
     assert first.status != "submitted"
     assert job_states(app) == ["queued"]  # retry scheduled with backoff
+    in_doubt = {"create_card": "card.create", "create_print_job": "print_job.create",
+                "submit_print_job": "print_job.submit"}.get(step)  # finalize has no such time: it is read back
+    assert {name for name, since in outcome_unknown_since(app).items() if since is not None} == (
+        {in_doubt} if in_doubt else set())
 
     run_jobs(clock=later())
 
     card = cards(app)[0]
     assert card.status == "submitted", card.last_error
+    assert set(outcome_unknown_since(app).values()) == {None}  # every answer is on record
     assert instantcard.counts()["cards"] == 1
     assert instantcard.counts()["print_jobs"] == 1
     assert instantcard.counts()["submitted_print_jobs"] == 1

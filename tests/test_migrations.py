@@ -154,3 +154,53 @@ def test_membership_cards_keep_their_rows_through_the_cancel_requested_state(emp
     assert downgraded.returncode == 0, downgraded.stderr
     rows = read_rows(empty_database_url, "SELECT id, member_number, status FROM membership_cards ORDER BY id")
     assert rows == [(1, "M-00000001", "queued"), (2, "M-00000002", "queued")]
+
+
+def test_the_outcome_unknown_renames_keep_every_value_both_ways(empty_database_url):
+    """e5f2a9c4b7d1 renames thank_you_cards.outcome_uncertain and the membership intent times; values survive both
+    ways, and a print job submitted after the upgrade gets a submit time back on the way down (the old code reads it
+    for a failed card on a submitted print job)."""
+    assert flask_db(["upgrade", "d4e8f1a2b3c6"], empty_database_url).returncode == 0
+    sent = WHEN - timedelta(minutes=5)
+    order = ("orders", {"id": 1, "shop_order_id": "m1", "number": "#m1", "currency": "USD", "total_cents": 5000,
+                        "gift_card_cents": 0, "payload": {"id": "m1"}, "completed_at": WHEN, "created_at": WHEN})
+    write_rows(empty_database_url, [
+        order,
+        ("thank_you_cards", {"id": 1, "order_id": 1, "status": "pending", "generation": 1, "outcome_uncertain": True,
+                             "calls": 1, "created_at": WHEN, "updated_at": WHEN}),
+        ("membership_print_jobs", {"id": 1, "mode": "store", "status": "closed", "create_attempted_at": sent,
+                                   "submit_attempted_at": sent, "card_count": 1, "created_at": WHEN,
+                                   "updated_at": WHEN}),
+        ("membership_cards", {"id": 1, "order_id": 1, "line_index": 0, "unit_index": 0, "sku": "MEMBER-GOLD",
+                              "member_number": "M-00000001", "template_id": 101, "card_data": {}, "status": "finalized",
+                              "create_attempted_at": sent, "add_attempted_at": sent, "print_job_id": 1,
+                              "created_at": WHEN, "updated_at": WHEN}),
+    ])
+    upgraded = flask_db(["upgrade"], empty_database_url)
+    assert upgraded.returncode == 0, upgraded.stderr
+    sent_text, submitted_text = str(sent.replace(tzinfo=None)), str(WHEN.replace(tzinfo=None))
+
+    def times(rows):  # to the second, as text: PostgreSQL answers aware datetimes, SQLite naive UTC text
+        return [tuple(None if v is None else str(v)[:19] for v in row) for row in rows]
+
+    assert [tuple(bool(v) for v in row) for row in read_rows(
+        empty_database_url, "SELECT outcome_unknown FROM thank_you_cards")] == [(True,)]
+    assert times(read_rows(empty_database_url, "SELECT create_outcome_unknown_since, add_outcome_unknown_since "
+                                               "FROM membership_cards")) == [(sent_text, sent_text)]
+    assert times(read_rows(empty_database_url, "SELECT create_outcome_unknown_since, submit_outcome_unknown_since "
+                                               "FROM membership_print_jobs")) == [(sent_text, sent_text)]
+
+    # Submitted after the upgrade: the new code cleared the submit time.
+    engine = sa.create_engine(sqlalchemy_url(empty_database_url))
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE membership_print_jobs SET status = 'submitted', submitted_at = :at, "
+                             "submit_outcome_unknown_since = NULL"), {"at": WHEN})
+    engine.dispose()
+    downgraded = flask_db(["downgrade", "d4e8f1a2b3c6"], empty_database_url)
+    assert downgraded.returncode == 0, downgraded.stderr
+    assert [tuple(bool(v) for v in row) for row in read_rows(
+        empty_database_url, "SELECT outcome_uncertain FROM thank_you_cards")] == [(True,)]
+    assert times(read_rows(empty_database_url, "SELECT create_attempted_at, add_attempted_at "
+                                               "FROM membership_cards")) == [(sent_text, sent_text)]
+    assert times(read_rows(empty_database_url, "SELECT create_attempted_at, submit_attempted_at "
+                                               "FROM membership_print_jobs")) == [(sent_text, submitted_text)]

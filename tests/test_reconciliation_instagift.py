@@ -31,28 +31,31 @@ def test_comparison_finds_every_planted_kind_across_many_pages(app, client, sand
     instagift = app.extensions["providers"].instagift
     now = datetime.now(UTC)
     with app.app_context():
+        # At Instagift first (no provider call is made inside a database transaction, the tests' own included).
         # 30 agreeing redemptions: with Instagift's 25 a page, its list spans two pages.
-        for n in range(30):
-            made = instagift.redeem_certificate(_certificate(sandbox, 50), 2000)
-            redemption(order(f"m{n}", completed_at=now), created_at=now, state="succeeded", applied=2000,
-                       taken=2000, intended=2000, redeemed=2000, provider_redemption_id=made.id,
-                       certificate_id=made.certificate_id)
+        agreeing = [instagift.redeem_certificate(_certificate(sandbox, 50), 2000) for _ in range(30)]
         # Amount mismatch: Instagift took $20, our row says $25.
         mismatch = instagift.redeem_certificate(_certificate(sandbox, 50), 2000)
-        redemption(order("mismatch", completed_at=now), created_at=now, state="succeeded", applied=2500, taken=2500,
-                   intended=2500, redeemed=2500, provider_redemption_id=mismatch.id,
-                   certificate_id=mismatch.certificate_id)
         # Redeemed through the API at Instagift, but nothing here knows it.
         stranger = instagift.redeem_certificate(_certificate(sandbox, 40), 1000)
         # Redeemed in store: expected to be at Instagift only.
         in_store_certificate = _certificate(sandbox, 60)
         in_store = _control(sandbox, f"certificates/{in_store_certificate}/spend", {"amount_cents": 1500})
+        # Uncertain here (the answer was lost) but Instagift did redeem it: matched by certificate.
+        lost = instagift.redeem_certificate(_certificate(sandbox, 30), 1200)
+
+        # Then the ledger here.
+        for n, made in enumerate(agreeing):
+            redemption(order(f"m{n}", completed_at=now), created_at=now, state="succeeded", applied=2000,
+                       taken=2000, intended=2000, redeemed=2000, provider_redemption_id=made.id,
+                       certificate_id=made.certificate_id)
+        redemption(order("mismatch", completed_at=now), created_at=now, state="succeeded", applied=2500, taken=2500,
+                   intended=2500, redeemed=2500, provider_redemption_id=mismatch.id,
+                   certificate_id=mismatch.certificate_id)
         # Recorded here as redeemed, unknown at Instagift.
         redemption(order("ghost", completed_at=now), created_at=now, state="succeeded", applied=3000, taken=3000,
                    intended=3000, redeemed=3000, provider_redemption_id="not-at-instagift",
                    certificate_id="cert-ghost")
-        # Uncertain here (the answer was lost) but Instagift did redeem it: matched by certificate.
-        lost = instagift.redeem_certificate(_certificate(sandbox, 30), 1200)
         redemption(order("lost", completed_at=now), created_at=now, state="uncertain", applied=1200, taken=1200,
                    intended=1200, certificate_id=lost.certificate_id)
         db.session.commit()

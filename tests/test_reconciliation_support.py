@@ -12,7 +12,7 @@ from service.db import db
 from service.jobs.models import Job
 from service.membership.models import MembershipCard, MembershipPrintJob
 from service.orders.models import Order
-from service.redemption.models import Redemption
+from service.redemption.models import GiftCardRedemption
 from service.thank_you.models import ThankYouCard
 
 _ids = itertools.count(1)
@@ -54,15 +54,15 @@ def redemption(of: Order, *, created_at: datetime, state: str, applied: int, tak
                redeemed: int = 0, shortfall: int = 0, forfeit: int = 0, splittable: bool = True,
                provider_redemption_id: str | None = None, certificate_id: str | None = None,
                child_certificate_id: str | None = None, child_balance_cents: int | None = None,
-               error: str | None = None) -> Redemption:
+               error: str | None = None) -> GiftCardRedemption:
     held = hold(applied_cents=applied, created_at=created_at, splittable=splittable, certificate_id=certificate_id)
-    row = Redemption(order_id=of.id, hold_id=held.id, certificate_id=held.certificate_id, code_last4="WXYZ",
-                     currency="USD", splittable=splittable, applied_cents=applied, taken_cents=taken,
-                     intended_cents=intended, requested_cents=intended, redeemed_cents=redeemed,
-                     shortfall_cents=shortfall, forfeit_cents=forfeit, state=state,
-                     provider_redemption_id=provider_redemption_id, child_certificate_id=child_certificate_id,
-                     child_balance_cents=child_balance_cents, error=error, attempts=1, created_at=created_at,
-                     redeemed_at=created_at + timedelta(seconds=5) if state in ("succeeded", "shortfall") else None)
+    row = GiftCardRedemption(
+        order_id=of.id, hold_id=held.id, certificate_id=held.certificate_id, code_last4="WXYZ", currency="USD",
+        splittable=splittable, applied_cents=applied, taken_cents=taken, intended_cents=intended,
+        requested_cents=intended, redeemed_cents=redeemed, shortfall_cents=shortfall, forfeit_cents=forfeit,
+        state=state, provider_redemption_id=provider_redemption_id, child_certificate_id=child_certificate_id,
+        child_balance_cents=child_balance_cents, error=error, attempts=1, created_at=created_at,
+        redeemed_at=created_at + timedelta(seconds=5) if state in ("succeeded", "shortfall") else None)
     db.session.add(row)
     db.session.flush()
     return row

@@ -15,8 +15,10 @@ from service.checkout.models import Cart, GiftCardHold
 from service.db import db, utcnow
 from service.jobs.models import Job
 from service.jobs.queue import retry_by_person
+from service.jobs.registry import RetryLater
 from service.orders.models import Order
-from service.redemption.models import Redemption
+from service.redemption.models import GiftCardRedemption
+from service.redemption.rules import redeem
 from tests.support import ADMIN, SHOP, cancel_order, order_completed, signed_webhook
 
 
@@ -41,9 +43,9 @@ def ordered_cart(client, instagift, order_id: str, *, balance: int = 10000, tota
     return cert_id
 
 
-def the_redemption(app) -> Redemption:
+def the_redemption(app) -> GiftCardRedemption:
     with app.app_context():
-        row = db.session.scalar(sa.select(Redemption))
+        row = db.session.scalar(sa.select(GiftCardRedemption))
         db.session.expunge_all()
         return row
 
@@ -73,7 +75,7 @@ def test_planning_writes_pending_rows_and_one_job_per_hold(app, client, instagif
 def test_worker_died_after_recording_intent_reads_back_then_redeems_once(app, client, instagift, run_jobs):
     cert_id = ordered_cart(client, instagift, "4002")
     with app.app_context():  # intent recorded, then the process died before the call left
-        row = db.session.scalar(sa.select(Redemption))
+        row = db.session.scalar(sa.select(GiftCardRedemption))
         row.outcome_unknown, row.requested_cents, row.balance_before_cents, row.attempts = True, 3000, 10000, 1
         db.session.commit()
     run_jobs()
@@ -260,8 +262,8 @@ def test_a_card_another_completed_order_is_redeeming_fails_visibly_instead_of_tw
     assert [r["amount_cents"] for r in instagift.redemptions_for(cert_id)] == [6000]
     assert "$50.00 must be collected another way" in _attention(app, "5004")
     with app.app_context():
-        states = dict(db.session.execute(sa.select(Order.shop_order_id, Redemption.state)
-                                         .join(Order, Order.id == Redemption.order_id)).all())
+        states = dict(db.session.execute(sa.select(Order.shop_order_id, GiftCardRedemption.state)
+                                         .join(Order, Order.id == GiftCardRedemption.order_id)).all())
     assert states == {"5003": "succeeded", "5004": "failed"}
 
 
@@ -357,3 +359,40 @@ def test_a_call_in_doubt_that_never_reached_instagift_is_cancelled_with_the_orde
 
     assert the_redemption(app).state == "cancelled" and instagift.redemptions_for(cert_id) == []
     assert "the call in doubt had not reached Instagift; nothing was redeemed" in _attention(app, "5010")
+
+
+class _AnotherRunMeanwhile:
+    """The real Instagift client, except that while Instagift is being read another run of the same job (whose lease
+    had run out) records a fresh attempt of its own on the ledger row."""
+
+    def __init__(self, client, app, redemption_id: int):
+        self._client, self._app, self._redemption_id = client, app, redemption_id
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def fetch_certificate(self, certificate_id: str):
+        engine = self._app.extensions["sqlalchemy"].engine
+        with engine.begin() as conn:
+            conn.execute(sa.update(GiftCardRedemption).where(GiftCardRedemption.id == self._redemption_id)
+                         .values(requested_cents=2000, balance_before_cents=9000, attempts=2))
+        return self._client.fetch_certificate(certificate_id)
+
+
+def test_a_row_another_run_changed_while_instagift_was_read_is_read_again_not_acted_on(app, client, instagift):
+    cert_id = ordered_cart(client, instagift, "4090")
+    with app.app_context():  # an earlier call's outcome is unknown
+        row = db.session.scalar(sa.select(GiftCardRedemption))
+        row.outcome_unknown, row.requested_cents, row.balance_before_cents, row.attempts = True, 3000, 10000, 1
+        row_id = row.id
+        db.session.commit()
+    meanwhile = _AnotherRunMeanwhile(app.extensions["providers"].instagift, app, row_id)
+    with app.app_context():
+        with pytest.raises(RetryLater, match="changed while Instagift was being read"):
+            redeem(db.session, app.extensions["settings"], meanwhile, row_id, utcnow)
+        db.session.rollback()
+    row = the_redemption(app)
+    # Nothing was decided on the stale reading: the other run's attempt stands, in doubt, and nothing was redeemed.
+    assert (row.state, row.outcome_unknown, row.requested_cents, row.attempts) == ("pending", True, 2000, 2)
+    assert instagift.calls["redeem_certificate"] == 0
+    assert instagift.certificates[cert_id].face_value_cents == 10000

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from service.db import db, utcnow
-from service.redemption.models import Redemption
+from service.redemption.models import GiftCardRedemption
 from tests.support import order_completed, signed_webhook
 
 CERTIFICATES, REDEMPTIONS = 2_500, 1_200
@@ -43,9 +43,9 @@ def ordered_cart(client, instagift, order_id: str, *, balance: int = 10000, tota
     return cert_id
 
 
-def the_redemption(app) -> Redemption:
+def the_redemption(app) -> GiftCardRedemption:
     with app.app_context():
-        row = db.session.scalar(sa.select(Redemption))
+        row = db.session.scalar(sa.select(GiftCardRedemption))
         db.session.expunge_all()
         return row
 
@@ -102,7 +102,7 @@ def test_a_row_from_before_attempt_times_were_recorded_still_settles(app, client
     instagift.inject_fault("redeem_certificate", "apply_then_500")
     run_jobs()
     with app.app_context():
-        db.session.scalar(sa.select(Redemption)).attempt_started_at = None  # as migrated rows are
+        db.session.scalar(sa.select(GiftCardRedemption)).attempt_started_at = None  # as migrated rows are
         db.session.commit()
     list_calls(instagift)
     run_jobs(clock=later)

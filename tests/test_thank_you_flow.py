@@ -114,7 +114,7 @@ def test_a_retry_after_an_uncertain_answer_reuses_the_key_and_cardly_replays_it(
     card = card_of(app, "1003")
     assert card.status == "placed" and card.calls == 2 and card.generation == 1
     assert card.cardly_order_id == cardly.placed_orders()[0]["id"]
-    assert card.outcome_uncertain is False
+    assert card.outcome_unknown is False
 
 
 def test_rate_limited_placement_waits_for_retry_after_then_places(client, app, cardly, run_jobs):
@@ -286,7 +286,7 @@ def test_when_retries_run_out_the_card_fails_uncertain_and_a_manual_retry_keeps_
 
     card = card_of(app, "7001")
     assert card.status == "failed" and card.failure_kind == "provider_unavailable"
-    assert card.outcome_uncertain is True and "answered 500" in card.last_error
+    assert card.outcome_unknown is True and "answered 500" in card.last_error
     [job] = jobs_of_kind(app)
     assert job.state == "dead"
 
@@ -335,7 +335,7 @@ def test_a_cancellation_after_a_lost_answer_is_settled_from_cardlys_order_list(c
     run_jobs(clock=lambda: utcnow() + timedelta(hours=1))
 
     card = card_of(app, "6003")
-    assert card.outcome_uncertain is False
+    assert card.outcome_unknown is False
     assert len(cardly.placed_orders()) == (1 if placed else 0)
     if placed:  # it cost credits: it must show as placed, and in reconciliation
         assert card.status == "placed" and card.cost_credits and "cancelled after its card was placed" in card.note

@@ -1,9 +1,9 @@
 """Carts and gift-card holds: create, apply a claim code, remove, recompute, verify, expire, take back.
 
 Every function takes what it needs (session, settings, the Instagift client, the lookup limiter, `now`) so
-tests can drive it with their own clock. No database transaction is kept open across an Instagift call:
-reads and checks commit first, the provider is asked, then the writes happen in a fresh transaction that
-re-checks what may have changed meanwhile. The partial unique index on `gift_card_holds.certificate_id`
+tests can drive it with their own clock. No database transaction is kept open across an Instagift call
+(`service.db.call_provider`): the reads and checks end first, the provider is asked, then the writes happen in a
+fresh transaction that re-checks what may have changed meanwhile. The partial unique index on `gift_card_holds.certificate_id`
 (status active/redeeming) is what finally guarantees one open cart per certificate.
 """
 
@@ -25,7 +25,7 @@ from service import money
 from service.checkout.limits import LookupLimiter
 from service.checkout.models import Cart, GiftCardHold
 from service.config import Settings
-from service.db import lock_for_update
+from service.db import call_provider, lock_for_update
 from service.errors import Conflict, NotFound, ProviderNotFound, RateLimited, ValidationFailed
 from service.formats import iso
 from service.logs import mask, masked_last4
@@ -165,13 +165,18 @@ def _take_off(hold: GiftCardHold, status: str, reason: str, now: datetime) -> No
     hold.applied_cents = hold.covers_cents = hold.redeem_cents = hold.forfeit_cents = 0
 
 
+def allocate_cart(cart: Cart, settings: Settings, extra: money.CardInput | None = None) -> money.CartAllocation:
+    """Allocate the cart total across its active holds in entry order (and `extra` last), changing nothing."""
+    cards = [money.CardInput(h.id, h.balance_cents, h.splittable) for h in cart.holds if h.status == "active"]
+    if extra is not None:
+        cards.append(extra)
+    return money.allocate(cart.total_cents, cards, settings.gift_card_rounding)
+
+
 def recompute(cart: Cart, settings: Settings, extra: money.CardInput | None = None) -> money.CartAllocation:
     """Allocate the cart total across its active holds in entry order and store the result on each hold."""
     holds = [h for h in cart.holds if h.status == "active"]
-    cards = [money.CardInput(h.id, h.balance_cents, h.splittable) for h in holds]
-    if extra is not None:
-        cards.append(extra)
-    allocation = money.allocate(cart.total_cents, cards, settings.gift_card_rounding)
+    allocation = allocate_cart(cart, settings, extra)
     for hold in holds:
         part = allocation.get(hold.id)
         hold.applied_cents, hold.covers_cents = part.applied_cents, part.covers_cents
@@ -327,9 +332,8 @@ def apply_gift_card(session: Session, settings: Settings, client, limiter: Looku
         raise Conflict(f"A cart can hold at most {MAX_CARDS_PER_CART} gift cards.", code="too_many_gift_cards",
                        title="Too many gift cards")
     _refuse_nothing_due(cart, settings)
-    session.rollback()  # no transaction (and, on SQLite, no write lock) across the provider call
 
-    certificate = _lookup(client, code)
+    certificate = call_provider(session, _lookup, client, code)  # the checks above only read
     if certificate is None:  # one failed lookup, however many forms of the code were tried
         _record_failed_lookup(session, settings, cart_id, now)
         raise _not_found()
@@ -402,7 +406,7 @@ def _refuse_duplicate(cart: Cart, *, code_hash: str, certificate_id: str | None 
 
 
 def _nothing_due(cart: Cart, settings: Settings) -> Conflict:
-    due = recompute(cart, settings).amount_due_cents
+    due = allocate_cart(cart, settings).amount_due_cents
     if due > 0:
         detail = (f"Only {money.format_usd(due)} is left to pay; gift cards can pay whole dollars only, "
                   "so please pay the rest another way.")
@@ -413,7 +417,7 @@ def _nothing_due(cart: Cart, settings: Settings) -> Conflict:
 
 
 def _refuse_nothing_due(cart: Cart, settings: Settings) -> None:
-    if recompute(cart, settings).amount_due_cents <= 0:
+    if allocate_cart(cart, settings).amount_due_cents <= 0:
         raise _nothing_due(cart, settings)
 
 
@@ -438,13 +442,7 @@ def verify_cart(session: Session, settings: Settings, client, token: str,
     """Re-fetch every held certificate; returns the (recomputed) cart view and what changed, per card."""
     cart = find_cart(session, token, now)
     targets = [(h.id, h.certificate_id) for h in cart.holds if h.status == "active"]
-    session.rollback()
-    fetched: dict[int, Any] = {}
-    for hold_id, certificate_id in targets:
-        try:
-            fetched[hold_id] = client.fetch_certificate(certificate_id)
-        except ProviderNotFound:
-            fetched[hold_id] = None
+    fetched = call_provider(session, _fetch_certificates, client, targets)
 
     cart = find_cart(session, token, now, for_update=True)
     before = {h.id: (h.applied_cents, h.covers_cents) for h in cart.holds if h.status == "active"}
@@ -492,6 +490,17 @@ def verify_cart(session: Session, settings: Settings, client, token: str,
     cart.last_verified_at = now
     _touch(cart, settings, now)
     return _commit_with_view(session, cart), changes
+
+
+def _fetch_certificates(client, targets: list[tuple[int, str]]) -> dict[int, Any]:
+    """Each hold's certificate as Instagift has it now (None when Instagift no longer knows it), by hold id."""
+    fetched: dict[int, Any] = {}
+    for hold_id, certificate_id in targets:
+        try:
+            fetched[hold_id] = client.fetch_certificate(certificate_id)
+        except ProviderNotFound:
+            fetched[hold_id] = None
+    return fetched
 
 
 # -- hold expiry ---------------------------------------------------------------------------------------

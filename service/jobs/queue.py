@@ -94,7 +94,7 @@ def claim(session: Session, worker_id: str, *, limit: int = 1, lease_seconds: in
     for job in jobs:
         if job.state == "running":
             # Its worker died or stalled: close that attempt before starting another.
-            _finish_open_attempts(session, job, now, "lease_expired", "lease expired before the job finished")
+            _finish_open_attempts(session, job.id, now, "lease_expired", "lease expired before the job finished")
     ids = [job.id for job in jobs]
     # One UPDATE and one multi-row INSERT per claim, whatever the batch size.
     session.execute(
@@ -132,58 +132,60 @@ def renew_leases(session: Session, job_ids: list[int], worker_id: str, lease_sec
     return kept
 
 
-def _finish_open_attempts(session: Session, job: Job, now: datetime, outcome: str, error: str | None) -> None:
+def _finish_open_attempts(session: Session, job_id: int, now: datetime, outcome: str, error: str | None) -> None:
     session.execute(
         sa.update(JobAttempt)
-        .where(JobAttempt.job_id == job.id, JobAttempt.outcome == "running")
+        .where(JobAttempt.job_id == job_id, JobAttempt.outcome == "running")
         .values(outcome=outcome, finished_at=now, error=error)
     )
 
 
-def _still_ours(session: Session, job: Job, worker_id: str) -> bool:
-    """After a long run, only the worker that still holds the lease may record the outcome."""
-    session.refresh(job)
-    return job.state == "running" and job.locked_by == worker_id
+def _finish_attempt(session: Session, job: Job, worker_id: str, now: datetime, attempt_outcome: str,
+                    error: str | None, **job_values: Any) -> bool:
+    """Finish a running attempt while the lease is still ours: the job takes `job_values` (its lease given up),
+    the attempt `attempt_outcome`, in one commit. After a long run another worker may own the job: then nothing
+    is written and the answer is False."""
+    # The id as the session knows it: after a rollback reading `job.id` would load the whole row again.
+    job_id = sa.inspect(job).identity[0]
+    job_values.update(lease_expires_at=None, locked_by=None, updated_at=now)
+    won = session.execute(
+        sa.update(Job)
+        .where(Job.id == job_id, Job.state == "running", Job.locked_by == worker_id)
+        .values(**job_values)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+    if not won:
+        session.rollback()
+        return False
+    _finish_open_attempts(session, job_id, now, attempt_outcome, error)
+    session.commit()
+    for name, value in job_values.items():
+        set_committed_value(job, name, value)  # the job in memory says what was written, without a reload
+    return True
 
 
 def mark_succeeded(session: Session, job: Job, worker_id: str, now: datetime | None = None) -> bool:
     """Record success, unless the lease was lost meanwhile (another worker owns the job now)."""
     now = now or utcnow()
-    won = session.execute(
-        sa.update(Job)
-        .where(Job.id == job.id, Job.state == "running", Job.locked_by == worker_id)
-        .values(state="succeeded", finished_at=now, lease_expires_at=None, locked_by=None, parked_reason=None,
-                updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount == 1
-    if won:
-        _finish_open_attempts(session, job, now, "succeeded", None)
-        session.commit()
-    else:
-        session.rollback()
-    return won
+    return _finish_attempt(session, job, worker_id, now, "succeeded", None, state="succeeded", finished_at=now,
+                           parked_reason=None)
 
 
 def mark_retry(session: Session, job: Job, worker_id: str, error: str, backoff: Backoff, *,
                delay_seconds: float | None = None, rng: random.Random | None = None,
                now: datetime | None = None) -> str:
-    """Record a failed attempt: back off and retry, or `dead` once `max_attempts` failures are reached."""
+    """Record a failed attempt: back off and retry, or `dead` once `max_attempts` failures are reached; returns
+    the job's state (another worker's, when the lease was lost)."""
     now = now or utcnow()
-    if not _still_ours(session, job, worker_id):
-        session.rollback()
-        return job.state
     error = redact(error)[:4000]
-    job.failures += 1
-    job.last_error = error
-    job.lease_expires_at, job.locked_by, job.updated_at = None, None, now
-    if job.failures >= job.max_attempts:
-        job.state, job.finished_at = "dead", now
-        _finish_open_attempts(session, job, now, "failed", error)
+    failures = job.failures + 1
+    if failures >= job.max_attempts:
+        _finish_attempt(session, job, worker_id, now, "failed", error, state="dead", finished_at=now,
+                        failures=failures, last_error=error)
     else:
-        wait = delay_seconds if delay_seconds is not None else backoff.delay(job.failures, rng)
-        job.state, job.run_at = "queued", now + timedelta(seconds=wait)
-        _finish_open_attempts(session, job, now, "retry", error)
-    session.commit()
+        wait = delay_seconds if delay_seconds is not None else backoff.delay(failures, rng)
+        _finish_attempt(session, job, worker_id, now, "retry", error, state="queued",
+                        run_at=now + timedelta(seconds=wait), failures=failures, last_error=error)
     return job.state
 
 
@@ -191,28 +193,16 @@ def mark_parked(session: Session, job: Job, worker_id: str, reason: str, recheck
                 now: datetime | None = None) -> None:
     """Wait for something outside (credit, funds, a person); rechecked after `recheck_seconds`."""
     now = now or utcnow()
-    if not _still_ours(session, job, worker_id):
-        session.rollback()
-        return
     reason = redact(reason)[:4000]
-    job.state, job.parked_reason, job.last_error = "parked", reason, reason
-    job.run_at = now + timedelta(seconds=recheck_seconds)
-    job.lease_expires_at, job.locked_by, job.updated_at = None, None, now
-    _finish_open_attempts(session, job, now, "parked", reason)
-    session.commit()
+    _finish_attempt(session, job, worker_id, now, "parked", reason, state="parked", parked_reason=reason,
+                    last_error=reason, run_at=now + timedelta(seconds=recheck_seconds))
 
 
 def mark_dead(session: Session, job: Job, worker_id: str, error: str, now: datetime | None = None) -> None:
     """A permanent failure: kept as `dead` with its error for a person to look at and retry."""
     now = now or utcnow()
-    if not _still_ours(session, job, worker_id):
-        session.rollback()
-        return
     error = redact(error)[:4000]
-    job.state, job.last_error, job.finished_at = "dead", error, now
-    job.lease_expires_at, job.locked_by, job.updated_at = None, None, now
-    _finish_open_attempts(session, job, now, "failed", error)
-    session.commit()
+    _finish_attempt(session, job, worker_id, now, "failed", error, state="dead", last_error=error, finished_at=now)
 
 
 def release(session: Session, ids: list[int], worker_id: str, now: datetime | None = None) -> None:

@@ -32,10 +32,12 @@ class MembershipPrintJob(db.Model):
     # "store" while this batch accepts cards, NULL otherwise: the unique key allows one open batch at a time.
     open_slot: Mapped[str | None] = mapped_column(sa.String(10), unique=True)
     instantcard_print_job_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
-    # Intent of the create call (who makes it and when) so an uncertain outcome is looked up, not repeated.
-    create_attempted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    creator_card_id: Mapped[int | None] = mapped_column(sa.BigInteger)
-    submit_attempted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Each call whose answer may be lost records, just before it is sent, since when its outcome is unknown; the
+    # recorded answer clears it. Set on a later run: look the create up (or read the print job back) before
+    # repeating the call.
+    create_outcome_unknown_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    creator_card_id: Mapped[int | None] = mapped_column(sa.BigInteger)  # the card whose job makes the create call
+    submit_outcome_unknown_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     card_count: Mapped[int] = mapped_column(sa.Integer, default=0)
     cost_cents: Mapped[int | None] = mapped_column(sa.BigInteger)
     shipping_cost_cents: Mapped[int | None] = mapped_column(sa.BigInteger)
@@ -72,9 +74,10 @@ class MembershipCard(db.Model):
     expires_on: Mapped[date | None] = mapped_column(sa.Date)
     status: Mapped[str] = mapped_column(sa.String(20), default="pending", index=True)
     instantcard_card_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
-    create_attempted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # As on print jobs: since when the create-draft (or, for batches, add_cards) call's outcome is unknown.
+    create_outcome_unknown_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     print_job_id: Mapped[int | None] = mapped_column(sa.ForeignKey("membership_print_jobs.id"), index=True)
-    add_attempted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # batches: add_cards intent
+    add_outcome_unknown_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     job_cost_cents: Mapped[int | None] = mapped_column(sa.BigInteger)  # this card's share of its print job
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from service.config import Settings
-from service.db import insert_ignoring_conflict, lock_for_update
+from service.db import call_provider, insert_ignoring_conflict, lock_for_update
 from service.errors import (
     NotFound,
     ProviderNotFound,
@@ -147,12 +147,14 @@ def on_order_cancelled(session: Session, order: Order, settings: Settings) -> No
 
 
 def _submit_in_doubt(session: Session, card: MembershipCard) -> bool:
-    """A failed card whose print job's submit was sent without a definite answer (its job died after it)."""
+    """A failed card whose print job's submit was sent: without a definite answer (its job died after it), or
+    answered (the card may be on the printed job although it failed)."""
     if card.print_job_id is None:
         return False
-    attempted = session.scalar(sa.select(MembershipPrintJob.submit_attempted_at).where(
-        MembershipPrintJob.id == card.print_job_id))
-    return attempted is not None
+    status, unknown_since = session.execute(sa.select(
+        MembershipPrintJob.status, MembershipPrintJob.submit_outcome_unknown_since).where(
+        MembershipPrintJob.id == card.print_job_id)).one()
+    return status == "submitted" or unknown_since is not None
 
 
 def printed_for_cancelled_order(member_number: str | None, when: str) -> str:
@@ -172,8 +174,8 @@ class CardSnapshot:
     template_id: int
     card_data: dict[str, str]
     instantcard_card_id: str | None
-    create_attempted_at: datetime | None
-    add_attempted_at: datetime | None
+    create_outcome_unknown_since: datetime | None
+    add_outcome_unknown_since: datetime | None
     print_job_id: int | None
     drafted_at: datetime | None
     finalized_at: datetime | None
@@ -191,7 +193,8 @@ def _snapshot(session: Session, card_id: int) -> CardSnapshot:
     snap = CardSnapshot(
         id=card.id, status=card.status, member_number=card.member_number or "", template_id=card.template_id,
         card_data=dict(card.card_data or {}), instantcard_card_id=card.instantcard_card_id,
-        create_attempted_at=card.create_attempted_at, add_attempted_at=card.add_attempted_at,
+        create_outcome_unknown_since=card.create_outcome_unknown_since,
+        add_outcome_unknown_since=card.add_outcome_unknown_since,
         print_job_id=card.print_job_id, drafted_at=card.drafted_at, finalized_at=card.finalized_at,
         queued_at=card.queued_at, shipping_address=(order.payload or {}).get("shipping_address"),
         order_cancelled=order.cancelled_at is not None)
@@ -254,18 +257,19 @@ def _resume_failed(session: Session, snap: CardSnapshot, now: datetime) -> None:
 
 
 def _create_draft(session: Session, client, snap: CardSnapshot, now) -> None:
-    if snap.create_attempted_at is not None:
+    if snap.create_outcome_unknown_since is not None:
         # An earlier create may have worked without us hearing back: look before creating again.
         existing = client.find_card_by_field(_member_field(snap), snap.member_number)
         if existing is not None:
             status = "finalized" if existing.finalized else "drafted"
             extra = {"finalized_at": now()} if existing.finalized else {}
             _record(session, snap.id, "pending", now(), status=status, instantcard_card_id=existing.id,
-                    drafted_at=now(), **extra)
+                    drafted_at=now(), create_outcome_unknown_since=None, **extra)
             return
-    _record(session, snap.id, "pending", now(), create_attempted_at=now())
+    _record(session, snap.id, "pending", now(), create_outcome_unknown_since=now())
     card = client.create_card(snap.template_id, snap.card_data)
-    _record(session, snap.id, "pending", now(), status="drafted", instantcard_card_id=card.id, drafted_at=now())
+    _record(session, snap.id, "pending", now(), status="drafted", instantcard_card_id=card.id, drafted_at=now(),
+            create_outcome_unknown_since=None)
 
 
 def _member_field(snap: CardSnapshot) -> str:
@@ -289,10 +293,9 @@ def _create_member_print_job(session: Session, client, snap: CardSnapshot, now) 
         raise PermanentFailure("the order has no shipping address to send the membership card to")
     if snap.print_job_id is not None:
         job_row = session.get(MembershipPrintJob, snap.print_job_id, populate_existing=True)
-        known_id, attempted = job_row.instantcard_print_job_id, job_row.create_attempted_at
-        session.commit()
-        if known_id is None and attempted is not None:
-            found = client.find_open_print_job_with_card(snap.instantcard_card_id)
+        known_id, create_unknown_since = job_row.instantcard_print_job_id, job_row.create_outcome_unknown_since
+        if known_id is None and create_unknown_since is not None:
+            found = call_provider(session, client.find_open_print_job_with_card, snap.instantcard_card_id)
             if found is not None:
                 _record_print_job_created(session, snap, snap.print_job_id, found.id, now)
                 return
@@ -302,22 +305,24 @@ def _create_member_print_job(session: Session, client, snap: CardSnapshot, now) 
         print_job_row_id = snap.print_job_id
     else:
         job_row = MembershipPrintJob(mode="member", status="open", address=address, creator_card_id=snap.id,
-                                     card_count=1, create_attempted_at=now(), created_at=now(), updated_at=now())
+                                     card_count=1, create_outcome_unknown_since=now(), created_at=now(),
+                                     updated_at=now())
         session.add(job_row)
         session.flush()
         print_job_row_id = job_row.id
         if not _record(session, snap.id, "finalized", now(), print_job_id=print_job_row_id):
             return
     session.execute(sa.update(MembershipPrintJob).where(MembershipPrintJob.id == print_job_row_id)
-                    .values(create_attempted_at=now(), updated_at=now()))
-    session.commit()
-    created = client.create_print_job([snap.instantcard_card_id], address=address, copies=1)
+                    .values(create_outcome_unknown_since=now(), updated_at=now()))
+    # call_provider commits first: the intent is on record before InstantCard hears of it.
+    created = call_provider(session, client.create_print_job, [snap.instantcard_card_id], address=address, copies=1)
     _record_print_job_created(session, snap, print_job_row_id, created.id, now)
 
 
 def _record_print_job_created(session: Session, snap: CardSnapshot, row_id: int, instantcard_id: str, now) -> None:
     session.execute(sa.update(MembershipPrintJob).where(MembershipPrintJob.id == row_id)
-                    .values(instantcard_print_job_id=str(instantcard_id), updated_at=now()))
+                    .values(instantcard_print_job_id=str(instantcard_id), create_outcome_unknown_since=None,
+                            updated_at=now()))
     _record(session, snap.id, "finalized", now(), status="queued", print_job_id=row_id, queued_at=now())
 
 
@@ -330,14 +335,13 @@ def submit_print_job(session: Session, client, print_job_row_id: int, now, funds
     and its own submit nothing else can print it.
     """
     row = session.get(MembershipPrintJob, print_job_row_id, populate_existing=True)
-    instantcard_id, attempted, status, mode = (row.instantcard_print_job_id, row.submit_attempted_at, row.status,
-                                               row.mode)
-    session.commit()
+    instantcard_id, status, mode = row.instantcard_print_job_id, row.status, row.mode
+    submit_unknown_since = row.submit_outcome_unknown_since
     if status == "submitted":
         _record_submitted(session, print_job_row_id, now)
         return
-    if attempted is not None:
-        current = client.fetch_print_job(instantcard_id)
+    if submit_unknown_since is not None:
+        current = call_provider(session, client.fetch_print_job, instantcard_id)
         if current.submitted is None:  # then neither a cancellation nor a second submit is safe
             raise ProviderResponseInvalid("instantcard", "the print job read back does not say whether it was "
                                                          "submitted; a person must check it at InstantCard")
@@ -411,7 +415,7 @@ def _intend_to_submit(session: Session, row_id: int, now: datetime) -> bool:
         MembershipCard.print_job_id == row_id, MembershipCard.status == CANCEL_REQUESTED))
     if not waiting:
         session.execute(sa.update(MembershipPrintJob).where(MembershipPrintJob.id == row_id)
-                        .values(submit_attempted_at=now, updated_at=now))
+                        .values(submit_outcome_unknown_since=now, updated_at=now))
     session.commit()
     return not waiting
 
@@ -447,6 +451,7 @@ def _record_submitted(session: Session, row_id: int, now, printed_card_ids: tupl
     """
     job = session.get(MembershipPrintJob, row_id, populate_existing=True)
     job.status, job.open_slot, job.last_error, job.updated_at = "submitted", None, None, now()
+    job.submit_outcome_unknown_since = None
     job.submitted_at = job.submitted_at or now()
     listed = set(printed_card_ids or ())
     # Locked in id order, as the cancellation locks an order's cards: the two never wait on each other in a circle.
@@ -477,34 +482,35 @@ def _join_batch(session: Session, settings: Settings, client, snap: CardSnapshot
         _reserve_batch_place(session, ic, snap, now)
         return True
     batch = session.get(MembershipPrintJob, snap.print_job_id, populate_existing=True)
-    instantcard_id, creator, attempted = batch.instantcard_print_job_id, batch.creator_card_id, batch.create_attempted_at
+    instantcard_id, creator = batch.instantcard_print_job_id, batch.creator_card_id
+    create_unknown_since = batch.create_outcome_unknown_since
     address = batch.address
-    session.commit()
     if instantcard_id is None:
         if creator != snap.id:
             if _take_over_batch_creation(session, client, snap, now):
                 return True  # look again: this card creates the batch now, or it exists
             # Waiting costs no attempt (a Park): a slow first card must not use up this card's failure budget.
             raise Park("waiting for the batch print job to be created by its first card", 5)
-        if attempted is not None:
-            found = client.find_open_print_job_with_card(snap.instantcard_card_id)
+        if create_unknown_since is not None:
+            found = call_provider(session, client.find_open_print_job_with_card, snap.instantcard_card_id)
             if found is not None:
                 _record_print_job_created(session, snap, snap.print_job_id, found.id, now)
                 return True
         session.execute(sa.update(MembershipPrintJob).where(MembershipPrintJob.id == snap.print_job_id)
-                        .values(create_attempted_at=now(), updated_at=now()))
-        session.commit()
-        created = client.create_print_job([snap.instantcard_card_id], address=address, copies=1)
+                        .values(create_outcome_unknown_since=now(), updated_at=now()))
+        created = call_provider(session, client.create_print_job, [snap.instantcard_card_id], address=address,
+                                copies=1)
         _record_print_job_created(session, snap, snap.print_job_id, created.id, now)
         return True
-    if snap.add_attempted_at is not None:
-        current = client.fetch_print_job(instantcard_id)
+    if snap.add_outcome_unknown_since is not None:
+        current = call_provider(session, client.fetch_print_job, instantcard_id)
         if current.card_ids is not None and snap.instantcard_card_id in current.card_ids:
-            _record(session, snap.id, "finalized", now(), status="queued", queued_at=now())
+            _record(session, snap.id, "finalized", now(), status="queued", queued_at=now(),
+                    add_outcome_unknown_since=None)
             return True
-    _record(session, snap.id, "finalized", now(), add_attempted_at=now())
+    _record(session, snap.id, "finalized", now(), add_outcome_unknown_since=now())
     client.add_cards(instantcard_id, [snap.instantcard_card_id])
-    _record(session, snap.id, "finalized", now(), status="queued", queued_at=now())
+    _record(session, snap.id, "finalized", now(), status="queued", queued_at=now(), add_outcome_unknown_since=None)
     return True
 
 
@@ -524,14 +530,16 @@ def _take_over_batch_creation(session: Session, client, snap: CardSnapshot, now)
     if creator is not None and creator.status not in ("cancelled", "failed"):
         session.commit()
         return False
-    old_card, attempted = (creator.instantcard_card_id if creator else None), batch.create_attempted_at
+    old_card = creator.instantcard_card_id if creator else None
+    create_unknown_since = batch.create_outcome_unknown_since
     batch.creator_card_id, batch.updated_at = snap.id, now()
     session.commit()
-    if attempted is not None and old_card is not None:
+    if create_unknown_since is not None and old_card is not None:
         found = client.find_open_print_job_with_card(old_card)
         if found is not None:
             session.execute(sa.update(MembershipPrintJob).where(MembershipPrintJob.id == snap.print_job_id)
-                            .values(instantcard_print_job_id=str(found.id), updated_at=now()))
+                            .values(instantcard_print_job_id=str(found.id), create_outcome_unknown_since=None,
+                                    updated_at=now()))
             session.commit()
     log.info("membership card %s creates batch %s in place of card %s", snap.id, snap.print_job_id,
              creator.id if creator else None)
@@ -595,10 +603,9 @@ def wake_when_funded(session: Session, client, now: datetime) -> int:
     costs = list(session.scalars(sa.select(MembershipPrintJob.cost_cents).where(
         MembershipPrintJob.id.in_(sa.select(MembershipCard.print_job_id).where(
             MembershipCard.status == "waiting_for_funds")))))
-    session.commit()
     if not costs:
         return 0
-    balance = client.organization_balance_cents()
+    balance = call_provider(session, client.organization_balance_cents)
     needed = min((c for c in costs if c is not None), default=1)
     if balance < max(needed, 1):
         log.info("instantcard balance %s cents does not cover %s cents yet", balance, needed)
@@ -616,12 +623,10 @@ def card_preview(session: Session, client, card_id: int) -> dict[str, Any]:
         session.rollback()
         raise NotFound(f"There is no membership card {card_id}.", code="membership_card_not_found")
     view = card_view(card)
-    instantcard_id = card.instantcard_card_id
-    session.rollback()  # end the read before the HTTP call (SQLite write lock)
-    if instantcard_id is None:
+    if card.instantcard_card_id is None:
         raise NotFound(f"Membership card {card_id} has not been created at InstantCard yet.",
                        code="membership_card_not_drafted", status=409)
-    preview = client.preview_card(instantcard_id)
+    preview = call_provider(session, client.preview_card, card.instantcard_card_id)
     return {**view, "front": _image(preview.front), "back": _image(preview.back)}
 
 

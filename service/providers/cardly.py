@@ -11,6 +11,7 @@ ProviderHttp. The API key never appears in a message.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -260,12 +261,12 @@ class CardlyClient:
     """Talks to one Cardly account (live, test-mode or the sandbox) through ProviderHttp."""
 
     def __init__(self, api_url: str, api_key: str, *, timeout_seconds: float = 15.0,
-                 session: requests.Session | None = None):
+                 session_factory: Callable[[], requests.Session] = requests.Session):
         self.api_key_is_test = is_test_key(api_key)
         self.http = ProviderHttp(
             PROVIDER, api_url, timeout_seconds=timeout_seconds,
             default_headers={"API-Key": api_key, "Content-Type": JSON_CONTENT_TYPE},
-            describe_error=self._describe_error, session=session,
+            describe_error=self._describe_error, session_factory=session_factory,
         )
 
     @classmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any
 
 import requests
 
+from service.db import transaction_guard
 from service.errors import (
     ProviderAuthError,
     ProviderError,
@@ -61,24 +63,46 @@ def retry_after_seconds(value: str | None) -> float | None:
 
 
 class ProviderHttp:
-    """Makes requests to one provider's base URL; all clients share this behaviour."""
+    """Makes requests to one provider's base URL; all clients share this behaviour.
+
+    Each thread gets its own `requests.Session` from `session_factory` (as stripe-python's RequestsClient does): a
+    Session is not guaranteed to be thread-safe, and the worker and the web server run several threads. Sessions
+    keep their connections alive, so each thread still reuses its connections.
+    """
 
     def __init__(self, provider: str, base_url: str, *, timeout_seconds: float = 10.0,
                  connect_timeout_seconds: float = 3.05, default_headers: dict[str, str] | None = None,
-                 describe_error: ErrorDescriber | None = None, session: requests.Session | None = None):
+                 describe_error: ErrorDescriber | None = None,
+                 session_factory: Callable[[], requests.Session] = requests.Session):
         self.provider = provider
         self.base_url = base_url.rstrip("/")
         self.timeout = (connect_timeout_seconds, timeout_seconds)
         self.default_headers = default_headers or {}
         self.describe_error = describe_error
-        self.session = session or requests.Session()
-        if self.session.trust_env:
-            # requests re-reads proxy variables, .netrc and the CA bundle setting from the environment on every
-            # call (a scan of os.environ and file stats, ~0.4 ms): read them once for this base URL instead.
-            settings = self.session.merge_environment_settings(self.base_url, {}, None, None, None)
-            self.session.proxies.update(settings["proxies"])
-            self.session.verify = settings["verify"]
-            self.session.trust_env = False
+        self._session_factory = session_factory
+        self._local = threading.local()
+        first = session_factory()
+        # requests re-reads proxy variables, .netrc and the CA bundle setting from the environment on every call (a
+        # scan of os.environ and file stats, ~0.4 ms): read them once for this base URL; every thread's session
+        # gets the result.
+        self._environment = (first.merge_environment_settings(self.base_url, {}, None, None, None)
+                             if first.trust_env else None)
+        self._local.session = self._configured(first)
+
+    def _configured(self, session: requests.Session) -> requests.Session:
+        if self._environment is not None and session.trust_env:
+            session.proxies.update(self._environment["proxies"])
+            session.verify = self._environment["verify"]
+            session.trust_env = False
+        return session
+
+    @property
+    def session(self) -> requests.Session:
+        """The calling thread's session (made on its first request)."""
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = self._configured(self._session_factory())
+        return session
 
     def url(self, path: str) -> str:
         return f"{self.base_url}/{path.lstrip('/')}"
@@ -87,6 +111,8 @@ class ProviderHttp:
                 params: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
                 expect: tuple[int, ...] | None = None) -> ProviderResponse:
         """Send one request; return the response for 2xx (or statuses in `expect`), raise otherwise."""
+        if transaction_guard.enabled:  # the test suite's check that no database transaction is held across a call
+            transaction_guard.check(f"{self.provider} {method} {redact(path)}")
         all_headers = {"Accept": "application/json", **self.default_headers, **(headers or {})}
         started = time.perf_counter()
         try:

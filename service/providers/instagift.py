@@ -448,7 +448,8 @@ class InstagiftClient:
 
     def __init__(self, base_url: str, merchant_key: str, merchant_secret: str, *,
                  location_id: str | None = None, timeout_seconds: float = 10.0,
-                 connect_timeout_seconds: float = 3.05, session: requests.Session | None = None):
+                 connect_timeout_seconds: float = 3.05,
+                 session_factory: Callable[[], requests.Session] = _ClaimCodeSession):
         self.location_id = location_id
         self.http = ProviderHttp(
             PROVIDER, base_url,
@@ -456,7 +457,7 @@ class InstagiftClient:
             connect_timeout_seconds=min(connect_timeout_seconds, timeout_seconds),
             default_headers={"X-Merchant-Key": merchant_key, "X-Merchant-Secret": merchant_secret},
             describe_error=self._describe_error,
-            session=session or _ClaimCodeSession(),
+            session_factory=session_factory,
         )
 
     @classmethod

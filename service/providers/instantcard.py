@@ -22,6 +22,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Protocol
 
+import requests
+
 from service.errors import (
     ProviderAuthError,
     ProviderError,
@@ -133,14 +135,16 @@ class InstantCardClient:
     provider = PROVIDER
 
     def __init__(self, settings: InstantCardSettings, *, token_store: TokenStore | None = None,
-                 http_session=None, clock: Callable[[], datetime] | None = None):
+                 session_factory: Callable[[], requests.Session] = requests.Session,
+                 clock: Callable[[], datetime] | None = None):
         self.settings = settings
         self.organization_id = settings.organization_id or ""
         self.shipping_provider_id = settings.shipping_provider_id
         self.tokens = token_store or MemoryTokenStore()
         self.clock = clock or (lambda: datetime.now(UTC))
         self.http = ProviderHttp(PROVIDER, settings.api_url, timeout_seconds=settings.timeout_seconds,
-                                 describe_error=describe_error, session=http_session)
+                                 describe_error=describe_error,
+                                 session_factory=session_factory)
 
     # authentication ---------------------------------------------------------------------------------------
     def authenticate(self) -> CachedToken:

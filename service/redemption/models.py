@@ -17,8 +17,11 @@ from service.orders.models import Order
 REDEMPTION_STATES = ("pending", "uncertain", "succeeded", "shortfall", "failed", "cancelled")
 
 
-class Redemption(db.Model):
-    """The ledger: what an order took from one held certificate, what we asked Instagift, what it did."""
+class GiftCardRedemption(db.Model):
+    """The ledger: what an order took from one held certificate, what we asked Instagift, what it did.
+
+    Our row, not Instagift's: Instagift's own record of a redemption is `service.providers.instagift.Redemption`
+    (its id is kept here as `provider_redemption_id`)."""
 
     __tablename__ = "redemptions"
 

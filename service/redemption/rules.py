@@ -17,6 +17,7 @@ So a retried job can never produce a second redemption.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -26,7 +27,7 @@ from service import money
 from service.checkout.models import LOCKING_HOLD_STATUSES, Cart, GiftCardHold
 from service.checkout.rules import hash_token, take_back
 from service.config import Settings
-from service.db import lock_for_update, utcnow
+from service.db import call_provider, lock_for_update, utcnow
 from service.errors import (
     Conflict,
     ProviderAuthError,
@@ -39,7 +40,7 @@ from service.jobs import enqueue
 from service.jobs.registry import Park, PermanentFailure, RetryLater
 from service.logs import masked_last4
 from service.orders.models import Order
-from service.redemption.models import Redemption
+from service.redemption.models import GiftCardRedemption
 
 log = logging.getLogger("service.redemption")
 
@@ -67,7 +68,8 @@ def plan_for_completed_order(session: Session, order: Order, settings: Settings)
     # shopper removed or that verify found unusable are left out.
     holds = list(session.scalars(lock_for_update(session, sa.select(GiftCardHold).where(
         GiftCardHold.cart_id == cart.id, GiftCardHold.status.in_(("active", "expired")),
-        ~sa.exists().where(Redemption.hold_id == GiftCardHold.id))  # a reused cart token plans nothing twice
+        # A reused cart token plans nothing twice.
+        ~sa.exists().where(GiftCardRedemption.hold_id == GiftCardHold.id))
         .order_by(GiftCardHold.position))))
     if not holds:
         if order.gift_card_cents:
@@ -89,7 +91,7 @@ def plan_for_completed_order(session: Session, order: Order, settings: Settings)
         if amount.intended_cents <= 0:
             _release([hold], "the completed order took nothing from this gift card", now)
             continue
-        redemption = Redemption(
+        redemption = GiftCardRedemption(
             order_id=order.id, hold_id=hold.id, certificate_id=hold.certificate_id, code_last4=hold.code_last4,
             currency=hold.currency, splittable=hold.splittable, applied_cents=hold.applied_cents,
             taken_cents=taken[hold.id], intended_cents=amount.intended_cents, redeemed_cents=0,
@@ -132,8 +134,8 @@ def _release(holds: list[GiftCardHold], reason: str, now: datetime | None) -> No
 
 def on_order_cancelled(session: Session, order: Order, settings: Settings) -> None:
     """Before redemption: cancel pending redemptions and release holds. After: flag the order for a person."""
-    redemptions = list(session.scalars(lock_for_update(session, sa.select(Redemption).where(
-        Redemption.order_id == order.id).order_by(Redemption.id))))
+    redemptions = list(session.scalars(lock_for_update(session, sa.select(GiftCardRedemption).where(
+        GiftCardRedemption.order_id == order.id).order_by(GiftCardRedemption.id))))
     for redemption in redemptions:
         # Nothing redeemed and no call in doubt (an `uncertain` row whose doubt was cleared included): cancel it.
         if redemption.state in ("pending", "uncertain") and not redemption.outcome_unknown \
@@ -175,14 +177,55 @@ def reopen_for_person_retry(session: Session, job, now: datetime) -> None:
         f"Gift card {masked_last4(redemption.code_last4)}: redemption retried by a person.")
 
 
-def _load(session: Session, redemption_id: int) -> Redemption:
+def _load(session: Session, redemption_id: int) -> GiftCardRedemption:
     # populate_existing: the worker's session keeps attributes across commits, and a locked read must see
     # what other transactions (a cancellation) wrote meanwhile.
-    redemption = session.scalar(lock_for_update(session, sa.select(Redemption).where(Redemption.id == redemption_id))
-                                .execution_options(populate_existing=True))
+    redemption = session.scalar(lock_for_update(session, sa.select(GiftCardRedemption).where(
+        GiftCardRedemption.id == redemption_id)).execution_options(populate_existing=True))
     if redemption is None:
         raise PermanentFailure(f"redemption {redemption_id} does not exist")
     return redemption
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """What the ledger row says about its redeem call, read before Instagift is asked anything (no lock is held
+    while Instagift answers; the row is locked again afterwards and must still say the same)."""
+
+    redemption_id: int
+    certificate_id: str
+    splittable: bool
+    outcome_unknown: bool
+    requested_cents: int | None
+    balance_before_cents: int | None
+    # When the last call may have started: rows from before that was recorded use their creation.
+    started_at: datetime
+
+    @classmethod
+    def of(cls, redemption: GiftCardRedemption) -> _Attempt:
+        return cls(redemption.id, redemption.certificate_id, redemption.splittable, redemption.outcome_unknown,
+                   redemption.requested_cents, redemption.balance_before_cents,
+                   redemption.attempt_started_at or redemption.created_at)
+
+    @property
+    def taken_cents(self) -> int | None:
+        """What the call takes when it succeeds: a split leaves the original with exactly the amount redeemed; a
+        whole redemption (non-splittable, which Instagift takes cents included whatever we asked) leaves the face
+        value as it was."""
+        return self.requested_cents if self.splittable else self.balance_before_cents
+
+
+@dataclass(frozen=True)
+class _ReadBack:
+    """What Instagift's lists say about a call that succeeded without us hearing the answer."""
+
+    provider_id: str | None
+    child_id: str | None
+    child_balance: int | None
+
+
+# What a call whose outcome was unknown turns out to have done, judged from the certificate read back.
+EARLIER_CALL_SUCCEEDED, EARLIER_CALL_NOT_REACHED, EARLIER_CALL_UNCLEAR = "succeeded", "not_reached", "unclear"
 
 
 def redeem(session: Session, settings: Settings, client, redemption_id: int, now) -> None:
@@ -190,17 +233,29 @@ def redeem(session: Session, settings: Settings, client, redemption_id: int, now
     redemption = _load(session, redemption_id)
     if _settled_or_cancelled(session, redemption, now):
         return
-    certificate_id = redemption.certificate_id
-    session.commit()  # no transaction held across provider calls
+    attempt = _Attempt.of(redemption)
+    certificate = call_provider(session, _fetch, client, attempt.certificate_id)
+    earlier = _earlier_call(attempt, certificate, now) if attempt.outcome_unknown else None
+    read_back = _read_back(client, attempt) if earlier == EARLIER_CALL_SUCCEEDED else None
 
-    certificate = _fetch(client, certificate_id)
     redemption = _load(session, redemption_id)
-    # Re-checked under the row lock: a cancellation may have landed while we read the certificate.
+    # Re-checked under the row lock: a cancellation may have landed while Instagift was being read.
     if _settled_or_cancelled(session, redemption, now):
         return
+    if _Attempt.of(redemption) != attempt:
+        # Another run of this job (whose lease had run out) got further meanwhile: what was read may be stale.
+        raise RetryLater("the redemption changed while Instagift was being read; reading it again")
     if redemption.outcome_unknown:
-        if _earlier_call_succeeded(session, client, redemption, certificate, now):
+        if earlier == EARLIER_CALL_SUCCEEDED:
+            _finish(session, redemption, now, redeemed=attempt.taken_cents, provider_id=read_back.provider_id,
+                    child_id=read_back.child_id, child_balance=read_back.child_balance,
+                    error=None if read_back.provider_id else
+                    "redeemed (read back); Instagift's redemption id was not found")
+            log.info("redemption %s: an earlier uncertain call had succeeded; recorded without calling again",
+                     redemption.id)
             return
+        if earlier == EARLIER_CALL_UNCLEAR:
+            _park_for_a_person(session, redemption, certificate, now)
         # Unchanged and redeemable: nothing happened at Instagift, so calling again is safe.
         redemption.outcome_unknown = False
         if _settled_or_cancelled(session, redemption, now):  # unless the order was cancelled meanwhile
@@ -233,34 +288,37 @@ def redeem(session: Session, settings: Settings, client, redemption_id: int, now
     redemption.updated_at = now()
     # The machine's clock, not the job's: it is compared with the times Instagift stamps on its records.
     redemption.attempt_started_at = utcnow()
-    session.commit()  # the intent is on record before Instagift hears of it
+    attempt = _Attempt.of(redemption)
+    session.commit()  # the intent is on record before Instagift hears of it (outside the try: a failed commit
+    # means the call was never made)
 
     try:
-        result = client.redeem_certificate(certificate_id, amount, location_id=settings.instagift.location_id)
+        result = client.redeem_certificate(attempt.certificate_id, amount, location_id=settings.instagift.location_id)
     except ProviderRejected as exc:
         if exc.reason == "previously_redeemed":
-            _mark_uncertain(session, redemption_id, now, exc)
+            _mark_outcome_unknown(session, redemption_id, now, exc)
             raise RetryLater("Instagift says previously redeemed; reading the certificate back next") from exc
         _definite_refusal(session, redemption_id, now, exc)
     except (ProviderRateLimited, ProviderAuthError, ProviderNotFound) as exc:
         _definite_refusal(session, redemption_id, now, exc)
     except ProviderError as exc:
-        if not exc.uncertain:
+        if not exc.outcome_unknown:
             _definite_refusal(session, redemption_id, now, exc)
-        _mark_uncertain(session, redemption_id, now, exc)
+        _mark_outcome_unknown(session, redemption_id, now, exc)
         raise RetryLater(f"outcome unknown ({exc}); reading the certificate back before any retry") from exc
     except Exception as exc:
         # A bug or transport surprise after the request may have gone out: treat it as uncertain.
-        _mark_uncertain(session, redemption_id, now, exc)
+        _mark_outcome_unknown(session, redemption_id, now, exc)
         raise RetryLater(f"outcome unknown ({type(exc).__name__}); reading the certificate back first") from exc
 
+    # Still no transaction open: look for the split's new certificate before locking the row again.
+    child_id, child_balance = _child(client, attempt, result.amount_cents)
     redemption = _load(session, redemption_id)
-    child_id, child_balance = _child(client, redemption, result.amount_cents)
     _finish(session, redemption, now, redeemed=result.amount_cents, provider_id=result.id,
             child_id=child_id, child_balance=child_balance)
 
 
-def _settled_or_cancelled(session: Session, redemption: Redemption, now) -> bool:
+def _settled_or_cancelled(session: Session, redemption: GiftCardRedemption, now) -> bool:
     """True (and committed) when there is nothing to do: a final state, or an order cancelled before any call."""
     if redemption.state in FINAL_STATES:
         session.commit()
@@ -284,68 +342,63 @@ def _fetch(client, certificate_id: str):
         return None
 
 
-def _earlier_call_succeeded(session: Session, client, redemption: Redemption, certificate, now) -> bool:
-    """Decide what an uncertain earlier call did; True when it succeeded (recorded). Parks when unclear."""
-    requested = redemption.requested_cents
-    # A split leaves the original with exactly the amount redeemed; a whole redemption (non-splittable, which
-    # Instagift takes cents included whatever we asked) leaves the face value as it was.
-    taken = requested if redemption.splittable else redemption.balance_before_cents
-    if certificate is not None and certificate.status == "redeemed" and certificate.face_value_cents == taken:
-        provider_id = _find_provider_redemption(client, redemption, taken)
-        child_id, child_balance = _child(client, redemption, taken)
-        _finish(session, redemption, now, redeemed=taken, provider_id=provider_id, child_id=child_id,
-                child_balance=child_balance,
-                error=None if provider_id else "redeemed (read back); Instagift's redemption id was not found")
-        log.info("redemption %s: an earlier uncertain call had succeeded; recorded without calling again",
-                 redemption.id)
-        return True
+def _earlier_call(attempt: _Attempt, certificate, now) -> str:
+    """What a call whose outcome was unknown did, judged from the certificate as Instagift shows it now."""
+    if certificate is not None and certificate.status == "redeemed" \
+            and certificate.face_value_cents == attempt.taken_cents:
+        return EARLIER_CALL_SUCCEEDED
     unchanged = (certificate is not None and certificate.unredeemable_reason(now()) is None
-                 and certificate.face_value_cents == redemption.balance_before_cents)
-    if unchanged:
-        return False
+                 and certificate.face_value_cents == attempt.balance_before_cents)
+    return EARLIER_CALL_NOT_REACHED if unchanged else EARLIER_CALL_UNCLEAR
+
+
+def _read_back(client, attempt: _Attempt) -> _ReadBack:
+    """Instagift's redemption id and the split's new certificate of a call that succeeded unheard."""
+    provider_id = _find_provider_redemption(client, attempt, attempt.taken_cents)
+    child_id, child_balance = _child(client, attempt, attempt.taken_cents)
+    return _ReadBack(provider_id, child_id, child_balance)
+
+
+def _park_for_a_person(session: Session, redemption: GiftCardRedemption, certificate, now) -> None:
+    """The certificate shows neither the call's success nor an untouched balance: a person must look."""
     seen = ("not found" if certificate is None
             else f"status {certificate.status}, face value {money.format_usd(certificate.face_value_cents)}")
     reason = (f"gift card {masked_last4(redemption.code_last4)}: an earlier redeem call of "
-              f"{money.format_usd(requested or 0)} had an unknown outcome and the certificate now shows {seen} "
-              f"(balance before was {money.format_usd(redemption.balance_before_cents or 0)}); "
+              f"{money.format_usd(redemption.requested_cents or 0)} had an unknown outcome and the certificate now "
+              f"shows {seen} (balance before was {money.format_usd(redemption.balance_before_cents or 0)}); "
               "a person must check it at Instagift before anything is retried")
     redemption.state, redemption.error, redemption.updated_at = "uncertain", reason, now()
     session.commit()
     raise Park(reason, PERSON_RECHECK_SECONDS)
 
 
-def _attempt_started(redemption: Redemption) -> datetime:
-    """When the redemption's last call may have started: rows from before that was recorded use their creation."""
-    return redemption.attempt_started_at or redemption.created_at
-
-
-def _find_provider_redemption(client, redemption: Redemption, amount_cents: int) -> str | None:
+def _find_provider_redemption(client, attempt: _Attempt, amount_cents: int) -> str | None:
     """Instagift's id for a redemption we could not see answered (newest match since the attempt), if listed."""
     try:
-        found = client.find_redemption(redemption.certificate_id, amount_cents, since=_attempt_started(redemption))
+        found = client.find_redemption(attempt.certificate_id, amount_cents, since=attempt.started_at)
     except ProviderError:
         return None
     return found.id if found else None
 
 
-def _child(client, redemption: Redemption, redeemed_cents: int) -> tuple[str | None, int | None]:
+def _child(client, attempt: _Attempt, redeemed_cents: int) -> tuple[str | None, int | None]:
     """The certificate holding the rest after a split: Instagift's child if found, else the computed rest."""
-    before = redemption.balance_before_cents or 0
+    before = attempt.balance_before_cents or 0
     rest = before - redeemed_cents
-    if not redemption.splittable or rest <= 0:
+    if not attempt.splittable or rest <= 0:
         return None, None
     try:
-        child = client.find_child_certificate(redemption.certificate_id, since=_attempt_started(redemption))
+        child = client.find_child_certificate(attempt.certificate_id, since=attempt.started_at)
     except ProviderError:
         child = None
     if child is not None:
         return child.id, child.face_value_cents
     log.info("redemption %s: Instagift's list did not show the split's new certificate; its balance is computed",
-             redemption.id)
+             attempt.redemption_id)
     return None, rest
 
 
-def _finish(session: Session, redemption: Redemption, now, *, redeemed: int, state: str | None = None,
+def _finish(session: Session, redemption: GiftCardRedemption, now, *, redeemed: int, state: str | None = None,
             provider_id: str | None = None, child_id: str | None = None, child_balance: int | None = None,
             error: str | None = None) -> None:
     """Record the outcome: amounts, shortfall, forfeit, child certificate; the hold becomes redeemed."""
@@ -385,7 +438,7 @@ def _finish(session: Session, redemption: Redemption, now, *, redeemed: int, sta
     session.commit()
 
 
-def _mark_uncertain(session: Session, redemption_id: int, now, exc: Exception) -> None:
+def _mark_outcome_unknown(session: Session, redemption_id: int, now, exc: Exception) -> None:
     session.rollback()
     redemption = _load(session, redemption_id)
     redemption.state, redemption.error, redemption.updated_at = "uncertain", str(exc)[:2000], now()

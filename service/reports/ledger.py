@@ -12,11 +12,11 @@ from sqlalchemy.orm import Session
 from service.formats import iso
 from service.logs import masked_last4, redact
 from service.orders.models import Order
-from service.redemption.models import Redemption
+from service.redemption.models import GiftCardRedemption
 from service.reports.listing import DEFAULT_PER_PAGE, DateRange, Page, dollars
 
 
-def rounding_cents(row: Redemption) -> int:
+def rounding_cents(row: GiftCardRedemption) -> int:
     """Whole-dollar rounding on one ledger row: what we meant to redeem beyond (or short of) what the order took.
 
     Splittable: intended − taken (e.g. `up` turns $52.50 taken into $53.00). Non-splittable: applied − taken,
@@ -26,7 +26,8 @@ def rounding_cents(row: Redemption) -> int:
     return row.applied_cents - row.taken_cents
 
 
-def ledger_row(row: Redemption, shop_order_id: str | None, order_number: str | None) -> dict[str, Any]:
+def ledger_row(row: GiftCardRedemption, shop_order_id: str | None,
+               order_number: str | None) -> dict[str, Any]:
     """One ledger row as JSON: amounts in cents, times in UTC, the code masked to its last 4."""
     return {
         "id": row.id, "order_id": shop_order_id, "order_number": order_number, "state": row.state,
@@ -42,13 +43,14 @@ def ledger_row(row: Redemption, shop_order_id: str | None, order_number: str | N
 
 
 def _ledger_select(window: DateRange | None, state: str | None) -> sa.Select:
-    stmt = (sa.select(Redemption, Order.shop_order_id, Order.number)
-            .join(Order, Order.id == Redemption.order_id)
-            .order_by(Redemption.created_at, Redemption.id))
+    stmt = (sa.select(GiftCardRedemption, Order.shop_order_id, Order.number)
+            .join(Order, Order.id == GiftCardRedemption.order_id)
+            .order_by(GiftCardRedemption.created_at, GiftCardRedemption.id))
     if window is not None:
-        stmt = stmt.where(Redemption.created_at >= window.start, Redemption.created_at < window.end)
+        stmt = stmt.where(GiftCardRedemption.created_at >= window.start,
+                          GiftCardRedemption.created_at < window.end)
     if state:
-        stmt = stmt.where(Redemption.state == state)
+        stmt = stmt.where(GiftCardRedemption.state == state)
     return stmt
 
 
@@ -69,7 +71,8 @@ def iter_ledger(session: Session, window: DateRange | None, *, state: str | None
         stmt = _ledger_select(window, state).limit(batch)
         if last is not None:
             # Keyset pagination: stable even if rows are added while we read.
-            stmt = stmt.where(sa.tuple_(Redemption.created_at, Redemption.id) > sa.tuple_(*last))
+            stmt = stmt.where(
+                sa.tuple_(GiftCardRedemption.created_at, GiftCardRedemption.id) > sa.tuple_(*last))
         rows = session.execute(stmt).all()
         for row in rows:
             yield ledger_row(*row)

@@ -16,18 +16,19 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from service.checkout.models import LOCKING_HOLD_STATUSES, GiftCardHold
+from service.db import call_provider
 from service.formats import iso
 from service.jobs.models import JOB_STATES, Job
 from service.jobs.queue import not_periodic
 from service.membership.models import MembershipCard, MembershipPrintJob
 from service.orders.models import Order
-from service.redemption.models import Redemption
+from service.redemption.models import GiftCardRedemption
 from service.reports.ledger import ledger_row, rounding_cents
 from service.reports.listing import DateRange, dollars
 from service.thank_you.models import ThankYouCard
 from service.thank_you.rules import credits
 
-# Redemption states in which Instagift has (to our knowledge) taken money off the certificate.
+# Ledger states in which Instagift has (to our knowledge) taken money off the certificate.
 REDEEMED_STATES = ("succeeded", "shortfall")
 
 
@@ -77,7 +78,7 @@ def reconciliation_report(session: Session, window: DateRange, now: datetime) ->
         if (totals := bucket(cancelled_at)) is not None:
             _add(totals, "orders", cancelled=1)
 
-    for row in session.scalars(sa.select(Redemption).where(within(Redemption.created_at))):
+    for row in session.scalars(sa.select(GiftCardRedemption).where(within(GiftCardRedemption.created_at))):
         totals = bucket(row.created_at)
         _add(totals, "gift_cards", redemptions=1, applied_cents=row.applied_cents, taken_cents=row.taken_cents,
              intended_cents=row.intended_cents, forfeit_cents=row.forfeit_cents)
@@ -203,10 +204,11 @@ def compare_with_instagift(session: Session, provider_redemptions: Iterable[Any]
 
     Both sides are matched over all dates so that a redemption recorded just before midnight here and just after it
     at Instagift is not reported twice; only the window's items are reported."""
-    theirs = list(provider_redemptions)
+    theirs = call_provider(session, list, provider_redemptions)  # every page read with no transaction open
     local = session.execute(
-        sa.select(Redemption, Order.shop_order_id, Order.number).join(Order, Order.id == Redemption.order_id)
-        .where(Redemption.state.in_(COMPARABLE_STATES)).order_by(Redemption.id)).all()
+        sa.select(GiftCardRedemption, Order.shop_order_id, Order.number)
+        .join(Order, Order.id == GiftCardRedemption.order_id)
+        .where(GiftCardRedemption.state.in_(COMPARABLE_STATES)).order_by(GiftCardRedemption.id)).all()
     by_provider_id = {row.provider_redemption_id: (row, sid, num) for row, sid, num in local
                       if row.provider_redemption_id}
     # Rows whose call may have reached Instagift without us learning its redemption id: matched by certificate.

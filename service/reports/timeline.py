@@ -17,7 +17,7 @@ from service.logs import masked_last4
 from service.membership import rules as membership
 from service.membership.models import MembershipCard
 from service.orders.models import Order
-from service.redemption.models import Redemption
+from service.redemption.models import GiftCardRedemption
 from service.reports.failures import job_dict
 from service.reports.ledger import ledger_row
 from service.thank_you import rules as thank_you
@@ -46,8 +46,9 @@ def order_timeline(session: Session, shop_order_id: str) -> dict[str, Any]:
     }]
     body["redemptions"] = [
         ledger_row(row, order.shop_order_id, order.number)
-        for row in session.scalars(sa.select(Redemption).where(Redemption.order_id == order.id)
-                                   .order_by(Redemption.id))]
+        for row in session.scalars(sa.select(GiftCardRedemption)
+                                   .where(GiftCardRedemption.order_id == order.id)
+                                   .order_by(GiftCardRedemption.id))]
     card = session.scalar(sa.select(ThankYouCard).where(ThankYouCard.order_id == order.id))
     body["thank_you_card"] = thank_you.card_view(card) if card else None
     body["membership_cards"] = [

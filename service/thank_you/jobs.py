@@ -12,6 +12,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from service.config import Settings
+from service.db import call_provider
 from service.errors import (
     ProviderAuthError,
     ProviderError,
@@ -50,13 +51,11 @@ def send_thank_you_card(ctx: JobContext) -> None:
     if card is None:
         raise PermanentFailure(f"order {order_id} has no thank-you card row")
     if card.status == "waiting_for_credit" and card.cost_credits is not None:
-        cost = card.cost_credits
-        session.commit()  # no transaction (nor SQLite write lock) held across the HTTP call
-        _park_unless_credit_covers(client, cost, settings)
+        call_provider(session, _park_unless_credit_covers, client, card.cost_credits, settings)
 
     card = locked_card(session, order_id)
     order = session.get(Order, order_id, populate_existing=True)
-    if card.status == "skipped" and card.outcome_uncertain:
+    if card.status == "skipped" and card.outcome_unknown:
         _settle_cancelled_uncertain(ctx, order_id, purchase_order_number(order.payload or {}))
         return
     if card.status in ("placed", "skipped"):
@@ -75,16 +74,15 @@ def send_thank_you_card(ctx: JobContext) -> None:
             card.status, card.skip_reason, card.skip_detail = "skipped", decision.reason, decision.detail
             return
         card.request_body, card.requested_arrival = decision.payload, decision.requested_arrival
-        card.outcome_uncertain = False
+        card.outcome_unknown = False
     card.idempotency_key = idempotency_key(order.shop_order_id, card.generation)
     card.status, card.failure_kind = "pending", None
     card.calls += 1
     card.last_attempt_at = card.updated_at = now
     body, key = card.request_body, card.idempotency_key
-    session.commit()  # record the intent (generation, key, body) before calling Cardly
-
     try:
-        placed = client.place_order(body, key)
+        # call_provider commits first: the intent (generation, key, body) is on record before Cardly hears of it.
+        placed = call_provider(session, client.place_order, body, key)
     except ProviderError as exc:
         _record_failure(ctx, order_id, exc)  # raises the job's outcome unless the order was cancelled meanwhile
         return
@@ -96,7 +94,7 @@ def send_thank_you_card(ctx: JobContext) -> None:
     card.dispatch_on = iso_date(placed.delivery.dispatch)
     card.estimated_min_arrival = iso_date(placed.delivery.estimated_min_arrival)
     card.estimated_max_arrival = iso_date(placed.delivery.estimated_max_arrival)
-    card.cardly_request_id, card.outcome_uncertain = placed.request_id, False
+    card.cardly_request_id, card.outcome_unknown = placed.request_id, False
     card.warnings = "; ".join(placed.warnings) or None
     card.placed_at = card.updated_at = ctx.now()
     if cancelled_meanwhile:
@@ -110,12 +108,11 @@ def _settle_cancelled_uncertain(ctx: JobContext, order_id: int, po_number: str) 
     """The order was cancelled after a placement whose answer was lost: Cardly's order list says what happened,
     so a card that was placed (and cost credits) is recorded as placed, not hidden as skipped."""
     session = ctx.session
-    session.commit()  # no transaction held across the HTTP call
-    found = ctx.providers.cardly.find_order_by_purchase_order(po_number) if po_number else None
+    found = call_provider(session, ctx.providers.cardly.find_order_by_purchase_order, po_number) if po_number else None
     card = locked_card(session, order_id)
-    if not (card.status == "skipped" and card.outcome_uncertain):
+    if not (card.status == "skipped" and card.outcome_unknown):
         return
-    card.outcome_uncertain, card.updated_at = False, ctx.now()
+    card.outcome_unknown, card.updated_at = False, ctx.now()
     if found is None:
         card.skip_detail = ("The order was cancelled before the card was placed; Cardly's order list shows no card "
                             "for it.")
@@ -146,29 +143,29 @@ def _record_failure(ctx: JobContext, order_id: int, exc: ProviderError) -> None:
     message = redact(str(exc))
     card.last_error, card.cardly_request_id, card.updated_at = message, exc.request_id, ctx.now()
     if card.status == "skipped":  # the order was cancelled meanwhile: this card is done
-        card.outcome_uncertain = card.outcome_uncertain or exc.uncertain
+        card.outcome_unknown = card.outcome_unknown or exc.outcome_unknown
         session.commit()
         return
     outcome: Exception
     if isinstance(exc, ProviderPaymentRequired):
         cost, balance = payment_required_amounts(exc)
-        card.status, card.failure_kind, card.outcome_uncertain = "waiting_for_credit", "credit", False
+        card.status, card.failure_kind, card.outcome_unknown = "waiting_for_credit", "credit", False
         card.cost_credits, card.balance_credits = cost, balance
         outcome = Park(f"waiting for Cardly credit: {exc.reason or message}", settings.thank_you.credit_recheck_seconds)
     elif isinstance(exc, ProviderAuthError | ProviderNotFound):
-        card.status, card.failure_kind, card.outcome_uncertain = "failed", "configuration", False
+        card.status, card.failure_kind, card.outcome_unknown = "failed", "configuration", False
         outcome = PermanentFailure(f"Cardly refused our configuration: {message}")
     elif isinstance(exc, ProviderRejected) and exc.code == IDEMPOTENCY_CONFLICT_CODE:
         card.status, card.failure_kind = "failed", "idempotency_conflict"
         outcome = PermanentFailure(f"Cardly saw this key with another request; check Cardly: {message}")
     elif isinstance(exc, ProviderRejected):
-        card.status, card.failure_kind, card.outcome_uncertain = "failed", "validation", False
+        card.status, card.failure_kind, card.outcome_unknown = "failed", "validation", False
         outcome = PermanentFailure(f"Cardly refused the card: {exc.reason or message}")
     elif isinstance(exc, ProviderResponseInvalid):
-        card.status, card.failure_kind, card.outcome_uncertain = "failed", "unreadable_response", True
+        card.status, card.failure_kind, card.outcome_unknown = "failed", "unreadable_response", True
         outcome = PermanentFailure(f"Cardly's answer could not be read; the card may be placed: {message}")
     elif exc.retryable:
-        card.outcome_uncertain = True
+        card.outcome_unknown = True
         if ctx.job.failures + 1 >= ctx.job.max_attempts:
             card.status, card.failure_kind = "failed", "provider_unavailable"
         outcome = exc  # the worker retries with backoff (honouring Retry-After) under the same key
@@ -188,9 +185,8 @@ def check_cardly_credit(ctx: JobContext) -> None:
         return
     known = [c for c in costs if c is not None]
     cheapest = min(known) if known else None
-    session.commit()  # no transaction held across the HTTP call
     try:
-        balance = ctx.providers.cardly.account_balance().credits
+        balance = call_provider(session, ctx.providers.cardly.account_balance).credits
     except ProviderError as exc:
         log.warning("could not check the Cardly balance: %s", exc)
         return

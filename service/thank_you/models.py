@@ -54,7 +54,7 @@ class ThankYouCard(db.Model):
     cardly_request_id: Mapped[str | None] = mapped_column(sa.String(100))  # Cardly's Request-Id of the last answer
     warnings: Mapped[str | None] = mapped_column(sa.Text)  # state.status WARN messages of the placement
     # True while a call under the current key had an unknown outcome (timeout, 5xx, 429 …).
-    outcome_uncertain: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    outcome_unknown: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     calls: Mapped[int] = mapped_column(sa.Integer, default=0)  # orders/place calls made, all generations
     note: Mapped[str | None] = mapped_column(sa.Text)  # e.g. cancelled after the card was placed
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -171,7 +171,7 @@ def plan_for_completed_order(session: Session, order: Order, settings: Settings)
     decision = thank_you_decision(order.payload or {}, settings, today=now.date(),
                                   cancelled=order.cancelled_at is not None)
     values: dict[str, Any] = dict(order_id=order.id, generation=1, created_at=now, updated_at=now, calls=0,
-                                  outcome_uncertain=False)
+                                  outcome_unknown=False)
     if isinstance(decision, Skip):
         values.update(status="skipped", skip_reason=decision.reason, skip_detail=decision.detail)
         insert_ignoring_conflict(session, ThankYouCard, values, ["order_id"])
@@ -201,7 +201,7 @@ def on_order_cancelled(session: Session, order: Order, settings: Settings) -> No
 def skip_cancelled(card: ThankYouCard) -> None:
     """Record the card as skipped because its order was cancelled (saying so when an attempt was in doubt)."""
     detail = "The order was cancelled before the card was placed."
-    if card.outcome_uncertain:
+    if card.outcome_unknown:
         detail += (f" An earlier attempt (Idempotency-Key {card.idempotency_key}) had no definite answer; the job "
                    "looks for it in Cardly's order list.")
     card.status, card.skip_reason, card.skip_detail = "skipped", "order_cancelled", detail
@@ -239,7 +239,7 @@ def card_view(card: ThankYouCard) -> dict[str, Any]:
         "cardly_order_id": card.cardly_order_id, "cardly_status": card.cardly_status,
         "cost_credits": credits(card.cost_credits) if card.cost_credits is not None else None,
         "test_mode": card.test_mode, "generation": card.generation, "idempotency_key": card.idempotency_key,
-        "calls": card.calls, "outcome_uncertain": card.outcome_uncertain, "failure_kind": card.failure_kind,
+        "calls": card.calls, "outcome_unknown": card.outcome_unknown, "failure_kind": card.failure_kind,
         "last_error": redact(card.last_error) if card.last_error else None,
         "cardly_request_id": card.cardly_request_id, "warnings": card.warnings, "note": card.note,
         "requested_arrival": iso(card.requested_arrival), "dispatch_on": iso(card.dispatch_on),

@@ -87,7 +87,7 @@ def test_the_return_structure_sample_is_read_and_its_missing_order_named(cardly)
     with pytest.raises(ProviderResponseInvalid) as caught:
         place(cardly)
     assert "data.order.id" in caught.value.message and "state.status" not in caught.value.message
-    assert caught.value.uncertain is True
+    assert caught.value.outcome_unknown is True
 
 
 @responses.activate
@@ -195,7 +195,7 @@ def test_500_leaves_the_placement_in_doubt(cardly):
     serve(example)
     with pytest.raises(ProviderUnavailable) as caught:
         place(cardly)
-    assert caught.value.retryable is True and caught.value.uncertain is True
+    assert caught.value.retryable is True and caught.value.outcome_unknown is True
 
 
 # -- Generate Preview ---------------------------------------------------------------------------------------

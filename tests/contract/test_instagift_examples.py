@@ -162,7 +162,7 @@ def test_redeem_by_claim_code_errors(client, wire, name):
     with pytest.raises(ProviderError) as caught:
         client.redeem_by_claim_code(CLAIM_CODE, 4000)
     assert type(caught.value) is error_type and caught.value.reason == reason
-    assert caught.value.http_status == example["status"] and not caught.value.uncertain
+    assert caught.value.http_status == example["status"] and not caught.value.outcome_unknown
     assert example["body"]["errors"][0]["title"] in str(caught.value)
     assert len(wire.calls) == 1  # not a 404: the other form of the code is not tried
 

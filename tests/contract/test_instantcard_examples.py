@@ -211,7 +211,7 @@ def test_500_on_create_card_leaves_it_in_doubt(ic):
     serve(loaded)
     with pytest.raises(ProviderUnavailable) as caught:
         ic.create_card(3721, DATA)
-    assert caught.value.retryable is True and caught.value.uncertain is True
+    assert caught.value.retryable is True and caught.value.outcome_unknown is True
 
 
 @responses.activate
