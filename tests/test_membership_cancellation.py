@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,7 +21,7 @@ from service.jobs.queue import enqueue
 from service.membership.models import MembershipCard, MembershipPrintJob
 from service.membership.rules import BATCH_CHECK_KIND, JOB_KIND, PRINTED_FOR_CANCELLED_ORDER
 from service.orders.models import Order
-from tests.support import ADMIN, cancel_order, order_completed, signed_webhook
+from tests.support import ADMIN, cancel_order, cancel_while_held, order_completed, signed_webhook
 
 GOLD = {"sku": "MEMBER-GOLD", "title": "Gold membership", "quantity": 1, "unit_price_cents": 5000}
 STORE = {"name": "Front Desk", "company": "Demo Shop", "address1": "1 Market Sq", "city": "Boston",
@@ -41,44 +40,16 @@ def later(hours=2):
     return lambda: moment
 
 
-class Background:
-    """`run_jobs` in another thread, as a worker process would run it while the shop cancels the order."""
-
-    def __init__(self, run_jobs, **options):
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(run_jobs, options), daemon=True)
-        self.thread.start()
-
-    def _run(self, run_jobs, options):
-        try:
-            run_jobs(**options)
-        except BaseException as exc:  # re-raised in the test's thread by finish()
-            self.error = exc
-
-    def finish(self):
-        self.thread.join(30)
-        assert not self.thread.is_alive(), "the worker did not finish"
-        if self.error is not None:
-            raise self.error
+@pytest.fixture
+def environ(environ):
+    """No thank-you cards: the order's notes here are the membership card's alone."""
+    environ["CARDLY_ENABLED"] = "false"
+    return environ
 
 
 @pytest.fixture
 def short_timeout(app):
     app.extensions["providers"].instantcard.http.timeout = (3.05, READ_TIMEOUT_SECONDS)
-
-
-def cancel_while_held(client, run_jobs, held, order_id="1001", *, answer_lost=True, **worker_options):
-    """Run the worker until it is blocked in the held call, cancel the order, then lose or deliver the answer."""
-    worker = Background(run_jobs, **worker_options)
-    try:
-        assert held.reached.wait(30), "the worker never made the held call"
-        cancel_order(client, order_id)
-        assert worker.thread.is_alive(), "the worker's call ended before the cancellation was accepted"
-        if answer_lost:
-            worker.finish()  # the client's read timeout: it gives up on the answer
-    finally:
-        held.release.set()
-    worker.finish()
 
 
 def cards(app) -> dict[str, MembershipCard]:
