@@ -245,11 +245,14 @@ def test_a_read_back_that_does_not_say_whether_it_printed_neither_cancels_nor_su
         assert db.session.scalar(sa.select(Job.state).where(Job.kind == JOB_KIND)) == "dead"  # for a person
 
 
-def test_a_card_cancelled_while_its_print_job_is_created_is_never_printed_later(app, client, run_jobs,
-                                                                                 instantcard, short_timeout):
+@pytest.mark.parametrize("step, answer_lost", [("create_print_job", False), ("create_print_job", True),
+                                               ("add_cards", False), ("add_cards", True)])
+def test_a_card_cancelled_while_it_is_put_on_its_print_job_is_never_printed_later(
+        app, client, run_jobs, instantcard, short_timeout, step, answer_lost):
     post_order(client)
-    held = instantcard.hold("create_print_job")  # InstantCard makes the print job; the order is cancelled meanwhile
-    cancel_while_held(client, run_jobs, held, answer_lost=False)
+    held = instantcard.hold(step)  # InstantCard acts (the print job is made, the card added); meanwhile: cancelled
+    cancel_while_held(client, run_jobs, held, answer_lost=answer_lost)
+    run_jobs(clock=later())
     post_order(client, "1002")
     run_jobs()
 
@@ -340,6 +343,24 @@ class TestStoreBatch:
         assert len(self.the_batch(instantcard)["card_ids"]) == 1
         [batch] = print_jobs(app)
         assert batch.cost_cents == CARD_COST_CENTS  # the funds were checked again without the card
+        assert instantcard.counts()["balance_cents"] == 100_00 - CARD_COST_CENTS
+
+    def test_a_card_cancelled_while_its_add_answer_is_lost_is_taken_off_the_batch(
+            self, app, client, run_jobs, instantcard, short_timeout):
+        post_order(client, "2001")
+        run_jobs(clock=lambda: MORNING)
+        post_order(client, "2002")
+        held = instantcard.hold("add_cards")  # InstantCard puts the card on the batch; the answer is lost
+        cancel_while_held(client, run_jobs, held, "2002", clock=lambda: MORNING)
+        with app.app_context():
+            enqueue(db.session, BATCH_CHECK_KIND, dedupe_key="cutoff")
+            db.session.commit()
+        run_jobs(clock=lambda: AFTER_CUTOFF)
+
+        after = cards(app)
+        assert (after["2001"].status, after["2002"].status) == ("submitted", "cancelled")
+        assert never_printed(instantcard, after["2002"])
+        assert self.the_batch(instantcard)["card_ids"] == [int(after["2001"].instantcard_card_id)]
         assert instantcard.counts()["balance_cents"] == 100_00 - CARD_COST_CENTS
 
     def test_a_cancellation_after_the_batch_was_submitted_keeps_the_card_and_tells_the_merchant(
