@@ -1,10 +1,12 @@
 """InstantCard membership cards: one printed card per unit of every order line whose SKU maps to a template.
 
 The rules, planning and cancellation, and the steps the jobs (service.membership.jobs) run: the
-`issue_membership_card` job walks a card through draft → finalize → print job → funds → submit, and
-commits each step's result before the next provider call, so a retry resumes where it stopped. Before a
-create whose earlier attempt had an uncertain outcome, it looks the card (by member number) or the print
-job (by the card it contains) up at InstantCard instead of creating a second one.
+`issue_membership_card` job walks a card through draft → finalize → print job → add → funds → submit, and
+commits each step's result before the next provider call, so a retry resumes where it stopped. It decides only
+from what InstantCard describes: a card shows no finalized state and a print job does not list its cards, so
+after a call whose answer was lost it looks the card up by member number (create), finalizes again and lets the
+print job judge (finalize), creates another empty print job (create print job: the lost one holds nothing), or
+takes the card off and adds it again (add); a submit is read back by the print job's status.
 
 With `INSTANTCARD_SHIP_TO=store`, finalized cards join one open batch print job that is submitted at the
 daily cutoff (US Eastern, DST-aware) or as soon as it holds `INSTANTCARD_BATCH_MAX_CARDS` cards.
