@@ -88,7 +88,7 @@ def send_thank_you_card(ctx: JobContext) -> None:
         # call_provider commits first: the intent (generation, key, body) is on record before Cardly hears of it.
         placed = call_provider(session, client.place_order, body, key)
     except ProviderError as exc:
-        _record_failure(ctx, order_id, exc)  # raises the job's outcome unless the order was cancelled meanwhile
+        _record_failure(ctx, order_id, exc)  # raises the job's outcome, unless it settled a cancelled order's card
         return
     card = locked_card(session, order_id)
     cancelled_meanwhile = session.get(Order, order_id, populate_existing=True).cancelled_at is not None
