@@ -14,7 +14,10 @@ inspect them, but like Cardly's test mode they do not spend credit; live-prefixe
 Control (tests and the demo), on the state object or over HTTP under `/cardly/v2/_control/…`:
 `set_credit(n)`, `inject_fault(mode, times, endpoint, delay_seconds)` with mode `error_500`,
 `place_then_500`, `timeout` (processes, then answers late) or `rate_limit`; `placed_orders()`,
-`place_requests()`, `revoke_key(key)`.
+`place_requests()`, `revoke_key(key)`. On the state object only (tests in the same process):
+`hold(endpoint, act=True)` holds the next call of `orders/place` or `account/balance`: Cardly acts on it (or, with
+`act=False`, does not and answers 504), sets `held.reached`, and answers only once the test sets `held.release`
+(or after 30 s), so a test orders "the call is in flight" against its own steps with events, not sleeps.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ SHIP_TO_ME_COST = 0.03
 REGION_REQUIRED = {"US", "AU", "CA"}
 SHIPPING_BY_COUNTRY = {"AU": ("standard", "priority", "express")}
 FAULT_MODES = ("error_500", "place_then_500", "timeout", "rate_limit")
+HOLDABLE = ("orders/place", "account/balance")
+HOLD_LIMIT_SECONDS = 30  # a held call answers by itself after this long, so a failing test cannot hang the sandbox
 ART_SLUGS = ["sandbox-thank-you-art"] + [f"sandbox-art-{n:02d}" for n in range(1, 30)]
 TEMPLATE_SLUGS = ["sandbox-thank-you-template", "sandbox-plain-template"]
 # Kept on stored orders for tests and the demo (`placed_orders()`), never sent in Cardly's answers.
@@ -61,6 +66,19 @@ class _Fault:
     delay_seconds: float
 
 
+class Hold:
+    """One held call: `reached` is set once it has arrived (after Cardly acted, when `act`); the answer waits until
+    the test sets `release` (a call that did not act then answers 504, as a gateway that gave up would)."""
+
+    def __init__(self, endpoint: str, act: bool) -> None:
+        self.endpoint, self.act = endpoint, act
+        self.reached, self.release = threading.Event(), threading.Event()
+
+    def wait(self) -> None:
+        self.reached.set()
+        self.release.wait(HOLD_LIMIT_SECONDS)
+
+
 @dataclass
 class CardlySandboxState:
     """In-memory Cardly: credit, placed orders, idempotency keys, requests seen, faults, artwork, templates."""
@@ -76,6 +94,9 @@ class CardlySandboxState:
             wake = getattr(self, "_wake", None)
             if wake is not None:
                 wake.set()  # let any answer held back by a "timeout" fault go now
+            for held in getattr(self, "holds", []):
+                held.release.set()  # and any call still held by an earlier test
+            self.holds: list[Hold] = []
             self._wake = threading.Event()
             self.credit = SEEDED_CREDIT
             self.orders: dict[str, dict[str, Any]] = {}
@@ -117,6 +138,22 @@ class CardlySandboxState:
             raise ValueError(f"unknown fault mode {mode!r}; use one of {', '.join(FAULT_MODES)}")
         with self.lock:
             self.faults.append(_Fault(mode, int(times), endpoint, float(delay_seconds)))
+
+    def hold(self, endpoint: str = "orders/place", *, act: bool = True) -> Hold:
+        """Hold the next call to `endpoint`: Cardly acts on it (unless `act` is False) and answers on release."""
+        if endpoint not in HOLDABLE:
+            raise ValueError(f"only {', '.join(HOLDABLE)} can be held")
+        held = Hold(endpoint, act)
+        with self.lock:
+            self.holds.append(held)
+        return held
+
+    def _take_hold(self, endpoint: str) -> Hold | None:
+        with self.lock:
+            held = next((h for h in self.holds if h.endpoint == endpoint), None)
+            if held is not None:
+                self.holds.remove(held)
+            return held
 
     def revoke_key(self, api_key: str) -> None:
         """From now on `api_key` is refused with 401."""
@@ -305,6 +342,11 @@ def place_order():
                                  test_mode=test_mode), 400)
     signature = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
     scope = request.headers.get("API-Key", "")
+    held = state._take_hold("orders/place")
+    if held is not None and not held.act:  # lost on the way: Cardly never saw it, so the key is not consumed
+        held.wait()
+        _note(504)
+        return _answer(_envelope(None, status="ERROR", messages=["Gateway timeout."]), 504)
     # Lookup, processing and storing happen under one lock so two racing requests with one key place
     # one order (the second gets the replay), as Cardly's idempotency promises.
     with state.lock:
@@ -330,6 +372,8 @@ def place_order():
         return _answer(_envelope(None, status="ERROR", messages=["Internal server error."]), 500)
     if fault is not None and fault.mode == "timeout":
         state._wake.wait(fault.delay_seconds)  # the answer comes after the client gave up
+    if held is not None:
+        held.wait()  # placed and stored; the answer waits for the test (after the client's timeout: lost)
     _note(status)
     return _answer(result, status)
 
@@ -464,6 +508,11 @@ def account_balance():
         return failed
     with state.lock:
         balance = state.credit
+    held = state._take_hold("account/balance")
+    if held is not None:
+        held.wait()
+        if not held.act:
+            return _answer(_envelope(None, status="ERROR", messages=["Gateway timeout."]), 504)
     return _answer(_envelope({"balance": balance, "giftCredit": {"balance": 0, "currency": "USD"}},
                              test_mode=test_mode))
 

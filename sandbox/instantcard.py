@@ -1,15 +1,23 @@
 """Sandbox InstantCard v2, following InstantCard's API v2 documentation and its known gaps.
 
 Bearer tokens from `POST /authenticate` (JWT-shaped, with an `exp` claim) that expire; cards drafted then
-finalized (only finalized cards can join a print job: 422 otherwise); print jobs (a PATCH resets the
-shipping provider to null, as the doc warns); charge details; submit refused when the balance is short;
-the organization balance as "$5.50" / "($5.50)". Seeded with shipping provider 1 and card template 101.
+finalized (only finalized cards can join a print job: 422 otherwise; a second finalize is refused with 400 unless
+`repeat_finalize_accepted`); print jobs (a PATCH resets the shipping provider to null, as the doc warns); charge
+details; submit refused when the balance is short; the organization balance as "$5.50" / "($5.50)". Seeded with
+shipping provider 1 and card template 101.
+
+Answers carry only what InstantCard's document and the public references describe: a card is `id`,
+`card_template_id`, `organization_id`, `data`, `images`, `last_printed_at`, `last_submitted_at` (no draft or
+finalized state); a print job is `id`, `address_id`, `address`, `status`, `created_at` (no card ids). What the
+sandbox knows besides (a card's state, a print job's cards, shipping provider, copies, submit time) stays in its
+state, for tests and the controls.
 
 Controls for tests and the demo, on the state object and over HTTP under `/_control/…`:
 set_balance, add_funds, expire_tokens, expire_tokens_before(step), token_lifetime,
 inject_fault(step, mode, times), counts (state); on the state object only, `hold(step, act=...)`.
 Fault modes: "error_500" (answer 500 without acting), "apply_then_500" (act, then answer 500),
-"timeout" (act, then answer only after `timeout_delay_seconds`, longer than a test client waits).
+"timeout" (act, then answer only after `timeout_delay_seconds`, longer than a test client waits), "refuse_400"
+(answer 400 "Bad Request" without acting).
 A held call (`hold`) acts (or not), signals that it arrived, and answers only when the test releases it: a
 test orders "the call is in flight" against its own steps with events, not sleeps.
 """
@@ -36,7 +44,7 @@ SHIPPING_PROVIDERS = {1: {"id": 1, "name": "USPS First Class", "cost_cents": 100
 TEMPLATES = {101: {"id": 101, "name": "Gold membership",
                    "fields": ["Name", "Member Number", "Expires", "Email", "Order"]},
              102: {"id": 102, "name": "Silver membership", "fields": ["Name", "Member Number", "Expires"]}}
-FAULT_MODES = ("error_500", "apply_then_500", "timeout")
+FAULT_MODES = ("error_500", "apply_then_500", "timeout", "refuse_400")
 HOLD_LIMIT_SECONDS = 30  # a held call answers by itself after this long, so a failing test cannot hang the sandbox
 # A 1x1 PNG stands in for InstantCard's rendered card images.
 _PIXEL = base64.b64encode(bytes.fromhex(
@@ -89,6 +97,9 @@ class InstantCardSandboxState:
             self.calls: dict[str, int] = {}
             self.auth_count = 0
             self.expire_before: set[str] = set()
+            # InstantCard's document does not say what a second finalize of a card answers: refused by default
+            # (the stricter reading), accepted when a test says so.
+            self.repeat_finalize_accepted = False
 
     # controls -------------------------------------------------------------------------------------------
     def set_balance(self, cents: int) -> None:
@@ -163,20 +174,20 @@ class InstantCardSandboxState:
 
     # rendering ------------------------------------------------------------------------------------------
     def card_json(self, card: dict[str, Any], *, images: bool = False) -> dict[str, Any]:
+        """A card as InstantCard describes it: no draft/finalized state (kept in `card["status"]`)."""
         return {"id": card["id"], "card_template_id": card["card_template_id"], "organization_id": int(ORGANIZATION_ID),
                 "data": [{"name": k, "value": v} for k, v in card["data"].items()],
-                "status": card["status"], "images": [_PIXEL if images else "image"],
-                "last_printed_at": None, "last_submitted_at": card.get("last_submitted_at")}
+                "images": [_PIXEL if images else "image"],
+                "last_printed_at": card.get("last_printed_at"), "last_submitted_at": card.get("last_submitted_at")}
 
     def job_cost(self, job: dict[str, Any]) -> tuple[int, int]:
         shipping = SHIPPING_PROVIDERS.get(job.get("shipping_provider_id") or 0, {}).get("cost_cents", 0)
         return CARD_PRICE_CENTS * len(job["card_ids"]) * job["number_of_copies"], shipping
 
     def job_json(self, job: dict[str, Any]) -> dict[str, Any]:
+        """A print job as InstantCard describes it: no card ids (kept in `job["card_ids"]`)."""
         return {"id": job["id"], "address_id": None, "address": job["address"], "status": job["status"],
-                "created_at": job["created_at"], "submitted_at": job.get("submitted_at"),
-                "shipping_provider_id": job["shipping_provider_id"], "number_of_copies": job["number_of_copies"],
-                "card_ids": [str(c) for c in job["card_ids"]]}
+                "created_at": job["created_at"]}
 
 
 def _error(status: int, message: str):
@@ -225,6 +236,8 @@ def _with_faults(step: str, action: Callable[[], Any]):
         return _answer_when_released(state, held, action)
     if mode == "error_500":
         return _error(500, "Internal Server Error")
+    if mode == "refuse_400":
+        return _error(400, "Bad Request")
     with state.lock:
         result = action()
     if mode == "apply_then_500":
@@ -413,6 +426,8 @@ def finalize_card(org: str, card_id: int):
         card = state.cards.get(card_id)
         if not card:
             return _error(404, "Card not found")
+        if card["status"] == "finalized" and not state.repeat_finalize_accepted:
+            return _error(400, "Card has already been finalized")
         card["status"] = "finalized"
         return jsonify(state.card_json(card))
 
@@ -535,7 +550,9 @@ def add_cards(org: str, job_id: int):
         ids, problem = _finalized_cards(state, card_ids)
         if problem:
             return problem
-        job["card_ids"].extend(i for i in ids if i not in job["card_ids"])
+        # The document does not say that adding a card already on the job is harmless: here it is then on it
+        # twice, and printed twice (the stricter reading).
+        job["card_ids"].extend(ids)
         return jsonify(state.job_json(job))
 
     return _with_faults("add_cards", act)
@@ -551,7 +568,7 @@ def remove_card(org: str, job_id: int, card_id: int):
             return _error(404, "Not found")
         if job["status"] == 1:
             return _error(400, "Print job was already submitted")
-        job["card_ids"].remove(card_id)
+        job["card_ids"].remove(card_id)  # one of it, should it be on the job twice
         return jsonify(state.job_json(job))
 
 
@@ -604,6 +621,7 @@ def submit_print_job(org: str, job_id: int):
         job["status"], job["submitted_at"] = 1, _now().isoformat()
         for card_id in job["card_ids"]:
             state.cards[card_id]["last_submitted_at"] = job["submitted_at"]
+            state.cards[card_id]["last_printed_at"] = job["submitted_at"]  # printed at once, in the sandbox
         return jsonify(state.job_json(job))
 
     return _with_faults("submit_print_job", act)

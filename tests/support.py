@@ -54,6 +54,42 @@ def cancel_order(client, order_id: str = "1001") -> None:
     assert client.post("/v1/webhooks/orders", data=raw, headers=headers).status_code == 202
 
 
+class Background:
+    """`run_jobs` in another thread, as a worker process would run it while the shop cancels the order."""
+
+    def __init__(self, run_jobs, **options):
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(run_jobs, options), daemon=True)
+        self.thread.start()
+
+    def _run(self, run_jobs, options):
+        try:
+            run_jobs(**options)
+        except BaseException as exc:  # re-raised in the test's thread by finish()
+            self.error = exc
+
+    def finish(self):
+        self.thread.join(30)
+        assert not self.thread.is_alive(), "the worker did not finish"
+        if self.error is not None:
+            raise self.error
+
+
+def cancel_while_held(client, run_jobs, held, order_id="1001", *, answer_lost=True, **worker_options):
+    """Run the worker until it is blocked in a call a sandbox holds (`held`), cancel the order with a signed
+    webhook, then lose the answer (the client's read timeout passes first) or deliver it."""
+    worker = Background(run_jobs, **worker_options)
+    try:
+        assert held.reached.wait(30), "the worker never made the held call"
+        cancel_order(client, order_id)
+        assert worker.thread.is_alive(), "the worker's call ended before the cancellation was accepted"
+        if answer_lost:
+            worker.finish()  # the client's read timeout: it gives up on the answer
+    finally:
+        held.release.set()
+    worker.finish()
+
+
 class ServerThread:
     """A WSGI app served over real HTTP on a free loopback port, in a background thread."""
 

@@ -47,12 +47,44 @@ def test_only_finalized_cards_join_print_jobs_and_patch_resets_shipping(ic):
     assert refused.status_code == 422
     requests.patch(f"{ic}/organizations/1/cards/{card['id']}/finalize", headers=auth, timeout=5).raise_for_status()
     job = requests.post(f"{ic}/organizations/1/print_jobs", headers=auth, data=job_form, timeout=5).json()
-    assert job["shipping_provider_id"] == 1 and job["card_ids"] == [str(card["id"])]
-    patched = requests.patch(f"{ic}/organizations/1/print_jobs/{job['id']}", headers=auth,
-                             data={"print_job[number_of_copies]": "2"}, timeout=5).json()
-    assert patched["shipping_provider_id"] is None
+    assert job.keys() == {"id", "address_id", "address", "status", "created_at"}  # as described: no card ids
+    requests.patch(f"{ic}/organizations/1/print_jobs/{job['id']}", headers=auth,
+                   data={"print_job[number_of_copies]": "2"}, timeout=5).raise_for_status()
     submit = requests.post(f"{ic}/organizations/1/print_jobs/{job['id']}/print", headers=auth, timeout=5)
-    assert submit.status_code == 400 and "shipping provider" in submit.json()["error"]
+    assert submit.status_code == 400 and "shipping provider" in submit.json()["error"]  # the PATCH reset it
+
+
+def test_a_card_shows_no_state_and_a_second_finalize_is_refused_unless_told(ic, instantcard):
+    auth = token(ic)
+    data = json.dumps([{"name": "Name", "value": "Ada"}])
+    card = requests.post(f"{ic}/organizations/1/cards", headers=auth, timeout=5,
+                         data={"card[card_template_id]": "101", "card[data]": data}).json()
+    assert card.keys() == {"id", "card_template_id", "organization_id", "data", "images", "last_printed_at",
+                           "last_submitted_at"}
+    finalize = f"{ic}/organizations/1/cards/{card['id']}/finalize"
+    assert requests.patch(finalize, headers=auth, timeout=5).json().keys() == card.keys()
+    assert requests.patch(finalize, headers=auth, timeout=5).status_code == 400
+    instantcard.repeat_finalize_accepted = True
+    assert requests.patch(finalize, headers=auth, timeout=5).status_code == 200
+
+
+def test_a_card_added_twice_is_on_the_print_job_twice_and_removed_once(ic, instantcard):
+    auth = token(ic)
+    data = json.dumps([{"name": "Name", "value": "Ada"}])
+    card = requests.post(f"{ic}/organizations/1/cards", headers=auth, timeout=5,
+                         data={"card[card_template_id]": "101", "card[data]": data}).json()
+    requests.patch(f"{ic}/organizations/1/cards/{card['id']}/finalize", headers=auth, timeout=5).raise_for_status()
+    job = requests.post(f"{ic}/organizations/1/print_jobs", headers=auth, timeout=5,
+                        data={"print_job[shipping_provider_id]": "1"}).json()
+    add = f"{ic}/organizations/1/print_jobs/{job['id']}/add_cards"
+    for _ in range(2):
+        requests.post(add, headers=auth, data={"print_job[card_ids][]": [str(card["id"])]}, timeout=5)
+    assert instantcard.print_jobs[job["id"]]["card_ids"] == [card["id"], card["id"]]
+    remove = f"{ic}/organizations/1/print_jobs/{job['id']}/remove_cards/{card['id']}"
+    assert requests.delete(remove, headers=auth, timeout=5).status_code == 200
+    assert instantcard.print_jobs[job["id"]]["card_ids"] == [card["id"]]
+    requests.delete(remove, headers=auth, timeout=5).raise_for_status()
+    assert requests.delete(remove, headers=auth, timeout=5).status_code == 404  # not on it
 
 
 def test_unknown_template_fields_are_refused(ic):

@@ -243,8 +243,11 @@ def test_a_batch_whose_first_card_was_cancelled_is_created_by_the_next(app, clie
     check_cutoff(app, run_jobs, at("2027-07-14T15:31:00-04:00"), "cutoff")
 
     assert statuses(app) == ["cancelled", "submitted"]
-    [remote] = instantcard.print_jobs.values()
-    assert remote["status"] == 1 and len(remote["card_ids"]) == 1
+    [remote] = submitted_jobs(instantcard)
+    assert len(remote["card_ids"]) == 1
+    # apply_then_500: the first create's print job stays at InstantCard, empty and never submitted.
+    assert instantcard.counts()["print_jobs"] == (2 if fault == "apply_then_500" else 1)
+    assert all(j["card_ids"] == [] for j in instantcard.print_jobs.values() if j["status"] != 1)
 
 
 def test_waiting_for_the_batch_costs_no_attempt(app, client, run_jobs, instantcard):
@@ -275,9 +278,36 @@ def test_the_autumn_clock_change_does_not_put_the_cutoff_in_the_past():
     assert next_cutoff_after(moment, "01:30") > moment
 
 
-def test_a_card_whose_add_was_lost_on_its_last_attempt_is_recorded_as_printed_with_the_batch(app, client, run_jobs,
-                                                                                              instantcard):
+def submitted_jobs(instantcard) -> list[dict]:
+    return [j for j in instantcard.print_jobs.values() if j["status"] == 1]
+
+
+@pytest.mark.parametrize("mode", ["apply_then_500", "error_500"])
+def test_a_card_whose_add_answer_was_lost_is_on_the_batch_once(app, client, run_jobs, instantcard, mode):
+    post_order(client, "2001")
+    run_jobs(clock=at("2027-07-14T10:00:00-04:00"))
+    instantcard.inject_fault("add_cards", mode)  # apply_then_500: InstantCard added it, the answer was lost
+    post_order(client, "2002")
+    run_jobs(clock=at("2027-07-14T10:05:00-04:00"))
+    assert statuses(app) == ["queued", "finalized"]
+    run_jobs(clock=at("2027-07-14T11:00:00-04:00"))  # the retry takes it off (404 if it was not on) and adds it
+    assert statuses(app) == ["queued", "queued"]
+
+    check_cutoff(app, run_jobs, at("2027-07-14T15:31:00-04:00"), "cutoff")
+
+    assert statuses(app) == ["submitted", "submitted"]
+    [remote] = submitted_jobs(instantcard)
+    assert sorted(remote["card_ids"]) == sorted(set(remote["card_ids"])) and len(remote["card_ids"]) == 2
+    assert instantcard.counts()["balance_cents"] == 100_00 - (2 * 250 + 100)
+
+
+def test_a_card_whose_add_was_lost_on_its_last_attempt_is_taken_off_the_batch_and_joins_the_next(
+        app, client, run_jobs, instantcard):
     import dataclasses
+
+    from service.jobs.models import Job
+    from service.membership.rules import JOB_KIND
+    from tests.support import ADMIN
 
     app.extensions["settings"] = dataclasses.replace(app.extensions["settings"], job_max_attempts=1)
     post_order(client, "2001")
@@ -289,11 +319,22 @@ def test_a_card_whose_add_was_lost_on_its_last_attempt_is_recorded_as_printed_wi
 
     check_cutoff(app, run_jobs, at("2027-07-14T15:31:00-04:00"), "cutoff")
 
-    # InstantCard printed both cards of its batch: the card is recorded as printed, with its share of the cost.
-    assert statuses(app) == ["submitted", "submitted"]
-    [remote] = instantcard.print_jobs.values()
-    assert remote["status"] == 1 and len(remote["card_ids"]) == 2
+    # InstantCard's batch does not list its cards: the failed card is taken off it, so what it prints is known.
+    assert statuses(app) == ["submitted", "failed"]
+    [remote] = submitted_jobs(instantcard)
+    assert len(remote["card_ids"]) == 1
     (batch,) = batches(app)
-    assert (batch.card_count, batch.cost_cents) == (2, 2 * 250 + 100)
+    assert (batch.card_count, batch.cost_cents) == (1, 250 + 100)
     with app.app_context():
-        assert sorted(db.session.scalars(sa.select(MembershipCard.job_cost_cents))) == [300, 300]
+        failed = db.session.scalars(sa.select(MembershipCard).where(MembershipCard.status == "failed")).one()
+        assert failed.print_job_id is None and "taken off the batch" in failed.last_error
+        job_id = db.session.scalars(sa.select(Job.id).where(Job.kind == JOB_KIND, Job.state == "dead")).one()
+        db.session.rollback()
+
+    # A person's retry puts it on the next batch, printed at the next cutoff.
+    assert client.post(f"/v1/jobs/{job_id}/retry", headers=ADMIN).status_code == 202
+    run_jobs(clock=at("2027-07-14T16:00:00-04:00"))
+    check_cutoff(app, run_jobs, at("2027-07-15T15:31:00-04:00"), "next-cutoff")
+    assert statuses(app) == ["submitted", "submitted"]
+    assert [len(j["card_ids"]) for j in submitted_jobs(instantcard)] == [1, 1]
+    assert instantcard.counts()["balance_cents"] == 100_00 - 2 * (250 + 100)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,7 +21,7 @@ from service.jobs.queue import enqueue
 from service.membership.models import MembershipCard, MembershipPrintJob
 from service.membership.rules import BATCH_CHECK_KIND, JOB_KIND, PRINTED_FOR_CANCELLED_ORDER
 from service.orders.models import Order
-from tests.support import ADMIN, cancel_order, order_completed, signed_webhook
+from tests.support import ADMIN, cancel_order, cancel_while_held, order_completed, signed_webhook
 
 GOLD = {"sku": "MEMBER-GOLD", "title": "Gold membership", "quantity": 1, "unit_price_cents": 5000}
 STORE = {"name": "Front Desk", "company": "Demo Shop", "address1": "1 Market Sq", "city": "Boston",
@@ -41,44 +40,16 @@ def later(hours=2):
     return lambda: moment
 
 
-class Background:
-    """`run_jobs` in another thread, as a worker process would run it while the shop cancels the order."""
-
-    def __init__(self, run_jobs, **options):
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(run_jobs, options), daemon=True)
-        self.thread.start()
-
-    def _run(self, run_jobs, options):
-        try:
-            run_jobs(**options)
-        except BaseException as exc:  # re-raised in the test's thread by finish()
-            self.error = exc
-
-    def finish(self):
-        self.thread.join(30)
-        assert not self.thread.is_alive(), "the worker did not finish"
-        if self.error is not None:
-            raise self.error
+@pytest.fixture
+def environ(environ):
+    """No thank-you cards: the order's notes here are the membership card's alone."""
+    environ["CARDLY_ENABLED"] = "false"
+    return environ
 
 
 @pytest.fixture
 def short_timeout(app):
     app.extensions["providers"].instantcard.http.timeout = (3.05, READ_TIMEOUT_SECONDS)
-
-
-def cancel_while_held(client, run_jobs, held, order_id="1001", *, answer_lost=True, **worker_options):
-    """Run the worker until it is blocked in the held call, cancel the order, then lose or deliver the answer."""
-    worker = Background(run_jobs, **worker_options)
-    try:
-        assert held.reached.wait(30), "the worker never made the held call"
-        cancel_order(client, order_id)
-        assert worker.thread.is_alive(), "the worker's call ended before the cancellation was accepted"
-        if answer_lost:
-            worker.finish()  # the client's read timeout: it gives up on the answer
-    finally:
-        held.release.set()
-    worker.finish()
 
 
 def cards(app) -> dict[str, MembershipCard]:
@@ -274,11 +245,14 @@ def test_a_read_back_that_does_not_say_whether_it_printed_neither_cancels_nor_su
         assert db.session.scalar(sa.select(Job.state).where(Job.kind == JOB_KIND)) == "dead"  # for a person
 
 
-def test_a_card_cancelled_while_its_print_job_is_created_is_never_printed_later(app, client, run_jobs,
-                                                                                 instantcard, short_timeout):
+@pytest.mark.parametrize("step, answer_lost", [("create_print_job", False), ("create_print_job", True),
+                                               ("add_cards", False), ("add_cards", True)])
+def test_a_card_cancelled_while_it_is_put_on_its_print_job_is_never_printed_later(
+        app, client, run_jobs, instantcard, short_timeout, step, answer_lost):
     post_order(client)
-    held = instantcard.hold("create_print_job")  # InstantCard makes the print job; the order is cancelled meanwhile
-    cancel_while_held(client, run_jobs, held, answer_lost=False)
+    held = instantcard.hold(step)  # InstantCard acts (the print job is made, the card added); meanwhile: cancelled
+    cancel_while_held(client, run_jobs, held, answer_lost=answer_lost)
+    run_jobs(clock=later())
     post_order(client, "1002")
     run_jobs()
 
@@ -369,6 +343,24 @@ class TestStoreBatch:
         assert len(self.the_batch(instantcard)["card_ids"]) == 1
         [batch] = print_jobs(app)
         assert batch.cost_cents == CARD_COST_CENTS  # the funds were checked again without the card
+        assert instantcard.counts()["balance_cents"] == 100_00 - CARD_COST_CENTS
+
+    def test_a_card_cancelled_while_its_add_answer_is_lost_is_taken_off_the_batch(
+            self, app, client, run_jobs, instantcard, short_timeout):
+        post_order(client, "2001")
+        run_jobs(clock=lambda: MORNING)
+        post_order(client, "2002")
+        held = instantcard.hold("add_cards")  # InstantCard puts the card on the batch; the answer is lost
+        cancel_while_held(client, run_jobs, held, "2002", clock=lambda: MORNING)
+        with app.app_context():
+            enqueue(db.session, BATCH_CHECK_KIND, dedupe_key="cutoff")
+            db.session.commit()
+        run_jobs(clock=lambda: AFTER_CUTOFF)
+
+        after = cards(app)
+        assert (after["2001"].status, after["2002"].status) == ("submitted", "cancelled")
+        assert never_printed(instantcard, after["2002"])
+        assert self.the_batch(instantcard)["card_ids"] == [int(after["2001"].instantcard_card_id)]
         assert instantcard.counts()["balance_cents"] == 100_00 - CARD_COST_CENTS
 
     def test_a_cancellation_after_the_batch_was_submitted_keeps_the_card_and_tells_the_merchant(

@@ -76,6 +76,10 @@ class MembershipCard(db.Model):
     instantcard_card_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
     # As on print jobs: since when the create-draft (or, for batches, add_cards) call's outcome is unknown.
     create_outcome_unknown_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set just before the finalize call; cleared once InstantCard has shown the card finalized: its finalize
+    # answered, or it took the card onto a print job (it takes finalized cards only). A card carries no finalized
+    # state to read back, so while this is set the card may still be a draft at InstantCard.
+    finalize_outcome_unknown_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     print_job_id: Mapped[int | None] = mapped_column(sa.ForeignKey("membership_print_jobs.id"), index=True)
     add_outcome_unknown_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     job_cost_cents: Mapped[int | None] = mapped_column(sa.BigInteger)  # this card's share of its print job

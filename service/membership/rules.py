@@ -1,10 +1,12 @@
 """InstantCard membership cards: one printed card per unit of every order line whose SKU maps to a template.
 
 The rules, planning and cancellation, and the steps the jobs (service.membership.jobs) run: the
-`issue_membership_card` job walks a card through draft → finalize → print job → funds → submit, and
-commits each step's result before the next provider call, so a retry resumes where it stopped. Before a
-create whose earlier attempt had an uncertain outcome, it looks the card (by member number) or the print
-job (by the card it contains) up at InstantCard instead of creating a second one.
+`issue_membership_card` job walks a card through draft → finalize → print job → add → funds → submit, and
+commits each step's result before the next provider call, so a retry resumes where it stopped. It decides only
+from what InstantCard describes: a card shows no finalized state and a print job does not list its cards, so
+after a call whose answer was lost it looks the card up by member number (create), finalizes again and lets the
+print job judge (finalize), creates another empty print job (create print job: the lost one holds nothing), or
+takes the card off and adds it again (add); a submit is read back by the print job's status.
 
 With `INSTANTCARD_SHIP_TO=store`, finalized cards join one open batch print job that is submitted at the
 daily cutoff (US Eastern, DST-aware) or as soon as it holds `INSTANTCARD_BATCH_MAX_CARDS` cards.
@@ -175,6 +177,7 @@ class CardSnapshot:
     card_data: dict[str, str]
     instantcard_card_id: str | None
     create_outcome_unknown_since: datetime | None
+    finalize_outcome_unknown_since: datetime | None
     add_outcome_unknown_since: datetime | None
     print_job_id: int | None
     drafted_at: datetime | None
@@ -194,6 +197,7 @@ def _snapshot(session: Session, card_id: int) -> CardSnapshot:
         id=card.id, status=card.status, member_number=card.member_number or "", template_id=card.template_id,
         card_data=dict(card.card_data or {}), instantcard_card_id=card.instantcard_card_id,
         create_outcome_unknown_since=card.create_outcome_unknown_since,
+        finalize_outcome_unknown_since=card.finalize_outcome_unknown_since,
         add_outcome_unknown_since=card.add_outcome_unknown_since,
         print_job_id=card.print_job_id, drafted_at=card.drafted_at, finalized_at=card.finalized_at,
         queued_at=card.queued_at, shipping_address=(order.payload or {}).get("shipping_address"),
@@ -235,7 +239,7 @@ def advance_card(session: Session, settings: Settings, client, card_id: int, now
             if not _join_batch(session, settings, client, snap, now):
                 return
         elif snap.status == "finalized":
-            _create_member_print_job(session, client, snap, now)
+            _member_print_job(session, client, snap, now)
         elif ic.ship_to == "store" or (snap.print_job_id and _print_job_mode(session, snap.print_job_id) == "store"):
             return  # queued in a batch: the batch job submits it
         else:
@@ -259,15 +263,14 @@ def _resume_failed(session: Session, snap: CardSnapshot, now: datetime) -> None:
 def _create_draft(session: Session, client, snap: CardSnapshot, now) -> None:
     if snap.create_outcome_unknown_since is not None:
         # An earlier create may have worked without us hearing back: look before creating again.
-        existing = client.find_card_by_field(_member_field(snap), snap.member_number)
+        existing = call_provider(session, client.find_card_by_field, _member_field(snap), snap.member_number)
         if existing is not None:
-            status = "finalized" if existing.finalized else "drafted"
-            extra = {"finalized_at": now()} if existing.finalized else {}
-            _record(session, snap.id, "pending", now(), status=status, instantcard_card_id=existing.id,
-                    drafted_at=now(), create_outcome_unknown_since=None, **extra)
+            # A card our create made is a draft: nothing finalizes it before its create is on record.
+            _record(session, snap.id, "pending", now(), status="drafted", instantcard_card_id=existing.id,
+                    drafted_at=now(), create_outcome_unknown_since=None)
             return
     _record(session, snap.id, "pending", now(), create_outcome_unknown_since=now())
-    card = client.create_card(snap.template_id, snap.card_data)
+    card = call_provider(session, client.create_card, snap.template_id, snap.card_data)
     _record(session, snap.id, "pending", now(), status="drafted", instantcard_card_id=card.id, drafted_at=now(),
             create_outcome_unknown_since=None)
 
@@ -277,62 +280,113 @@ def _member_field(snap: CardSnapshot) -> str:
 
 
 def _finalize(session: Session, client, snap: CardSnapshot, now) -> None:
+    """Finalize the draft.
+
+    InstantCard's card shows no finalized state and its document does not say what a repeated finalize answers.
+    After a finalize whose answer was lost the call is repeated: a 2xx settles it. A refusal of the repeat may
+    only mean the first one worked, so the card goes on as finalized with `finalize_outcome_unknown_since` kept:
+    InstantCard takes only finalized cards onto a print job, so adding it there is the read-back (see _add_card).
+    """
+    repeat = snap.finalize_outcome_unknown_since is not None
+    if not _record(session, snap.id, "drafted", now(), finalize_outcome_unknown_since=now()):
+        return  # cancelled meanwhile
     try:
-        client.finalize_card(snap.instantcard_card_id)
-    except ProviderRejected:
-        # A finalize that worked but whose answer was lost is refused the second time: check the card.
-        if not client.fetch_card(snap.instantcard_card_id).finalized:
+        call_provider(session, client.finalize_card, snap.instantcard_card_id)
+    except ProviderRejected as exc:
+        if not repeat:  # the first finalize refused: a definite answer
+            _record(session, snap.id, "drafted", now(), finalize_outcome_unknown_since=None)
             raise
-    _record(session, snap.id, "drafted", now(), status="finalized", finalized_at=now())
+        log.warning("membership card %s: a repeated finalize was refused (%s); InstantCard's print job will tell",
+                    snap.id, exc)
+        _record(session, snap.id, "drafted", now(), status="finalized", finalized_at=now(),
+                last_error=f"finalize repeated after a lost answer was refused ({exc.reason or exc}); taken as "
+                           "finalized until InstantCard takes the card onto a print job")
+        return
+    _record(session, snap.id, "drafted", now(), status="finalized", finalized_at=now(),
+            finalize_outcome_unknown_since=None)
 
 
-def _create_member_print_job(session: Session, client, snap: CardSnapshot, now) -> None:
-    """One print job for this card, to the order's shipping address, one copy."""
+def _member_print_job(session: Session, client, snap: CardSnapshot, now) -> None:
+    """The card's own print job (the order's shipping address, one copy): created empty, then the card is added."""
     address = one_off_address(snap.shipping_address)
     if address is None:
         raise PermanentFailure("the order has no shipping address to send the membership card to")
-    if snap.print_job_id is not None:
-        job_row = session.get(MembershipPrintJob, snap.print_job_id, populate_existing=True)
-        known_id, create_unknown_since = job_row.instantcard_print_job_id, job_row.create_outcome_unknown_since
-        if known_id is None and create_unknown_since is not None:
-            found = call_provider(session, client.find_open_print_job_with_card, snap.instantcard_card_id)
-            if found is not None:
-                _record_print_job_created(session, snap, snap.print_job_id, found.id, now)
-                return
-        elif known_id is not None:
-            _record_print_job_created(session, snap, snap.print_job_id, known_id, now)
-            return
-        print_job_row_id = snap.print_job_id
-    else:
-        job_row = MembershipPrintJob(mode="member", status="open", address=address, creator_card_id=snap.id,
-                                     card_count=1, create_outcome_unknown_since=now(), created_at=now(),
-                                     updated_at=now())
-        session.add(job_row)
+    row_id = snap.print_job_id
+    if row_id is None:
+        row = MembershipPrintJob(mode="member", status="open", address=address, creator_card_id=snap.id,
+                                 card_count=1, created_at=now(), updated_at=now())
+        session.add(row)
         session.flush()
-        print_job_row_id = job_row.id
-        if not _record(session, snap.id, "finalized", now(), print_job_id=print_job_row_id):
-            return
-    session.execute(sa.update(MembershipPrintJob).where(MembershipPrintJob.id == print_job_row_id)
-                    .values(create_outcome_unknown_since=now(), updated_at=now()))
+        if not _record(session, snap.id, "finalized", now(), print_job_id=row.id):
+            return  # cancelled meanwhile
+        row_id = row.id
+    instantcard_id = session.scalar(sa.select(MembershipPrintJob.instantcard_print_job_id).where(
+        MembershipPrintJob.id == row_id))
+    session.commit()
+    if instantcard_id is None:
+        instantcard_id = _create_print_job(session, client, row_id, address, now)
+    _add_card(session, client, snap, instantcard_id, now)
+
+
+def _create_print_job(session: Session, client, row_id: int, address: dict[str, Any] | None, now) -> str:
+    """Create the print job at InstantCard with no card on it; returns its id.
+
+    InstantCard's print job does not list its cards, so one whose create answer was lost cannot be found again
+    by its card. Created empty, such a print job holds nothing and is never submitted: the next try simply
+    creates another, and cards join the one on record (`_add_card`).
+    """
+    previous = session.scalar(sa.select(MembershipPrintJob.create_outcome_unknown_since).where(
+        MembershipPrintJob.id == row_id))
+    values: dict[str, Any] = {"create_outcome_unknown_since": now(), "updated_at": now()}
+    if previous is not None:
+        log.warning("membership print job %s: an earlier create got no answer; InstantCard may keep an empty "
+                    "print job from it, which is never submitted", row_id)
+        values["last_error"] = (f"a create at {iso(previous)} got no answer: InstantCard may keep an empty print "
+                                "job from it (never submitted)")
+    session.execute(sa.update(MembershipPrintJob).where(MembershipPrintJob.id == row_id).values(**values))
     # call_provider commits first: the intent is on record before InstantCard hears of it.
-    created = call_provider(session, client.create_print_job, [snap.instantcard_card_id], address=address, copies=1)
-    _record_print_job_created(session, snap, print_job_row_id, created.id, now)
-
-
-def _record_print_job_created(session: Session, snap: CardSnapshot, row_id: int, instantcard_id: str, now) -> None:
+    created = call_provider(session, client.create_print_job, address=address, copies=1)
     session.execute(sa.update(MembershipPrintJob).where(MembershipPrintJob.id == row_id)
-                    .values(instantcard_print_job_id=str(instantcard_id), create_outcome_unknown_since=None,
+                    .values(instantcard_print_job_id=str(created.id), create_outcome_unknown_since=None,
                             updated_at=now()))
-    _record(session, snap.id, "finalized", now(), status="queued", print_job_id=row_id, queued_at=now())
+    session.commit()
+    return str(created.id)
+
+
+def _add_card(session: Session, client, snap: CardSnapshot, instantcard_print_job_id: str, now) -> None:
+    """Put the finalized card on its print job, once (→ `queued`).
+
+    InstantCard's print job does not list its cards, and its document does not say whether adding a card twice
+    prints it twice: after an add whose answer was lost the card is first taken off (404: it was not on it), then
+    added again. Taking the card is InstantCard's word that it is finalized.
+    """
+    card_id = snap.instantcard_card_id
+    if snap.add_outcome_unknown_since is not None:
+        with contextlib.suppress(ProviderNotFound):
+            call_provider(session, client.remove_card, instantcard_print_job_id, card_id)
+    if not _record(session, snap.id, "finalized", now(), add_outcome_unknown_since=now()):
+        return  # cancelled meanwhile
+    try:
+        call_provider(session, client.add_cards, instantcard_print_job_id, [card_id])
+    except ProviderRejected as exc:
+        _record(session, snap.id, "finalized", now(), add_outcome_unknown_since=None)
+        if snap.finalize_outcome_unknown_since is None:
+            raise
+        raise PermanentFailure(
+            f"InstantCard refused to put card {card_id} on print job {instantcard_print_job_id} ({exc.reason or exc}). "
+            "Its finalize was repeated after a lost answer and refused, so it may still be a draft: check the card "
+            "at InstantCard, finalize it there if it is one, then retry this job.") from exc
+    _record(session, snap.id, "finalized", now(), status="queued", queued_at=now(), add_outcome_unknown_since=None,
+            finalize_outcome_unknown_since=None, last_error=None)
 
 
 def submit_print_job(session: Session, client, print_job_row_id: int, now, funds_recheck_seconds: int) -> None:
     """Check the funds and submit one print job; park as waiting_for_funds when the balance is short.
 
     Cancellations of its cards are honoured only while InstantCard is known not to have printed it: after a
-    submit without a definite answer the print job is read back first, and a printed job is recorded as printed
-    (its cancelled cards included). This job is the only one that submits the print job, so between that read
-    and its own submit nothing else can print it.
+    submit without a definite answer the print job is read back first (its `status`), and a printed job is
+    recorded as printed (its cancelled cards included). This job is the only one that submits the print job, so
+    between that read and its own submit nothing else can print it.
     """
     row = session.get(MembershipPrintJob, print_job_row_id, populate_existing=True)
     instantcard_id, status, mode = row.instantcard_print_job_id, row.status, row.mode
@@ -344,9 +398,10 @@ def submit_print_job(session: Session, client, print_job_row_id: int, now, funds
         current = call_provider(session, client.fetch_print_job, instantcard_id)
         if current.submitted is None:  # then neither a cancellation nor a second submit is safe
             raise ProviderResponseInvalid("instantcard", "the print job read back does not say whether it was "
-                                                         "submitted; a person must check it at InstantCard")
+                                                         "submitted (no status); a person must check it at "
+                                                         "InstantCard")
         if current.submitted:
-            _record_submitted(session, print_job_row_id, now, current.card_ids)
+            _record_submitted(session, print_job_row_id, now)
             return
     # Each pass honours the cancellations that arrived before it; one arriving during the funds check sends it
     # round again (in store mode the batch's cost changes when a card is taken out).
@@ -363,34 +418,37 @@ def submit_print_job(session: Session, client, print_job_row_id: int, now, funds
     else:
         raise RetryLater("cancellations kept arriving while the print job was being submitted")
     try:
-        answer = client.submit_print_job(instantcard_id)
+        client.submit_print_job(instantcard_id)  # the answer is not described, and not needed: a 2xx is enough
     except ProviderPaymentRequired:
         _wait_for_funds(session, print_job_row_id, charge.job_total_cost_cents, now, funds_recheck_seconds)
-    _record_submitted(session, print_job_row_id, now, answer.card_ids if answer is not None else None)
+    _record_submitted(session, print_job_row_id, now)
 
 
 def _honour_cancellations(session: Session, client, row_id: int, instantcard_id: str | None, mode: str,
                           now) -> int:
     """Cancel the print job's cards whose cancellation was requested (InstantCard has not printed the job); in a
-    batch, take cancelled cards off InstantCard's print job too. Returns how many cards are left to print; with
-    none the print job is closed unsubmitted."""
+    batch, take cancelled and failed cards off InstantCard's print job too. Returns how many cards are left to
+    print; with none the print job is closed unsubmitted."""
     cards = list(session.scalars(sa.select(MembershipCard).where(MembershipCard.print_job_id == row_id)
                                  .execution_options(populate_existing=True)))
-    # Any cancelled card may be on a batch's print job, even one whose add or create answer never came back.
-    leaving = [(c.id, c.instantcard_card_id) for c in cards
-               if c.status == CANCEL_REQUESTED or (mode == "store" and c.status == "cancelled")]
+    # Any cancelled or failed card may be on a batch's print job, even one whose add or create answer never came
+    # back; InstantCard's print job does not list its cards, so each is taken off (404: it was not on it).
+    leaving = [(c.id, c.instantcard_card_id, c.status) for c in cards
+               if c.status == CANCEL_REQUESTED or (mode == "store" and c.status in ("cancelled", "failed"))]
     live = sum(1 for c in cards if c.status in ON_PRINT_JOB)
     session.commit()
     if mode == "store" and leaving:
-        on_batch = client.fetch_print_job(instantcard_id).card_ids if instantcard_id is not None else []
-        for card_row_id, card_id in leaving:
-            if card_id is not None and (on_batch is None or card_id in on_batch):
-                with contextlib.suppress(ProviderNotFound):  # already removed by an earlier attempt
+        for card_row_id, card_id, status in leaving:
+            if card_id is not None and instantcard_id is not None:
+                with contextlib.suppress(ProviderNotFound):  # not on it, or taken off by an earlier attempt
                     client.remove_card(instantcard_id, card_id)
             # Off the print job: what stays linked to a submitted print job is what was printed.
-            _cancel_requested(session, [card_row_id], now(), print_job_id=None)
+            if status == "failed":
+                _take_failed_card_off(session, card_row_id, now())
+            else:
+                _cancel_requested(session, [card_row_id], now(), print_job_id=None)
     elif leaving:
-        _cancel_requested(session, [card_row_id for card_row_id, _ in leaving], now())
+        _cancel_requested(session, [card_row_id for card_row_id, _, _ in leaving], now())
     values: dict[str, Any] = {"card_count": live} if mode == "store" else {}
     if not live:
         values.update(status="closed", open_slot=None, last_error="every card on it was cancelled")
@@ -398,6 +456,15 @@ def _honour_cancellations(session: Session, client, row_id: int, instantcard_id:
                     .values(updated_at=now(), **values))
     session.commit()
     return live
+
+
+def _take_failed_card_off(session: Session, card_row_id: int, now: datetime) -> None:
+    """A failed card is not printed with the batch: unlinked from it, a person's retry joins the next batch."""
+    card = session.get(MembershipCard, card_row_id, populate_existing=True)
+    if card is not None and card.status == "failed":
+        card.print_job_id, card.add_outcome_unknown_since, card.updated_at = None, None, now
+        card.last_error = f"{card.last_error or 'failed'} (taken off the batch before it was submitted)"
+    session.commit()
 
 
 def _cancel_requested(session: Session, card_ids: list[int], now: datetime, **values: Any) -> None:
@@ -442,25 +509,23 @@ def _wait_for_funds(session: Session, row_id: int, cost: int | None, now, rechec
     raise Park(reason, recheck_seconds)
 
 
-def _record_submitted(session: Session, row_id: int, now, printed_card_ids: tuple[str, ...] | None = None) -> None:
+def _record_submitted(session: Session, row_id: int, now) -> None:
     """InstantCard printed the print job: every card on it is `submitted`, whatever a cancellation said.
 
-    The cards still linked to it were on it (a batch's cancelled cards are unlinked when taken off), and so was
-    a linked card that failed while being added if InstantCard lists it on the printed job. A cancelled
-    order's printed card gets a note for the merchant.
+    The cards still linked to it in a live, cancel-requested or cancelled state were on it (a batch's cancelled and
+    failed cards are unlinked when taken off). A cancelled order's printed card gets a note for the merchant.
     """
     job = session.get(MembershipPrintJob, row_id, populate_existing=True)
     job.status, job.open_slot, job.last_error, job.updated_at = "submitted", None, None, now()
     job.submit_outcome_unknown_since = None
     job.submitted_at = job.submitted_at or now()
-    listed = set(printed_card_ids or ())
     # Locked in id order, as the cancellation locks an order's cards: the two never wait on each other in a circle.
     cards = list(session.scalars(lock_for_update(session, sa.select(MembershipCard).where(
         MembershipCard.print_job_id == row_id, MembershipCard.status != "submitted").order_by(MembershipCard.id))
         .execution_options(populate_existing=True)))
     for card in cards:
-        if card.status not in (*ON_PRINT_JOB, CANCEL_REQUESTED, "cancelled") and card.instantcard_card_id not in listed:
-            continue  # e.g. failed before InstantCard had it
+        if card.status not in (*ON_PRINT_JOB, CANCEL_REQUESTED, "cancelled"):
+            continue  # e.g. failed before InstantCard had it on the print job
         cancelled_order = card.status in (CANCEL_REQUESTED, "cancelled")
         card.status, card.submitted_at, card.updated_at = "submitted", now(), now()
         card.last_error = ("printed: the order was cancelled while its print job was being submitted"
@@ -482,44 +547,24 @@ def _join_batch(session: Session, settings: Settings, client, snap: CardSnapshot
         _reserve_batch_place(session, ic, snap, now)
         return True
     batch = session.get(MembershipPrintJob, snap.print_job_id, populate_existing=True)
-    instantcard_id, creator = batch.instantcard_print_job_id, batch.creator_card_id
-    create_unknown_since = batch.create_outcome_unknown_since
-    address = batch.address
+    instantcard_id, creator, address = batch.instantcard_print_job_id, batch.creator_card_id, batch.address
+    session.commit()
     if instantcard_id is None:
         if creator != snap.id:
-            if _take_over_batch_creation(session, client, snap, now):
+            if _take_over_batch_creation(session, snap, now):
                 return True  # look again: this card creates the batch now, or it exists
             # Waiting costs no attempt (a Park): a slow first card must not use up this card's failure budget.
             raise Park("waiting for the batch print job to be created by its first card", 5)
-        if create_unknown_since is not None:
-            found = call_provider(session, client.find_open_print_job_with_card, snap.instantcard_card_id)
-            if found is not None:
-                _record_print_job_created(session, snap, snap.print_job_id, found.id, now)
-                return True
-        session.execute(sa.update(MembershipPrintJob).where(MembershipPrintJob.id == snap.print_job_id)
-                        .values(create_outcome_unknown_since=now(), updated_at=now()))
-        created = call_provider(session, client.create_print_job, [snap.instantcard_card_id], address=address,
-                                copies=1)
-        _record_print_job_created(session, snap, snap.print_job_id, created.id, now)
-        return True
-    if snap.add_outcome_unknown_since is not None:
-        current = call_provider(session, client.fetch_print_job, instantcard_id)
-        if current.card_ids is not None and snap.instantcard_card_id in current.card_ids:
-            _record(session, snap.id, "finalized", now(), status="queued", queued_at=now(),
-                    add_outcome_unknown_since=None)
-            return True
-    _record(session, snap.id, "finalized", now(), add_outcome_unknown_since=now())
-    client.add_cards(instantcard_id, [snap.instantcard_card_id])
-    _record(session, snap.id, "finalized", now(), status="queued", queued_at=now(), add_outcome_unknown_since=None)
+        _create_print_job(session, client, snap.print_job_id, address, now)
+        return True  # look again: the card joins the batch now on record
+    _add_card(session, client, snap, instantcard_id, now)
     return True
 
 
-def _take_over_batch_creation(session: Session, client, snap: CardSnapshot, now) -> bool:
-    """When the card that was to create the batch was cancelled or failed, this card takes the job over.
-
-    Its create may have reached InstantCard before it stopped: that print job is looked up by its card and
-    kept (the cancelled card is taken out before the batch is submitted). True when there is something new to do.
-    """
+def _take_over_batch_creation(session: Session, snap: CardSnapshot, now) -> bool:
+    """When the card that was to create the batch was cancelled or failed, this card takes the job over (a
+    create of the first card whose answer was lost left at most an empty print job). True when there is something
+    new to do."""
     batch = session.scalars(lock_for_update(session, sa.select(MembershipPrintJob).where(
         MembershipPrintJob.id == snap.print_job_id)).execution_options(populate_existing=True)).one()
     creator = session.get(MembershipCard, batch.creator_card_id, populate_existing=True) \
@@ -530,17 +575,8 @@ def _take_over_batch_creation(session: Session, client, snap: CardSnapshot, now)
     if creator is not None and creator.status not in ("cancelled", "failed"):
         session.commit()
         return False
-    old_card = creator.instantcard_card_id if creator else None
-    create_unknown_since = batch.create_outcome_unknown_since
     batch.creator_card_id, batch.updated_at = snap.id, now()
     session.commit()
-    if create_unknown_since is not None and old_card is not None:
-        found = client.find_open_print_job_with_card(old_card)
-        if found is not None:
-            session.execute(sa.update(MembershipPrintJob).where(MembershipPrintJob.id == snap.print_job_id)
-                            .values(instantcard_print_job_id=str(found.id), create_outcome_unknown_since=None,
-                                    updated_at=now()))
-            session.commit()
     log.info("membership card %s creates batch %s in place of card %s", snap.id, snap.print_job_id,
              creator.id if creator else None)
     return True

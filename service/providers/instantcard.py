@@ -51,19 +51,21 @@ class CachedToken:
 
 @dataclass(frozen=True)
 class Card:
+    """A card as InstantCard describes it: no draft/finalized state (the document shows none)."""
+
     id: str
     template_id: int | None
     data: dict[str, str]
-    finalized: bool | None  # None when the answer does not say
+    last_submitted_at: datetime | None
     raw: Any = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
 class PrintJob:
+    """A print job as InstantCard describes it: its cards are not listed (the document shows none)."""
+
     id: str
-    submitted: bool | None  # None when the answer does not say
-    card_ids: tuple[str, ...] | None  # None when the answer does not list them
-    shipping_provider_id: str | None
+    submitted: bool | None  # from `status` (0 created, 1 submitted); None when the answer does not say
     created_at: datetime | None
     raw: Any = field(default=None, repr=False, compare=False)
 
@@ -191,9 +193,12 @@ class InstantCardClient:
         """Front and back images of a card (base64 strings or URLs, as InstantCard sends them)."""
         return parse_preview(self._call("GET", self._org(f"cards/{card_id}/preview")).body)
 
-    def finalize_card(self, card_id: str) -> Card:
-        """Finalize a draft so it can join a print job."""
-        return parse_card(self._call("PATCH", self._org(f"cards/{card_id}/finalize")).body)
+    def finalize_card(self, card_id: str) -> None:
+        """Finalize a draft so it can join a print job.
+
+        The answer is not read: InstantCard describes it only as possibly carrying the card's images, and a
+        finalized card looks like a draft anyway (a card has no state field), so a 2xx is the whole answer."""
+        self._call("PATCH", self._org(f"cards/{card_id}/finalize"))
 
     def fetch_card(self, card_id: str) -> Card:
         """One card by id."""
@@ -218,9 +223,10 @@ class InstantCardClient:
         return matches[0] if matches else None
 
     # print jobs -------------------------------------------------------------------------------------------
-    def create_print_job(self, card_ids: Iterable[str], *, address: dict[str, Any] | None = None,
+    def create_print_job(self, card_ids: Iterable[str] = (), *, address: dict[str, Any] | None = None,
                          copies: int = 1) -> PrintJob:
-        """Create a print job for finalized cards, with a one-off address and the configured shipping provider."""
+        """Create a print job (with finalized cards, or none: cards may be added later), a one-off address and
+        the configured shipping provider."""
         form = self._print_job_form(card_ids, address, copies)
         return parse_print_job(self._call("POST", self._org("print_jobs"), data=form).body)
 
@@ -248,7 +254,7 @@ class InstantCardClient:
         return parse_print_job(body) if _is_print_job(body) else None
 
     def remove_card(self, print_job_id: str, card_id: str) -> None:
-        """Take one card out of a print job that is not submitted yet."""
+        """Take one card out of a print job that is not submitted yet; ProviderNotFound when it is not on it."""
         self._call("DELETE", self._org(f"print_jobs/{print_job_id}/remove_cards/{card_id}"))
 
     def fetch_print_job(self, print_job_id: str) -> PrintJob:
@@ -262,22 +268,6 @@ class InstantCardClient:
             params["status"] = 1 if submitted else 0
         body = self._call("GET", self._org("print_jobs"), params=params).body
         return [parse_print_job(item) for item in parse_list(body, "print_jobs")]
-
-    def find_open_print_job_with_card(self, card_id: str) -> PrintJob | None:
-        """The not-yet-submitted print job that contains `card_id`, to resolve an uncertain create.
-
-        Raises ProviderResponseInvalid when InstantCard's listing does not show card ids, because then we
-        cannot tell and a person must look (creating again could print the card twice).
-        """
-        for job in self.list_print_jobs(submitted=False):
-            if job.card_ids is None:
-                job = self.fetch_print_job(job.id)
-            if job.card_ids is None:
-                raise ProviderResponseInvalid(PROVIDER, "print jobs do not list their card ids; cannot tell "
-                                                        "whether an earlier create succeeded")
-            if str(card_id) in job.card_ids:
-                return job
-        return None
 
     def check_balance(self, print_job_id: str) -> bool:
         """Whether the organization's funds cover this print job."""
@@ -475,47 +465,30 @@ def parse_card_data(value: Any) -> dict[str, str]:
 
 
 def parse_card(body: Any) -> Card:
-    """A card object: `id` is required; template, data and finalized state are read when present."""
+    """A card object: `id` is required; template, data and `last_submitted_at` are read when present."""
     obj = _unwrap(body, "card")
     card_id = _id(obj.get("id")) if isinstance(obj, dict) else None
     if card_id is None:
         raise _invalid("card id", body)
-    status = str(obj.get("status") or "").lower()
-    if isinstance(obj.get("finalized"), bool):
-        finalized: bool | None = obj["finalized"]
-    elif obj.get("finalized_at"):
-        finalized = True
-    elif status:
-        finalized = status in ("finalized", "final", "active", "ready")
-    else:
-        finalized = None
     template = obj.get("card_template_id")
     return Card(id=card_id, template_id=int(template) if _id(template) and str(template).isdigit() else None,
-                data=parse_card_data(obj.get("data")), finalized=finalized, raw=body)
+                data=parse_card_data(obj.get("data")), last_submitted_at=_datetime(obj.get("last_submitted_at")),
+                raw=body)
 
 
 def parse_print_job(body: Any) -> PrintJob:
-    """A print job object: `id` is required; status 0/1 or words, card ids when listed."""
+    """A print job object: `id` is required; `status` 0/1 (the codes Fetch All Print Jobs filters by) or words."""
     obj = _unwrap(body, "print_job")
     job_id = _id(obj.get("id")) if isinstance(obj, dict) else None
     if job_id is None:
         raise _invalid("print job id", body)
     status = obj.get("status")
-    submitted: bool | None
+    submitted: bool | None = None
     if status in (1, "1") or (isinstance(status, str) and status.lower() in ("submitted", "printed", "shipped")):
         submitted = True
     elif status in (0, "0") or (isinstance(status, str) and status.lower() in ("created", "open", "draft")):
         submitted = False
-    else:
-        submitted = True if obj.get("submitted_at") else None
-    card_ids = None
-    for key in ("card_ids", "cards"):
-        if isinstance(obj.get(key), list):
-            card_ids = tuple(x for x in (_id(c.get("id")) if isinstance(c, dict) else _id(c) for c in obj[key]) if x)
-            break
-    return PrintJob(id=job_id, submitted=submitted, card_ids=card_ids,
-                    shipping_provider_id=_id(obj.get("shipping_provider_id")),
-                    created_at=_datetime(obj.get("created_at")), raw=body)
+    return PrintJob(id=job_id, submitted=submitted, created_at=_datetime(obj.get("created_at")), raw=body)
 
 
 def parse_list(body: Any, name: str, *other_names: str) -> list[Any]:

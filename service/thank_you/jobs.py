@@ -22,7 +22,7 @@ from service.errors import (
     ProviderResponseInvalid,
 )
 from service.jobs.queue import wake_parked
-from service.jobs.registry import JobContext, Park, PermanentFailure, handler
+from service.jobs.registry import JobContext, Park, PermanentFailure, RetryLater, handler
 from service.logs import redact
 from service.orders.models import Order
 from service.providers.cardly import IDEMPOTENCY_CONFLICT_CODE, payment_required_amounts
@@ -34,6 +34,7 @@ from service.thank_you.rules import (
     idempotency_key,
     iso_date,
     locked_card,
+    placed_for_cancelled_order,
     purchase_order_number,
     skip_cancelled,
     thank_you_decision,
@@ -55,7 +56,8 @@ def send_thank_you_card(ctx: JobContext) -> None:
 
     card = locked_card(session, order_id)
     order = session.get(Order, order_id, populate_existing=True)
-    if card.status == "skipped" and card.outcome_unknown:
+    if order.cancelled_at is not None and card.outcome_unknown and card.status != "placed":
+        # An earlier placement may have reached Cardly: only Cardly's order list can say whether it did.
         _settle_cancelled_uncertain(ctx, order_id, purchase_order_number(order.payload or {}))
         return
     if card.status in ("placed", "skipped"):
@@ -76,7 +78,9 @@ def send_thank_you_card(ctx: JobContext) -> None:
         card.request_body, card.requested_arrival = decision.payload, decision.requested_arrival
         card.outcome_unknown = False
     card.idempotency_key = idempotency_key(order.shop_order_id, card.generation)
-    card.status, card.failure_kind = "pending", None
+    # Set with the intent, cleared by a definite answer: while it is set a cancellation leaves the card to Cardly's
+    # word (the call may be in flight, or its answer lost, or the worker may die during it).
+    card.status, card.failure_kind, card.outcome_unknown = "pending", None, True
     card.calls += 1
     card.last_attempt_at = card.updated_at = now
     body, key = card.request_body, card.idempotency_key
@@ -84,10 +88,10 @@ def send_thank_you_card(ctx: JobContext) -> None:
         # call_provider commits first: the intent (generation, key, body) is on record before Cardly hears of it.
         placed = call_provider(session, client.place_order, body, key)
     except ProviderError as exc:
-        _record_failure(ctx, order_id, exc)  # raises the job's outcome unless the order was cancelled meanwhile
+        _record_failure(ctx, order_id, exc)  # raises the job's outcome, unless it settled a cancelled order's card
         return
     card = locked_card(session, order_id)
-    cancelled_meanwhile = card.status == "skipped"
+    cancelled_meanwhile = session.get(Order, order_id, populate_existing=True).cancelled_at is not None
     card.status, card.failure_kind, card.last_error, card.skip_reason, card.skip_detail = "placed", None, None, None, None
     card.cardly_order_id, card.cardly_status = placed.order_id, placed.status
     card.cost_credits, card.balance_credits, card.test_mode = placed.cost_credits, placed.balance_credits, placed.test_mode
@@ -100,6 +104,7 @@ def send_thank_you_card(ctx: JobContext) -> None:
     if cancelled_meanwhile:
         card.note = ("The order was cancelled while the card was being placed; Cardly cannot reliably cancel "
                      "lodged orders — contact Cardly support if it must be stopped.")
+        order.add_attention(placed_for_cancelled_order(card, "the cancellation came while Cardly was placing it"))
     log.info("order %s: thank-you card placed as Cardly order %s (%s credits%s)", order.shop_order_id, placed.order_id,
              placed.cost_credits, ", test mode" if placed.test_mode else "")
 
@@ -110,19 +115,22 @@ def _settle_cancelled_uncertain(ctx: JobContext, order_id: int, po_number: str) 
     session = ctx.session
     found = call_provider(session, ctx.providers.cardly.find_order_by_purchase_order, po_number) if po_number else None
     card = locked_card(session, order_id)
-    if not (card.status == "skipped" and card.outcome_unknown):
-        return
-    card.outcome_unknown, card.updated_at = False, ctx.now()
+    if not card.outcome_unknown or card.status == "placed":
+        return  # settled meanwhile (another run of this job, or the settling job a cancellation queued)
+    card.updated_at = ctx.now()
     if found is None:
-        card.skip_detail = ("The order was cancelled before the card was placed; Cardly's order list shows no card "
-                            "for it.")
+        skip_cancelled(card, "The order was cancelled before the card was placed; Cardly's order list shows no card "
+                             "for it.")
         return
-    card.status, card.skip_reason, card.skip_detail = "placed", None, None
+    card.status, card.skip_reason, card.skip_detail, card.failure_kind = "placed", None, None, None
+    card.outcome_unknown, card.last_error = False, None
     card.cardly_order_id, card.cardly_status, card.cost_credits = found.order_id, found.status, found.cost_credits
     card.test_mode, card.placed_at = found.test_mode, ctx.now()
     card.note = (f"The order was cancelled after its card was placed (Cardly order {found.order_id}, found in "
                  "Cardly's order list after its answer was lost); Cardly cannot reliably cancel lodged orders — "
                  "contact Cardly support if it must be stopped.")
+    session.get(Order, order_id).add_attention(placed_for_cancelled_order(
+        card, "the cancellation came while Cardly was placing it, and Cardly's order list shows the card"))
 
 
 def _park_unless_credit_covers(client, cost: Decimal, settings: Settings) -> None:
@@ -140,14 +148,25 @@ def _record_failure(ctx: JobContext, order_id: int, exc: ProviderError) -> None:
     """Keep what Cardly said on the row, then raise the job outcome it calls for."""
     session, settings = ctx.session, ctx.settings
     card = locked_card(session, order_id)
+    cancelled = session.get(Order, order_id, populate_existing=True).cancelled_at is not None
     message = redact(str(exc))
     card.last_error, card.cardly_request_id, card.updated_at = message, exc.request_id, ctx.now()
-    if card.status == "skipped":  # the order was cancelled meanwhile: this card is done
-        card.outcome_unknown = card.outcome_unknown or exc.outcome_unknown
+    last_attempt = ctx.job.failures + 1 >= ctx.job.max_attempts
+    not_placed = (isinstance(exc, ProviderAuthError | ProviderNotFound)
+                  or (isinstance(exc, ProviderRejected) and exc.code != IDEMPOTENCY_CONFLICT_CODE))
+    outcome: Exception
+    if cancelled and not_placed:  # Cardly's definite answer for this key: no card, and none will be sent
+        skip_cancelled(card, f"The order was cancelled while its card was being placed; Cardly did not place it "
+                             f"({exc.reason or message}).")
         session.commit()
         return
-    outcome: Exception
-    if isinstance(exc, ProviderPaymentRequired):
+    if cancelled:  # Cardly may have placed it: the retry reads Cardly's order list instead of placing again
+        card.outcome_unknown = True
+        if last_attempt:
+            card.status, card.failure_kind = "failed", "provider_unavailable"
+        outcome = RetryLater("the order was cancelled while its card was being placed and Cardly gave no definite "
+                             f"answer ({message}); the retry reads Cardly's order list")
+    elif isinstance(exc, ProviderPaymentRequired):
         cost, balance = payment_required_amounts(exc)
         card.status, card.failure_kind, card.outcome_unknown = "waiting_for_credit", "credit", False
         card.cost_credits, card.balance_credits = cost, balance
@@ -166,7 +185,7 @@ def _record_failure(ctx: JobContext, order_id: int, exc: ProviderError) -> None:
         outcome = PermanentFailure(f"Cardly's answer could not be read; the card may be placed: {message}")
     elif exc.retryable:
         card.outcome_unknown = True
-        if ctx.job.failures + 1 >= ctx.job.max_attempts:
+        if last_attempt:
             card.status, card.failure_kind = "failed", "provider_unavailable"
         outcome = exc  # the worker retries with backoff (honouring Retry-After) under the same key
     else:

@@ -51,6 +51,9 @@ JOB_KIND = "send_thank_you_card"
 # After these answers Cardly has definitely not placed the card under the current key: the next try
 # needs a new generation (a 402 and a 422 are stored and would be replayed under the old key).
 DEFINITIVE_NOT_PLACED = ("credit", "validation", "configuration")
+# The kind of the order's note when Cardly placed (and charged for) the card of a cancelled order; the note starts
+# with it in brackets, so the typed attention records to come can recognise it.
+PLACED_FOR_CANCELLED_ORDER = "thank_you_card_placed_for_cancelled_order"
 
 # -- message values ------------------------------------------------------------------------------------
 def message_values(order_data: Mapping[str, Any], settings: Settings) -> dict[str, str | None]:
@@ -185,26 +188,39 @@ def plan_for_completed_order(session: Session, order: Order, settings: Settings)
 
 
 def on_order_cancelled(session: Session, order: Order, settings: Settings) -> None:
-    """A card not yet placed is not sent (recorded as skipped); a placed one is only noted: Cardly orders
-    cannot be cancelled reliably once lodged."""
+    """A card not yet placed is not sent (recorded as skipped); a placed one is only noted (Cardly orders cannot be
+    cancelled reliably once lodged); one whose placement may have reached Cardly is left for Cardly's word."""
     card = session.scalar(lock_for_update(session, sa.select(ThankYouCard).where(ThankYouCard.order_id == order.id)))
     if card is None:
         return  # not completed yet: planning will see cancelled_at and skip
     if card.status == "placed":
         card.note = (f"The order was cancelled after its card was placed (Cardly order {card.cardly_order_id}); "
                      "Cardly cannot reliably cancel lodged orders — contact Cardly support if it must be stopped.")
+        order.add_attention(placed_for_cancelled_order(card, "it had been placed before the order was cancelled"))
+    elif card.outcome_unknown and card.status != "skipped":
+        # A placement is in flight or its answer was lost: Cardly may have placed the card and spent its credit.
+        # The card's job reads Cardly's order list before anything else; a job that is already dead cannot, so
+        # another one is queued to do it.
+        if card.status == "failed":
+            enqueue(session, JOB_KIND, {"order_id": order.id}, dedupe_key=f"thank_you-settle:{order.id}",
+                    order_id=order.id, max_attempts=settings.job_max_attempts)
     elif card.status != "skipped":
         skip_cancelled(card)
     card.updated_at = utcnow()
 
 
-def skip_cancelled(card: ThankYouCard) -> None:
-    """Record the card as skipped because its order was cancelled (saying so when an attempt was in doubt)."""
-    detail = "The order was cancelled before the card was placed."
-    if card.outcome_unknown:
-        detail += (f" An earlier attempt (Idempotency-Key {card.idempotency_key}) had no definite answer; the job "
-                   "looks for it in Cardly's order list.")
+def skip_cancelled(card: ThankYouCard, detail: str = "The order was cancelled before the card was placed.") -> None:
+    """Record the card as skipped because its order was cancelled (Cardly has not placed it)."""
     card.status, card.skip_reason, card.skip_detail = "skipped", "order_cancelled", detail
+    card.outcome_unknown, card.failure_kind = False, None
+
+
+def placed_for_cancelled_order(card: ThankYouCard, when: str) -> str:
+    """The order's note for the merchant when Cardly placed (and charged for) the card of a cancelled order."""
+    return (f"[{PLACED_FOR_CANCELLED_ORDER}] The thank-you card was placed with Cardly (order {card.cardly_order_id}, "
+            f"{credits(card.cost_credits)} credits{', test mode' if card.test_mode else ''}) although the order was "
+            f"cancelled ({when}). Cardly cannot reliably cancel lodged orders: contact Cardly support if it must be "
+            "stopped.")
 
 
 # -- shared with the job -------------------------------------------------------------------------------------
