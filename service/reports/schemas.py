@@ -13,6 +13,7 @@ from service.orders.attention import RESOLUTION_NOTE_MAX_LENGTH
 from service.orders.models import ATTENTION_KINDS
 from service.redemption.models import REDEMPTION_STATES
 from service.reports.listing import DEFAULT_PER_PAGE, MAX_PER_PAGE, MAX_RANGE_DAYS, DateRange
+from service.reports.order_list import ATTENTION_FILTERS, ORDER_STATES
 
 
 class DayOrInstant(fields.String):
@@ -105,6 +106,16 @@ class JobsQuery(Paging):
     state = fields.String(load_default=None, validate=validate.OneOf(JOB_STATES))
     kind = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
     include_periodic = fields.Boolean(load_default=False)
+
+
+class OrdersQuery(Paging):
+    q = fields.String(load_default=None, validate=validate.Length(min=1, max=100),
+                      metadata={"description": "The shop's order id (exact or its beginning), or the last 4 "
+                                               "characters of a claim code used on the order"})
+    state = fields.String(load_default=None, validate=validate.OneOf(ORDER_STATES))
+    attention = fields.String(load_default=None, validate=validate.OneOf(ATTENTION_FILTERS),
+                              metadata={"description": "open: orders with an open attention item; resolved: with "
+                                                       "attention items, all resolved"})
 
 
 # -- answers ------------------------------------------------------------------------------------------------
@@ -213,6 +224,29 @@ class ComparisonSchema(Schema):
     unknown_here = fields.List(fields.Dict(), required=True)
     missing_at_instagift = fields.List(fields.Dict(), required=True)
     unsettled_here = fields.List(fields.Dict(), required=True)
+
+
+class OrderRowSchema(Schema):
+    """One order in the list: amounts in cents, times in UTC, gift cards masked."""
+
+    id = fields.String(required=True, metadata={"description": "The shop's order id"})
+    number = fields.String(required=True, allow_none=True)
+    state = fields.String(required=True, validate=validate.OneOf(ORDER_STATES))
+    currency = fields.String(required=True)
+    total_cents = fields.Integer(required=True)
+    gift_card_cents = fields.Integer(required=True)
+    placed_at = fields.String(required=True, allow_none=True)
+    completed_at = fields.String(required=True, allow_none=True)
+    cancelled_at = fields.String(required=True, allow_none=True)
+    received_at = fields.String(required=True, metadata={"description": "When the service first heard of it"})
+    gift_cards = fields.List(fields.String(), required=True,
+                             metadata={"description": "The claim codes redeemed for it, masked (••••R2NT)"})
+    open_attention = fields.Integer(required=True, metadata={"description": "Attention items still open"})
+    resolved_attention = fields.Integer(required=True)
+
+
+class OrdersPageSchema(_PageSchema):
+    items = fields.List(fields.Nested(OrderRowSchema), required=True)
 
 
 class AttentionItemSchema(Schema):
