@@ -14,6 +14,7 @@ from service.orders.models import ATTENTION_KINDS
 from service.redemption.models import REDEMPTION_STATES
 from service.reports.listing import DEFAULT_PER_PAGE, MAX_PER_PAGE, MAX_RANGE_DAYS, DateRange
 from service.reports.order_list import ATTENTION_FILTERS, ORDER_STATES
+from service.reports.timeline import TIMELINE_ENTRY_TYPES
 
 
 class DayOrInstant(fields.String):
@@ -274,6 +275,15 @@ class ResolveAttentionBody(Schema):
                          metadata={"description": "What was done, e.g. 'refunded $52.50 by bank transfer'"})
 
 
+class TimelineEntrySchema(Schema):
+    at = fields.String(required=True, metadata={"description": "When it happened (UTC)"})
+    type = fields.String(required=True, validate=validate.OneOf(TIMELINE_ENTRY_TYPES))
+    summary = fields.String(required=True, metadata={"description": "A sentence for staff: money in dollars, "
+                                                                    "gift-card codes masked"})
+    ref = fields.Integer(required=True, allow_none=True,
+                         metadata={"description": "The id of the row it is about (hold, redemption, job, item, …)"})
+
+
 class TimelineSchema(Schema):
     order = fields.Dict(required=True)
     attention = fields.List(fields.Nested(AttentionItemSchema), required=True,
@@ -285,6 +295,8 @@ class TimelineSchema(Schema):
     thank_you_card = fields.Dict(required=True, allow_none=True)
     membership_cards = fields.List(fields.Dict(), required=True)
     jobs = fields.List(fields.Nested(JobSchema), required=True)
+    entries = fields.List(fields.Nested(TimelineEntrySchema), required=True,
+                          metadata={"description": "Everything above as one chronological list, oldest first"})
 
 
 class ProviderCheckSchema(Schema):
