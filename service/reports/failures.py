@@ -32,6 +32,7 @@ def job_dict(job: Job, *, with_attempts: bool = False) -> dict[str, Any]:
         "parked_reason": redact(job.parked_reason) if job.parked_reason else None,
         "order_id": job.order_id,
         "periodic": is_periodic_key(job.dedupe_key),
+        "retried_by": job.retried_by, "retried_at": iso(job.retried_at),
     }
     if with_attempts:
         body["attempt_log"] = [

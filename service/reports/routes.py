@@ -9,10 +9,12 @@ from service.api.openapi import Blueprint
 from service.api.parsing import require_bearer
 from service.db import db, utcnow
 from service.jobs.queue import retry_by_person
+from service.orders.attention import attention_item_view, resolve_attention
 from service.providers.preflight import check_providers
 from service.reports.failures import job_view, list_jobs
 from service.reports.ledger import LEDGER_CSV_COLUMNS, iter_ledger, ledger_csv_record, ledger_page
 from service.reports.listing import DateRange, csv_lines
+from service.reports.order_list import list_orders
 from service.reports.reconciliation import (
     compare_with_instagift,
     reconciliation_report,
@@ -20,6 +22,7 @@ from service.reports.reconciliation import (
     totals_csv_records,
 )
 from service.reports.schemas import (
+    AttentionItemSchema,
     ComparisonSchema,
     JobNotRetryableProblemSchema,
     JobSchema,
@@ -27,9 +30,12 @@ from service.reports.schemas import (
     JobsQuery,
     LedgerPageSchema,
     LedgerQuery,
+    OrdersPageSchema,
+    OrdersQuery,
     ProvidersCheckSchema,
     RangeQuery,
     ReportSchema,
+    ResolveAttentionBody,
     TimelineSchema,
 )
 from service.reports.timeline import order_timeline
@@ -46,7 +52,22 @@ def require_admin_token():
     require_bearer(current_app.extensions["settings"].admin_api_token, "admin")
 
 
+def staff_name() -> str:
+    """Who is acting, for the records (resolved_by, retried_by): the single admin token names no one."""
+    return "admin API token"
+
+
 # -- routes --------------------------------------------------------------------------------------------------
+
+
+@bp.get("/v1/orders")
+@bp.arguments(OrdersQuery(), location="query")
+@bp.response(200, OrdersPageSchema)
+@bp.problems(400, 401, 422)
+@bp.doc(security=ADMIN)
+def get_orders(query):
+    """The orders, newest first: search by order id or a claim code's last 4, filter by state and attention."""
+    return list_orders(db.session, **query).as_dict()
 
 
 @bp.get("/v1/orders/<order_id>")
@@ -56,6 +77,17 @@ def require_admin_token():
 def get_order(order_id: str):
     """One order's timeline: holds, redemptions, cards, every job attempt."""
     return order_timeline(db.session, order_id)
+
+
+@bp.post("/v1/orders/<order_id>/attention/<id:item_id>/resolve")
+@bp.arguments(ResolveAttentionBody())
+@bp.response(200, AttentionItemSchema)
+@bp.problems(400, 401, 404, 409, 413, 415, 422)
+@bp.doc(security=ADMIN)
+def resolve_attention_item(body, order_id: str, item_id: int):
+    """Mark one of the order's attention items resolved, with an optional note saying what was done."""
+    item = resolve_attention(db.session, order_id, item_id, by=staff_name(), note=body["note"])
+    return attention_item_view(item)
 
 
 @bp.get("/v1/jobs")
@@ -74,7 +106,7 @@ def get_jobs(query):
 @bp.doc(security=ADMIN)
 def retry_job(job_id: int):
     """Queue a dead or parked job again now, with a fresh failure budget."""
-    return job_view(db.session, retry_by_person(db.session, job_id))
+    return job_view(db.session, retry_by_person(db.session, job_id, by=staff_name()))
 
 
 def _wants_csv() -> bool:
