@@ -389,4 +389,7 @@ def test_the_sandbox_cards_and_print_jobs_carry_exactly_the_described_fields(san
     [listed] = ic.list_print_jobs(submitted=False)
     assert listed.raw.keys() == example("list_print_jobs")["body"][0].keys()
     assert ic.check_balance(job.id) is True
+    with pytest.raises(ProviderRejected):  # charge details are for submitted print jobs (the documented order)
+        ic.charge_details(job.id)
+    assert ic.submit_print_job(job.id).submitted is True
     assert ic.charge_details(job.id).job_total_cost_cents == 350
