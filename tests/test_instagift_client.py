@@ -194,17 +194,16 @@ def test_redeem_by_claim_code_sends_the_form_instagift_knows(client, wire):
               json=error_body(404, "Not Found", "Resource with that ID not found"))
     wire.post(f"{BASE}/claim_codes/{BARE}/redemptions", status=201, json={"redemptions": [redemption_record()]})
     assert client.redeem_by_claim_code(CODE, 4000).amount_cents == 4000
-    assert [json.loads(call.request.body) for call in wire.calls] == [
-        {"amount_to_redeem_cents": 4000, "redemption_location_id": "LOC1"}] * 2
+    # Redeem a Certificate by Claim Code documents the amount only: the configured location is not sent.
+    assert [json.loads(call.request.body) for call in wire.calls] == [{"amount_to_redeem_cents": "4000"}] * 2
 
 
-def test_redeem_sends_an_integer_amount_and_the_location(client, wire):
+def test_redeem_sends_the_amount_as_the_samples_write_it_and_the_location(client, wire):
     wire.post(f"{BASE}/certificates/abc/redemptions", status=201,
               json={"redemptions": [redemption_record(amount_cents="4000")]})
     redemption = client.redeem_certificate("abc", 4000)
     body = json.loads(wire.calls[0].request.body)
-    assert body == {"amount_to_redeem_cents": 4000, "redemption_location_id": "LOC1"}
-    assert isinstance(body["amount_to_redeem_cents"], int)
+    assert body == {"amount_to_redeem_cents": "4000", "redemption_location_id": "LOC1"}  # '"4000"', a string
     assert redemption.amount_cents == 4000  # the string form is accepted on the way in
     assert redemption.certificate_id == "hD65TJvxnv8oIuyOmD056w"
     assert redemption.location_id == "AzoXEYPYxG3OUaKJi234WQ"
@@ -214,8 +213,8 @@ def test_redeem_sends_an_integer_amount_and_the_location(client, wire):
 def test_redeem_by_claim_code_without_amount_redeems_the_whole_value(client, wire):
     wire.post(f"{BASE}/claim_codes/{CODE}/redemptions", status=201,
               json={"redemptions": [redemption_record(amount_cents=10000)]})
-    redemption = client.redeem_by_claim_code(CODE, None, location_id="OTHER")
-    assert json.loads(wire.calls[0].request.body) == {"redemption_location_id": "OTHER"}
+    redemption = client.redeem_by_claim_code(CODE, None)
+    assert json.loads(wire.calls[0].request.body) == {}
     assert redemption.amount_cents == 10000
 
 
