@@ -397,10 +397,14 @@ def search_cards(org: str):
     if not term:
         return _error(400, "term is required")
 
+    page, page_size = _page_arguments()
+    if page is None:
+        return _error(400, "page and page_size must be whole numbers from 1")
+
     def act():
         found = [state.card_json(c) for c in state.cards.values()
                  if any(term in str(v).lower() for v in c["data"].values())]
-        return jsonify(found)
+        return jsonify(found[(page - 1) * page_size: page * page_size])
 
     return _with_faults("search_cards", act)
 
@@ -483,6 +487,17 @@ def _finalized_cards(state: InstantCardSandboxState, card_ids: list[str]):
             return None, _error(422, f"Card {raw} is not finalized; only finalized cards can be printed")
         ids.append(card["id"])
     return ids, None
+
+
+SEARCH_MAX_PAGE_SIZE = 25  # the sandbox's own cap (the document gives none): a client asking for more gets fewer
+
+
+def _page_arguments() -> tuple[int | None, int]:
+    """(page, page_size) from the query (defaults 1 and 25, page_size capped); (None, 0) when not whole numbers."""
+    page, size = request.args.get("page", "1"), request.args.get("page_size", str(SEARCH_MAX_PAGE_SIZE))
+    if not (page.isdigit() and size.isdigit() and int(page) >= 1 and int(size) >= 1):
+        return None, 0
+    return int(page), min(int(size), SEARCH_MAX_PAGE_SIZE)
 
 
 def _print_job_or_abort(state: InstantCardSandboxState, job_id: int, *, unsubmitted: bool = False) -> dict:

@@ -203,3 +203,24 @@ def test_charge_details_are_for_submitted_print_jobs_only(ic, instantcard):
     requests.post(f"{base}/print", headers=auth, timeout=5).raise_for_status()
     charged = requests.get(f"{base}/charge_details", headers=auth, timeout=5).json()
     assert charged["job_total_cost"] == "$3.50" and charged["shipping_cost"] == "$1.00"
+
+
+def test_search_pages_are_capped_and_the_client_reads_them_all(ic, sandbox):
+    """The sandbox answers at most 25 cards a page whatever page_size asks (the document gives no maximum); the
+    client's search still finds the card on the second page."""
+    from service.features import load_settings
+    from service.providers.instantcard import InstantCardClient
+
+    auth = token(ic)
+    for n in range(30):
+        data = json.dumps([{"name": "Name", "value": f"Ada {n}"}, {"name": "Member Number", "value": f"M-{n:03d}"}])
+        requests.post(f"{ic}/organizations/1/cards", headers=auth, timeout=5,
+                      data={"card[card_template_id]": "101", "card[data]": data}).raise_for_status()
+    page = requests.get(f"{ic}/organizations/1/cards/search", headers=auth, timeout=5,
+                        params={"term": "Ada", "page_size": 50, "page": 1}).json()
+    assert len(page) == 25
+    env = {"SERVICE_ENV": "development", "INSTANTCARD_API_URL": ic, "INSTANTCARD_EMAIL": "sandbox@example.com",
+           "INSTANTCARD_PASSWORD": "sandbox-password", "INSTANTCARD_ORGANIZATION_ID": "1"}
+    client = InstantCardClient(load_settings(env).instantcard)
+    assert len(client.search_cards("Ada")) == 30
+    assert client.find_card_by_field("Name", "Ada 29").data["Member Number"] == "M-029"

@@ -40,6 +40,7 @@ log = logging.getLogger("service.providers.instantcard")
 PROVIDER = "instantcard"
 # Refresh a token this long before the expiry it announces, so a call never starts with a dying token.
 REFRESH_MARGIN = timedelta(seconds=60)
+SEARCH_MAX_PAGES = 20  # search pages one lookup reads (a member number matches a card or two)
 _FUNDS_WORDS = re.compile(r"insufficient|not enough|funds|balance", re.I)
 
 
@@ -209,11 +210,21 @@ class InstantCardClient:
         """Delete a card (used for unprinted drafts only)."""
         self._call("DELETE", self._org(f"cards/{card_id}"))
 
-    def search_cards(self, term: str, *, page_size: int = 50) -> list[Card]:
-        """Cards matching a search term (InstantCard searches card data as text)."""
-        response = self._call("GET", self._org("cards/search"),
-                              params={"term": term, "page_size": page_size, "page": 1})
-        return [parse_card(item) for item in parse_list(response.body, "cards")]
+    def search_cards(self, term: str, *, page_size: int = 50, max_pages: int = SEARCH_MAX_PAGES) -> list[Card]:
+        """Every card matching a search term (InstantCard searches card data as text), page after page.
+
+        Search for a Card takes `page_size` and `page` but says nothing of the last page, and InstantCard may
+        answer fewer cards than asked: pages are read until one is empty or brings no card not seen before."""
+        found: dict[str, Card] = {}
+        for page in range(1, max_pages + 1):
+            response = self._call("GET", self._org("cards/search"),
+                                  params={"term": term, "page_size": page_size, "page": page})
+            cards = [parse_card(item) for item in parse_list(response.body, "cards")]
+            new = [card for card in cards if card.id not in found]
+            if not new:
+                return list(found.values())
+            found.update((card.id, card) for card in new)
+        raise ProviderResponseInvalid(PROVIDER, f"the card search did not end within {max_pages} pages")
 
     def find_card_by_field(self, field_name: str, value: str) -> Card | None:
         """The card whose `field_name` equals `value` exactly (search is by text, so results are filtered)."""
