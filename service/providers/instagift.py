@@ -119,14 +119,14 @@ class ClaimCode:
     def lookup_forms(self) -> tuple[str, ...]:
         """The forms to send, in order; the second is tried only when Instagift answers 404 to the first.
 
-        The docs put the printed form in every URL, so the shopper's grouping goes first; a shopper who typed
-        groups is never sent the bare code first. A bare code is sent as typed, then (when its length has a
-        documented grouping) grouped the way Instagift prints it. At most two forms.
+        The docs put the printed form in every URL (Claim Codes' sample requests), so a documented form goes
+        first: the shopper's grouping, or, for a code typed bare whose length Instagift prints in groups, that
+        grouping; the bare code is the fallback. Other bare codes are sent as typed. At most two forms.
         """
         if self.typed_with_separators:
             return (self.printed, self.canonical)
         grouped = documented_grouping(self.canonical)
-        return (self.canonical, grouped) if grouped else (self.canonical,)
+        return (grouped, self.canonical) if grouped else (self.canonical,)
 
 
 def parse_claim_code(raw: object) -> ClaimCode | None:
