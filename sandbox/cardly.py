@@ -180,10 +180,34 @@ class CardlySandboxState:
 
 
 # -- validation ---------------------------------------------------------------------------------------------
+# The fields Place Order documents for an order line (Order Item; `quantity` from its sample request), those Generate
+# Preview documents (the same but `quantity`, plus `purchaseOrderNumber`), and the recipient's and sender's.
+LINE_FIELDS = frozenset({"artwork", "template", "style", "messages", "variables", "recipient", "sender",
+                         "shippingMethod", "shipToMe", "requestedArrival", "quantity"})
+PREVIEW_FIELDS = (LINE_FIELDS - {"quantity"}) | {"purchaseOrderNumber"}
+ORDER_FIELDS = frozenset({"purchaseOrderNumber", "lines"})
+RECIPIENT_FIELDS = frozenset({"firstName", "lastName", "company", "address", "address2", "city", "region", "postcode",
+                              "country"})
+SENDER_FIELDS = frozenset({"firstName", "lastName", "address", "address2", "city", "region", "postcode", "country",
+                           "omitAddress"})
+JSON_TYPES = ("application/json", "text/json")  # the text asks for text/json, the echo sample shows application/json
+# Listing query parameters: Pagination's limit, offset and page; the Artwork Listing's ownOnly.
+LISTING_PARAMETERS = frozenset({"limit", "offset", "page"})
+
+
+def _unknown_fields(where: str, given: dict[str, Any], known: frozenset[str], errors: dict[str, list[str]]) -> None:
+    for name in sorted(set(given) - known):
+        errors.setdefault(f"{where}{name}", []).append("is not a field Cardly documents here")
+
+
 def _validate_address(where: str, address: Any, errors: dict[str, list[str]], *, sender: bool = False) -> None:
     if not isinstance(address, dict):
         errors.setdefault(where, []).append("must be an object")
         return
+    _unknown_fields(f"{where}.", address, SENDER_FIELDS if sender else RECIPIENT_FIELDS, errors)
+    for name, value in address.items():
+        if name != "omitAddress" and value is not None and not isinstance(value, str):
+            errors.setdefault(f"{where}.{name}", []).append("must be a string")
     for name in ("firstName", "address", "city", "postcode", "country"):
         value = address.get(name)
         if not isinstance(value, str) or not value.strip():
@@ -201,6 +225,16 @@ def _validate_card(where: str, card: Any, state: CardlySandboxState, errors: dic
         errors.setdefault(where or "body", []).append("must be an object")
         return
     prefix = f"{where}." if where else ""
+    _unknown_fields(prefix, card, LINE_FIELDS if where else PREVIEW_FIELDS, errors)
+    messages = card.get("messages")
+    pages = messages.get("pages") if isinstance(messages, dict) else None
+    if messages is not None and not (isinstance(pages, list) and all(
+            isinstance(p, dict) and type(p.get("page")) is int and isinstance(p.get("text", ""), str) for p in pages)):
+        errors.setdefault(f"{prefix}messages.pages", []).append("must be a list of {page: integer, text: string}")
+    variables = card.get("variables")
+    if variables is not None and not (isinstance(variables, dict)
+                                      and all(isinstance(v, str) for v in variables.values())):
+        errors.setdefault(f"{prefix}variables", []).append("must map each variable to a string")
     artwork = card.get("artwork")
     if not isinstance(artwork, str) or not artwork:
         errors.setdefault(f"{prefix}artwork", []).append("is required")
@@ -285,8 +319,20 @@ def _authenticate() -> tuple[bool, Response | None]:
 
 
 def _json_object() -> dict[str, Any] | None:
+    """The POST body when it is a JSON object sent as JSON (Content-type text/json or application/json), else None:
+    "Other content types will likely fail as the request body will not be interpreted correctly"."""
+    if request.mimetype not in JSON_TYPES:
+        return None
     body = request.get_json(silent=True, force=True)
     return body if isinstance(body, dict) else None
+
+
+def _refused_query(known: frozenset[str], test_mode: bool) -> Response | None:
+    unknown = sorted(set(request.args) - known)
+    if not unknown:
+        return None
+    return _answer(_envelope({"errors": {name: ["is not a parameter of this listing"] for name in unknown}},
+                             status="ERROR", messages=["Validation failed."], test_mode=test_mode), 422)
 
 
 def _faulted(endpoint: str) -> tuple[_Fault | None, Response | None]:
@@ -330,7 +376,12 @@ def place_order():
         _note(401)
         return refused
     body = _json_object()
-    lines = body.get("lines") if body else None
+    if body is None:
+        _note(400)  # not JSON: Cardly cannot read the parameters, so the idempotency key is not consumed
+        return _answer(_envelope(None, status="ERROR", messages=[
+            "The body must be a JSON object sent with Content-type: text/json (or application/json)."],
+            test_mode=test_mode), 400)
+    lines = body.get("lines")
     if not isinstance(lines, list) or not lines:
         _note(400)  # missing parameters: the idempotency key is not consumed
         return _answer(_envelope(None, status="ERROR", messages=["lines: at least one order line is required"],
@@ -381,6 +432,7 @@ def place_order():
 def _place(state: CardlySandboxState, body: dict[str, Any], test_mode: bool) -> tuple[int, dict[str, Any]]:
     """Validate and place an order: (422, errors), (402, cost and balance) or (200, the placed order)."""
     errors: dict[str, list[str]] = {}
+    _unknown_fields("", body, ORDER_FIELDS, errors)
     for n, line in enumerate(body["lines"]):
         _validate_card(f"lines.{n}", line, state, errors)
     if body.get("purchaseOrderNumber") is not None and not isinstance(body.get("purchaseOrderNumber"), str):
@@ -439,8 +491,9 @@ def preview_order():
         return refused
     card = _json_object()
     if card is None:
-        return _answer(_envelope(None, status="ERROR", messages=["The body must be a JSON object."],
-                                 test_mode=test_mode), 400)
+        return _answer(_envelope(None, status="ERROR", messages=[
+            "The body must be a JSON object sent with Content-type: text/json (or application/json)."],
+            test_mode=test_mode), 400)
     fault, failed = _faulted("orders/preview")
     if failed is not None:
         return failed
@@ -517,8 +570,12 @@ def account_balance():
                              test_mode=test_mode))
 
 
-def _listing(records: list[dict[str, Any]], test_mode: bool) -> Response:
-    """One page of `records` as Cardly's Pagination describes it (`limit` with `offset` or `page`)."""
+def _listing(records: list[dict[str, Any]], test_mode: bool, known: frozenset[str] = LISTING_PARAMETERS) -> Response:
+    """One page of `records` as Cardly's Pagination describes it (`limit` with `offset` or `page`); a parameter the
+    listing does not document is refused (422)."""
+    refused = _refused_query(known, test_mode)
+    if refused:
+        return refused
     try:
         limit = int(request.args.get("limit", 25))
         offset = int(request.args["offset"]) if "offset" in request.args else None
@@ -541,7 +598,7 @@ def _listing(records: list[dict[str, Any]], test_mode: bool) -> Response:
 def list_art():
     """Artwork Listing."""
     test_mode, refused = _authenticate()
-    return refused or _listing(_state().art, test_mode)
+    return refused or _listing(_state().art, test_mode, LISTING_PARAMETERS | {"ownOnly"})
 
 
 @blueprint.get("/art/<art_id>")

@@ -3,7 +3,9 @@
 Served at `/instagift/v2`. Merchant auth (`X-Merchant-Key` / `X-Merchant-Secret`, the sandbox credentials
 of config.py), claim codes in URLs matched exactly as printed (the docs' only form; a setting also takes them
 without hyphens), lists paged with `per_page`/`page` and the docs' `meta`, certificates filtered by `status`,
-whole-dollar round-down of `amount_to_redeem_cents`, partial redemption of a splittable certificate splits
+whole-dollar round-down of `amount_to_redeem_cents`; requests only in the documented forms (redemption bodies in
+JSON, 406 otherwise; only the fields each endpoint documents, the amount as the samples write it, "4000"; list
+queries with the documented parameters), 400 in the doc's error shape otherwise; partial redemption of a splittable certificate splits
 it (the original drops to the redeemed amount and becomes `redeemed`, a new child certificate with a new
 claim code holds the rest), non-splittable certificates are redeemed whole, the doc's error bodies.
 
@@ -602,13 +604,32 @@ def _or_404(response: Response) -> Response:
     return response
 
 
-def _redemption_args() -> tuple[Any, str | None]:
-    """`amount_to_redeem_cents` and `redemption_location_id` from a JSON or form body."""
+# The request parameters each redemption endpoint documents (Redeem a Certificate; by Claim Code: the amount only).
+CERTIFICATE_REDEMPTION_FIELDS = frozenset({"amount_to_redeem_cents", "redemption_location_id"})
+CLAIM_CODE_REDEMPTION_FIELDS = frozenset({"amount_to_redeem_cents"})
+AMOUNT_FORM = 'amount_to_redeem_cents must be a whole number of cents written as a string, as in "4000"'
+
+
+def _redemption_args(allowed: frozenset[str]) -> tuple[Any, str | None] | Response:
+    """`amount_to_redeem_cents` (and `redemption_location_id` where documented) from the JSON body, or the error.
+
+    Instagift "accepts and returns JSON only" (406 "Your request isn't JSON" otherwise); the fields are the ones the
+    endpoint documents, the amount in the samples' form, a string of digits ("4000")."""
+    if not request.is_json:
+        return _errors(406, "Not Acceptable", "Your request isn’t JSON")
     payload = request.get_json(silent=True)
-    if payload is None and request.form:
-        payload = request.form.to_dict()
-    payload = payload if isinstance(payload, dict) else {}
-    return payload.get("amount_to_redeem_cents"), payload.get("redemption_location_id")
+    if not isinstance(payload, dict):
+        return _errors(400, "Bad Request", UNABLE, "The request body must be a JSON object")
+    unknown = sorted(set(payload) - allowed)
+    if unknown:
+        return _errors(400, "Bad Request", UNABLE, f"{unknown[0]} is not a parameter of this endpoint")
+    amount = payload.get("amount_to_redeem_cents")
+    if amount is not None and not (isinstance(amount, str) and amount.isascii() and amount.isdigit()):
+        return _errors(400, "Bad Request", UNABLE, AMOUNT_FORM)
+    location = payload.get("redemption_location_id")
+    if location is not None and not isinstance(location, str):
+        return _errors(400, "Bad Request", UNABLE, "redemption_location_id must be a location id")
+    return amount, location
 
 
 def _whole_number(name: str, default: int) -> int | None:
@@ -616,8 +637,18 @@ def _whole_number(name: str, default: int) -> int | None:
     return int(raw) if raw.isdigit() and int(raw) >= 1 else None
 
 
-def _paging() -> tuple[int, int] | Response:
-    """(page, per_page) from the query, per_page capped at MAX_PER_PAGE; a 400 answer when they are not numbers."""
+# Query parameters the lists take: List all Certificates' table (list_type, product_type, page), its sample request
+# (status) and the `per_page` its `meta` links carry; List all Redemptions documents none, paged the same way.
+CERTIFICATE_LIST_PARAMETERS = frozenset({"page", "per_page", "status", "list_type", "product_type"})
+REDEMPTION_LIST_PARAMETERS = frozenset({"page", "per_page"})
+
+
+def _paging(allowed: frozenset[str]) -> tuple[int, int] | Response:
+    """(page, per_page) from the query, per_page capped at MAX_PER_PAGE; a 400 answer when they are not numbers or
+    the query holds a parameter the list does not document."""
+    unknown = sorted(set(request.args) - allowed)
+    if unknown:
+        return _errors(400, "Bad Request", "Invalid parameter", f"{unknown[0]} is not a parameter of this list")
     page, per_page = _whole_number("page", 1), _whole_number("per_page", DEFAULT_PER_PAGE)
     if page is None or per_page is None:
         return _errors(400, "Bad Request", "Invalid page", "page and per_page must be whole numbers from 1")
@@ -647,7 +678,10 @@ def fetch_by_claim_code(code: str):
 def redeem_by_claim_code(code: str):
     """Claim Codes › Redeem a Certificate by Claim Code."""
     state = _state()
-    amount, location = _redemption_args()
+    args = _redemption_args(CLAIM_CODE_REDEMPTION_FIELDS)
+    if isinstance(args, Response):
+        return args
+    amount, location = args
 
     def action():
         with state.lock:
@@ -673,7 +707,10 @@ def fetch_certificate(certificate_id: str):
 def redeem_certificate(certificate_id: str):
     """Certificates › Redeem a Certificate."""
     state = _state()
-    amount, location = _redemption_args()
+    args = _redemption_args(CERTIFICATE_REDEMPTION_FIELDS)
+    if isinstance(args, Response):
+        return args
+    amount, location = args
 
     def action():
         with state.lock:
@@ -688,7 +725,7 @@ def redeem_certificate(certificate_id: str):
 def list_certificates():
     """Certificates › List all Certificates: paged, with the docs' `meta`, filtered by `status`."""
     state = _state()
-    paged = _paging()
+    paged = _paging(CERTIFICATE_LIST_PARAMETERS)
     if isinstance(paged, Response):
         return paged
     page, per_page = paged
@@ -706,7 +743,7 @@ def list_certificates():
 def list_redemptions():
     """Redemptions › List all Redemptions: paged like the certificates (`meta` unless a setting leaves it out)."""
     state = _state()
-    paged = _paging()
+    paged = _paging(REDEMPTION_LIST_PARAMETERS)
     if isinstance(paged, Response):
         return paged
     page, per_page = paged

@@ -2,8 +2,10 @@
 
 Bearer tokens from `POST /authenticate` (JWT-shaped, with an `exp` claim) that expire; cards drafted then
 finalized (only finalized cards can join a print job: 422 otherwise; a second finalize is refused with 400 unless
-`repeat_finalize_accepted`); print jobs (a PATCH resets the shipping provider to null, as the doc warns); charge
-details; submit refused when the balance is short; the organization balance as "$5.50" / "($5.50)". Seeded with
+`repeat_finalize_accepted`); print jobs taking only the documented parameters in the documented form (one
+`print_job[card_ids]` field as "[264561]" or "[264561,264562]", Create's as form-data, Update's as URL parameters;
+anything else is refused with 400), a PATCH resetting the shipping provider to null, as the doc warns; check
+balance; charge details of submitted print jobs only (400 before the submit, the doc's order); submit refused when the balance is short; the organization balance as "$5.50" / "($5.50)". Seeded with
 shipping provider 1 and card template 101.
 
 Answers carry only what InstantCard's document and the public references describe: a card is `id`,
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 import threading
 import time
@@ -194,29 +197,58 @@ def _error(status: int, message: str):
     return jsonify(error=message), status
 
 
-def _form_list(name: str) -> list[str]:
-    values = request.form.getlist(name + "[]") or request.form.getlist(name)
-    out: list[str] = []
-    for value in values:
-        # `"[264561]"` (the doc's own example) and plain ids are both accepted.
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                out.extend(str(v) for v in json.loads(text))
-                continue
-            except ValueError:
-                pass
-        out.append(text)
-    return out
+CARD_IDS = "print_job[card_ids]"
+# InstantCard API v2, Print Jobs › Create a Print Job, NOTEs: the ids in brackets, "[264561]" even for one card.
+_CARD_IDS_FORM = re.compile(r"\[\d+(?:,\d+)*\]")
 
 
-def _address_from_form() -> dict[str, Any] | None:
-    prefix = "print_job[address]"
-    keys = {"full_name": f"{prefix}[contact][full_name]", "organization_name": f"{prefix}[organization_name]",
-            "address_1": f"{prefix}[address_1]", "address_2": f"{prefix}[address_2]", "city": f"{prefix}[city]",
-            "state": f"{prefix}[state]", "zip_code": f"{prefix}[zip_code]", "country": f"{prefix}[country]"}
-    address = {k: request.form.get(v) for k, v in keys.items() if request.form.get(v) is not None}
-    return address or None
+def _card_ids(source) -> tuple[list[str] | None, str | None]:
+    """`print_job[card_ids]` exactly as the document gives it: ([ids], None), ([], None) when absent, or
+    (None, why) for any other form (repeated or `[]`-suffixed keys, quoted or spaced ids, a bare id)."""
+    if any(key.startswith(CARD_IDS + "[") for key in source):
+        return None, f"{CARD_IDS} must be one field holding the card ids in brackets, e.g. [264561]"
+    values = source.getlist(CARD_IDS)
+    if not values:
+        return [], None
+    if len(values) > 1 or not _CARD_IDS_FORM.fullmatch(values[0]):
+        return None, f"{CARD_IDS} must be one field holding the card ids in brackets, e.g. [264561]"
+    return values[0][1:-1].split(","), None
+
+
+_ADDRESS_KEYS = {"full_name": "print_job[address][contact][full_name]",
+                 "organization_name": "print_job[address][organization_name]",
+                 "address_1": "print_job[address][address_1]", "address_2": "print_job[address][address_2]",
+                 "city": "print_job[address][city]", "state": "print_job[address][state]",
+                 "zip_code": "print_job[address][zip_code]", "country": "print_job[address][country]"}
+# The parameters Create / Update a Print Job document (Add Card(s) takes only the card ids).
+PRINT_JOB_KEYS = frozenset({"print_job[address_id]", "print_job[shipping_provider_id]",
+                            "print_job[number_of_copies]", CARD_IDS, *_ADDRESS_KEYS.values()})
+
+
+class PrintJobFields:
+    """A print job request's documented parameters, read from the form (POST) or the URL (PATCH)."""
+
+    def __init__(self, source, allowed: frozenset[str] = PRINT_JOB_KEYS) -> None:
+        self.problem: str | None = None
+        unknown = sorted(set(source.keys()) - allowed)
+        if unknown:
+            self.problem = f"undocumented parameter {unknown[0]}"
+        self.card_ids, why = _card_ids(source)
+        self.problem = self.problem or why
+        self.address = {k: source.get(v) for k, v in _ADDRESS_KEYS.items() if source.get(v) is not None} or None
+        self.shipping_provider_id = self._integer(source, "print_job[shipping_provider_id]")
+        self.number_of_copies = self._integer(source, "print_job[number_of_copies]")
+        if self.shipping_provider_id is not None and self.shipping_provider_id not in SHIPPING_PROVIDERS:
+            self.problem = self.problem or "unknown shipping provider"
+
+    def _integer(self, source, key: str) -> int | None:
+        raw = source.get(key)
+        if raw is None:
+            return None
+        if not raw.isdigit() or int(raw) < 1:
+            self.problem = self.problem or f"{key} must be an integer"
+            return None
+        return int(raw)
 
 
 blueprint = Blueprint("sandbox_instantcard", __name__)
@@ -365,10 +397,14 @@ def search_cards(org: str):
     if not term:
         return _error(400, "term is required")
 
+    page, page_size = _page_arguments()
+    if page is None:
+        return _error(400, "page and page_size must be whole numbers from 1")
+
     def act():
         found = [state.card_json(c) for c in state.cards.values()
                  if any(term in str(v).lower() for v in c["data"].values())]
-        return jsonify(found)
+        return jsonify(found[(page - 1) * page_size: page * page_size])
 
     return _with_faults("search_cards", act)
 
@@ -453,12 +489,15 @@ def _finalized_cards(state: InstantCardSandboxState, card_ids: list[str]):
     return ids, None
 
 
-def _shipping_provider_from_form() -> int | None:
-    """The form's shipping provider id: None when absent, -1 when unknown."""
-    raw = request.form.get("print_job[shipping_provider_id]")
-    if raw in (None, ""):
-        return None
-    return int(raw) if raw.isdigit() and int(raw) in SHIPPING_PROVIDERS else -1
+SEARCH_MAX_PAGE_SIZE = 25  # the sandbox's own cap (the document gives none): a client asking for more gets fewer
+
+
+def _page_arguments() -> tuple[int | None, int]:
+    """(page, page_size) from the query (defaults 1 and 25, page_size capped); (None, 0) when not whole numbers."""
+    page, size = request.args.get("page", "1"), request.args.get("page_size", str(SEARCH_MAX_PAGE_SIZE))
+    if not (page.isdigit() and size.isdigit() and int(page) >= 1 and int(size) >= 1):
+        return None, 0
+    return int(page), min(int(size), SEARCH_MAX_PAGE_SIZE)
 
 
 def _print_job_or_abort(state: InstantCardSandboxState, job_id: int, *, unsubmitted: bool = False) -> dict:
@@ -473,20 +512,19 @@ def _print_job_or_abort(state: InstantCardSandboxState, job_id: int, *, unsubmit
 
 @blueprint.post("/organizations/<org>/print_jobs")
 def create_print_job(org: str):
-    """Create a print job of finalized cards, with a one-off address and a shipping provider."""
+    """Create a print job of finalized cards, with a one-off address and a shipping provider (form-data)."""
     state = _state()
-    card_ids = _form_list("print_job[card_ids]")
-    provider = _shipping_provider_from_form()
-    if provider == -1:
-        return _error(400, "unknown shipping provider")
+    fields = PrintJobFields(request.form)
+    if fields.problem:
+        return _error(400, fields.problem)
 
     def act():
-        ids, problem = _finalized_cards(state, card_ids)
+        ids, problem = _finalized_cards(state, fields.card_ids)
         if problem:
             return problem
-        job = {"id": state.next_print_job_id, "card_ids": ids, "address": _address_from_form(),
-               "shipping_provider_id": provider, "status": 0, "created_at": _now().isoformat(),
-               "number_of_copies": int(request.form.get("print_job[number_of_copies]") or 1)}
+        job = {"id": state.next_print_job_id, "card_ids": ids, "address": fields.address,
+               "shipping_provider_id": fields.shipping_provider_id, "status": 0, "created_at": _now().isoformat(),
+               "number_of_copies": fields.number_of_copies or 1}
         state.next_print_job_id += 1
         state.print_jobs[job["id"]] = job
         return jsonify(state.job_json(job)), 201
@@ -521,29 +559,36 @@ def fetch_print_job(org: str, job_id: int):
 
 @blueprint.patch("/organizations/<org>/print_jobs/<int:job_id>")
 def update_print_job(org: str, job_id: int):
-    """Change a print job; as documented, a PATCH without a shipping provider resets it to null."""
+    """Change a print job; its parameters are URL parameters (Update a Print Job's table says so), and, as
+    documented, a PATCH without a shipping provider resets it to null."""
     state = _state()
-    provider = _shipping_provider_from_form()
-    if provider == -1:
-        return _error(400, "unknown shipping provider")
+    if request.form:
+        return _error(400, "Update a Print Job takes its parameters in the URL, not in the body")
+    fields = PrintJobFields(request.args)
+    if fields.problem:
+        return _error(400, fields.problem)
     with state.lock:
         job = _print_job_or_abort(state, job_id, unsubmitted=True)
-        ids, problem = _finalized_cards(state, _form_list("print_job[card_ids]"))
+        ids, problem = _finalized_cards(state, fields.card_ids)
         if problem:
             return problem
         job["card_ids"].extend(i for i in ids if i not in job["card_ids"])
-        job["address"] = _address_from_form() or job["address"]
-        if request.form.get("print_job[number_of_copies]"):
-            job["number_of_copies"] = int(request.form["print_job[number_of_copies]"])
-        job["shipping_provider_id"] = provider  # as documented: a PATCH without it resets it to null
+        job["address"] = fields.address or job["address"]
+        job["number_of_copies"] = fields.number_of_copies or job["number_of_copies"]
+        job["shipping_provider_id"] = fields.shipping_provider_id  # as documented: reset to null when not sent
         return jsonify(state.job_json(job))
 
 
 @blueprint.post("/organizations/<org>/print_jobs/<int:job_id>/add_cards")
 def add_cards(org: str, job_id: int):
-    """Add finalized cards to a print job not yet submitted."""
+    """Add finalized cards to a print job not yet submitted (`print_job[card_ids]`, the only parameter)."""
     state = _state()
-    card_ids = _form_list("print_job[card_ids]")
+    fields = PrintJobFields(request.form, frozenset({CARD_IDS}))
+    if not fields.problem and not fields.card_ids:
+        fields.problem = f"{CARD_IDS} is required"
+    if fields.problem:
+        return _error(400, fields.problem)
+    card_ids = fields.card_ids
 
     def act():
         job = _print_job_or_abort(state, job_id, unsubmitted=True)
@@ -586,11 +631,14 @@ def check_balance(org: str, job_id: int):
 
 @blueprint.get("/organizations/<org>/print_jobs/<int:job_id>/charge_details")
 def charge_details(org: str, job_id: int):
-    """What the print job costs (cards and shipping) and whether the balance covers it."""
+    """What a submitted print job cost (cards and shipping). The document: "fetch charge detail for an already
+    submitted print job"; an unsubmitted one is refused with 400 (Check Balance is the call before submitting)."""
     state = _state()
 
     def act():
         job = _print_job_or_abort(state, job_id)
+        if job["status"] != 1:
+            return _error(400, "Charge details are available for submitted print jobs only")
         cards_cost, shipping = state.job_cost(job)
         items = [{"card_id": str(c), "quantity": job["number_of_copies"],
                   "cost": format_money(CARD_PRICE_CENTS * job["number_of_copies"])} for c in job["card_ids"]]

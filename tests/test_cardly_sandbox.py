@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -94,7 +95,7 @@ def test_the_client_against_the_sandbox(cardly, base):
     order = client.get_order(placed.order_id)
     assert order.purchase_order_number == "#9" and order.cost_credits == Decimal("1.0")
     assert client.account_balance().credits == Decimal("25.0")
-    preview = client.preview_order(line())
+    preview = client.preview_order({k: v for k, v in line().items() if k != "quantity"})
     assert requests.get(preview.card_url, timeout=5).headers["Content-Type"] == "application/pdf"
     assert preview.cost_credits == Decimal("1.0")
     art = client.list_art(limit=10, offset=20)
@@ -139,3 +140,48 @@ def test_racing_requests_with_one_key_place_one_order(cardly, base):
     assert len({a.json()["data"]["order"]["id"] for a in answers}) == 1
     assert len(cardly.placed_orders()) == 1
     assert sum(a.headers.get("Idempotent-Replayed") == "true" for a in answers) == 7
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain", None])
+def test_a_body_not_sent_as_json_is_refused_and_keeps_the_idempotency_key(base, content_type):
+    """Cardly v2 API: "accepts only JSON-encoded bodies for POST requests ... Content-type: text/json"."""
+    headers = {"API-Key": "test_sandbox_key", "Idempotency-Key": "k-ct"}
+    if content_type:
+        headers["Content-Type"] = content_type
+    body = json.dumps({"lines": [line()]})
+    refused = requests.post(f"{base}/orders/place", headers=headers, data=body, timeout=5)
+    assert refused.status_code == 400 and refused.json()["state"]["status"] == "ERROR"
+    preview = requests.post(f"{base}/orders/preview", headers=headers, data=json.dumps(line()), timeout=5)
+    assert preview.status_code == 400
+    for accepted in ("text/json", "application/json"):  # the text's and the echo sample's
+        ok = requests.post(f"{base}/orders/place", data=body, timeout=5,
+                           headers={**headers, "Content-Type": accepted})
+        assert ok.status_code == 200  # the refused request did not consume the key
+
+
+@pytest.mark.parametrize(("path", "body", "field"), [
+    ("orders/preview", line(), "quantity"),  # Generate Preview documents no quantity
+    ("orders/preview", line(shippingmethod="standard"), "shippingmethod"),
+    ("orders/place", {"lines": [line(recipient={**line()["recipient"], "zip": "62701"})]}, "lines.0.recipient.zip"),
+    ("orders/place", {"lines": [line(sender={"firstName": "Shop", "address": "1 High St", "city": "Springfield",
+                                             "postcode": "62701", "country": "US", "region": "IL",
+                                             "company": "Shop Inc"})]}, "lines.0.sender.company"),
+    ("orders/place", {"lines": [line()], "purchaseOrderNo": "#1"}, "purchaseOrderNo"),
+    ("orders/place", {"lines": [line(messages={"pages": [{"page": "3", "text": "Hi"}]})]}, "lines.0.messages.pages"),
+    ("orders/place", {"lines": [line(recipient={**line()["recipient"], "postcode": 62701})]},
+     "lines.0.recipient.postcode"),
+])
+def test_fields_cardly_does_not_document_are_refused(base, cardly, path, body, field):
+    answer = requests.post(f"{base}/{path}", json=body, timeout=5, headers={"API-Key": "test_sandbox_key"})
+    assert answer.status_code == 422 and field in answer.json()["data"]["errors"]
+    assert cardly.placed_orders() == []
+
+
+def test_listing_parameters_cardly_does_not_document_are_refused(base):
+    headers = {"API-Key": "test_sandbox_key"}
+    assert requests.get(f"{base}/art", params={"ownOnly": 1, "limit": 5, "offset": 0}, headers=headers,
+                        timeout=5).status_code == 200
+    for path, params in (("templates", {"ownOnly": 1}), ("orders", {"purchaseOrderNumber": "#1"}),
+                         ("art", {"per_page": 5})):
+        answer = requests.get(f"{base}/{path}", params=params, headers=headers, timeout=5)
+        assert answer.status_code == 422 and answer.json()["state"]["status"] == "ERROR"

@@ -138,6 +138,10 @@ def test_a_wrong_product_mapping_still_needs_instantcards_credentials_in_product
     ({"CARDLY_SENDER": "{"}, "CARDLY_SENDER is not valid JSON (Expecting property name enclosed in double quotes "
                               "at position 1)"),
     ({"CARDLY_SENDER": "[1]"}, "CARDLY_SENDER must be a JSON object with Cardly's sender fields"),
+    ({"CARDLY_SENDER": '{"firstName": "Shop", "company": "Shop Inc", "address": "1 High St", "city": "Springfield", '
+                       '"postcode": "62701", "country": "US"}'},
+     "CARDLY_SENDER has company, which Cardly's sender does not have (its fields: firstName, lastName, address, "
+     "address2, city, region, postcode, country, omitAddress)"),
     ({"INSTANTCARD_PRODUCTS": "[]"}, "INSTANTCARD_PRODUCTS must be a JSON object mapping SKU to a card template"),
     ({"INSTANTCARD_PRODUCTS": "null"}, "INSTANTCARD_PRODUCTS must be a JSON object mapping SKU to a card template"),
     ({"WEBHOOK_SECRETS": "whsec_c2VjcmV0,hunter2"}, "WEBHOOK_SECRETS entries must start with whsec_ (one entry "

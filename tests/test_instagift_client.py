@@ -111,8 +111,8 @@ def test_parse_claim_code_refuses_what_no_claim_code_has(typed):
 
 def test_the_forms_sent_for_each_kind_of_typed_code():
     assert parse_claim_code("e69w cdq2 wtwh6y").lookup_forms() == ("E69W-CDQ2-WTWH6Y", "E69WCDQ2WTWH6Y")
-    assert parse_claim_code("u4kr9clt3knpu4").lookup_forms() == ("U4KR9CLT3KNPU4", "U4KR-9CLT-3KNPU4")
-    assert parse_claim_code("mnkqpf27eehj3").lookup_forms() == ("MNKQPF27EEHJ3", "MNK-QPF27E-EHJ3")
+    assert parse_claim_code("u4kr9clt3knpu4").lookup_forms() == ("U4KR-9CLT-3KNPU4", "U4KR9CLT3KNPU4")
+    assert parse_claim_code("mnkqpf27eehj3").lookup_forms() == ("MNK-QPF27E-EHJ3", "MNKQPF27EEHJ3")
     assert parse_claim_code("ABCDEFGHJKLMNPQ").lookup_forms() == ("ABCDEFGHJKLMNPQ",)  # 15: no documented grouping
     assert parse_claim_code("E69WCDQ2-WTWH6Y").lookup_forms() == ("E69WCDQ2-WTWH6Y", "E69WCDQ2WTWH6Y")
     assert documented_grouping("U4KR9CLT3KNPU4") == "U4KR-9CLT-3KNPU4"
@@ -166,11 +166,15 @@ def test_a_typed_grouping_not_found_is_tried_once_without_hyphens(client, wire):
     assert [call.request.path_url for call in wire.calls] == ["/v2/claim_codes/" + CODE, "/v2/claim_codes/" + BARE]
 
 
-def test_a_bare_code_not_found_is_tried_once_grouped_as_printed(client, wire):
-    wire.get(f"{BASE}/claim_codes/{BARE}", status=404, json=error_body(404, "Not Found", "Resource with that ID not found"))
+def test_a_bare_code_is_sent_grouped_as_printed_first_and_bare_once_after_a_404(client, wire):
     wire.get(f"{BASE}/claim_codes/{CODE}", json={"certificates": [certificate_record()]})
     assert client.fetch_by_claim_code(BARE.lower()).id == "hD65TJvxnv8oIuyOmD056w"
-    assert [call.request.path_url for call in wire.calls] == ["/v2/claim_codes/" + BARE, "/v2/claim_codes/" + CODE]
+    assert [call.request.path_url for call in wire.calls] == ["/v2/claim_codes/" + CODE]  # the documented form
+    wire.replace(responses.GET, f"{BASE}/claim_codes/{CODE}", status=404,
+                 json=error_body(404, "Not Found", "Resource with that ID not found"))
+    wire.get(f"{BASE}/claim_codes/{BARE}", json={"certificates": [certificate_record()]})
+    assert client.fetch_by_claim_code(BARE.lower()).id == "hD65TJvxnv8oIuyOmD056w"
+    assert [call.request.path_url for call in wire.calls][1:] == ["/v2/claim_codes/" + CODE, "/v2/claim_codes/" + BARE]
 
 
 def test_a_code_unknown_in_both_forms_is_two_calls_then_not_found(client, wire):
@@ -194,17 +198,16 @@ def test_redeem_by_claim_code_sends_the_form_instagift_knows(client, wire):
               json=error_body(404, "Not Found", "Resource with that ID not found"))
     wire.post(f"{BASE}/claim_codes/{BARE}/redemptions", status=201, json={"redemptions": [redemption_record()]})
     assert client.redeem_by_claim_code(CODE, 4000).amount_cents == 4000
-    assert [json.loads(call.request.body) for call in wire.calls] == [
-        {"amount_to_redeem_cents": 4000, "redemption_location_id": "LOC1"}] * 2
+    # Redeem a Certificate by Claim Code documents the amount only: the configured location is not sent.
+    assert [json.loads(call.request.body) for call in wire.calls] == [{"amount_to_redeem_cents": "4000"}] * 2
 
 
-def test_redeem_sends_an_integer_amount_and_the_location(client, wire):
+def test_redeem_sends_the_amount_as_the_samples_write_it_and_the_location(client, wire):
     wire.post(f"{BASE}/certificates/abc/redemptions", status=201,
               json={"redemptions": [redemption_record(amount_cents="4000")]})
     redemption = client.redeem_certificate("abc", 4000)
     body = json.loads(wire.calls[0].request.body)
-    assert body == {"amount_to_redeem_cents": 4000, "redemption_location_id": "LOC1"}
-    assert isinstance(body["amount_to_redeem_cents"], int)
+    assert body == {"amount_to_redeem_cents": "4000", "redemption_location_id": "LOC1"}  # '"4000"', a string
     assert redemption.amount_cents == 4000  # the string form is accepted on the way in
     assert redemption.certificate_id == "hD65TJvxnv8oIuyOmD056w"
     assert redemption.location_id == "AzoXEYPYxG3OUaKJi234WQ"
@@ -214,8 +217,8 @@ def test_redeem_sends_an_integer_amount_and_the_location(client, wire):
 def test_redeem_by_claim_code_without_amount_redeems_the_whole_value(client, wire):
     wire.post(f"{BASE}/claim_codes/{CODE}/redemptions", status=201,
               json={"redemptions": [redemption_record(amount_cents=10000)]})
-    redemption = client.redeem_by_claim_code(CODE, None, location_id="OTHER")
-    assert json.loads(wire.calls[0].request.body) == {"redemption_location_id": "OTHER"}
+    redemption = client.redeem_by_claim_code(CODE, None)
+    assert json.loads(wire.calls[0].request.body) == {}
     assert redemption.amount_cents == 10000
 
 

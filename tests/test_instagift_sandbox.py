@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from sandbox.instagift import (
+    AMOUNT_FORM,
     BARE_CODES_ENV,
     DEFAULT_PER_PAGE,
     DEMO_CERTIFICATES,
@@ -167,7 +168,7 @@ def test_partial_redemption_rounds_down_and_splits(ig, state):
     assert len(state.redemptions_for(original.id)) == 1
 
 
-def test_amounts_are_rounded_down_to_whole_dollars_string_or_int(base, state):
+def test_amounts_are_rounded_down_to_whole_dollars(base, state):
     cert_id = demo_id("DEMO-100S-PLIT")
     answer = requests.post(f"{base}/certificates/{cert_id}/redemptions", headers=AUTH,
                            json={"amount_to_redeem_cents": "2381"}, timeout=5)
@@ -208,7 +209,7 @@ def test_more_than_the_face_value_is_refused(ig):
 
 def test_less_than_a_dollar_is_refused(base):
     answer = requests.post(f"{base}/claim_codes/DEMO-050S-PLIT/redemptions", headers=AUTH,
-                           json={"amount_to_redeem_cents": 99}, timeout=5)
+                           json={"amount_to_redeem_cents": "99"}, timeout=5)
     assert answer.status_code == 400
     assert answer.json()["errors"][0]["title"] == "Unable to create redemption"
 
@@ -240,7 +241,9 @@ def test_location_can_be_required(ig, base):
     with pytest.raises(ProviderRejected) as caught:
         ig.redeem_by_claim_code("DEMO-050S-PLIT", 1000)
     assert caught.value.reason == "location_required"
-    assert ig.redeem_by_claim_code("DEMO-050S-PLIT", 1000, location_id="LOC1").location_id == "LOC1"
+    # Redeem a Certificate takes the location (by claim code documents the amount only).
+    certificate = ig.fetch_by_claim_code("DEMO-050S-PLIT")
+    assert ig.redeem_certificate(certificate.id, 1000, location_id="LOC1").location_id == "LOC1"
 
 
 def test_concurrent_redemptions_of_one_certificate_succeed_once(base):
@@ -495,3 +498,36 @@ def test_only_the_control_routes_skip_merchant_auth(base):
     assert requests.get(f"{base}/claim_codes/_control", timeout=5).status_code == 401
     assert requests.get(f"{base}/certificates/_control", timeout=5).status_code == 401
     assert requests.get(f"{base}/_control/certificates/{demo_id('DEMO-100S-PLIT')}", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize(("kwargs", "status", "said"), [
+    ({"data": {"amount_to_redeem_cents": "1000"}}, 406, "isn’t JSON"),  # form-encoded: "accepts ... JSON only"
+    ({"json": {"amount_to_redeem_cents": 1000}}, 400, AMOUNT_FORM),  # the samples write the amount "4000"
+    ({"json": {"amount_to_redeem_cents": "10.00"}}, 400, AMOUNT_FORM),
+    ({"json": {"amount_to_redeem_cents": "1000", "redemption_location_id": "LOC1"}}, 400,
+     "redemption_location_id is not a parameter"),  # by claim code documents the amount only
+    ({"json": {"amount": "1000"}}, 400, "amount is not a parameter"),
+])
+def test_a_redemption_in_an_undocumented_form_is_refused_and_redeems_nothing(base, state, kwargs, status, said):
+    answer = requests.post(f"{base}/claim_codes/DEMO-050S-PLIT/redemptions", headers=AUTH, timeout=5, **kwargs)
+    assert answer.status_code == status
+    [error] = answer.json()["errors"]
+    assert error["code"] == str(status) and said in (error.get("details") or error["title"])
+    assert state.redemptions_for(demo_id("DEMO-050S-PLIT")) == []
+
+
+def test_the_documented_redemption_forms_are_accepted(base, state):
+    cert_id = demo_id("DEMO-100S-PLIT")
+    sample = {"amount_to_redeem_cents": "4000", "redemption_location_id": "AzoXEYPYxG3OUaKJi234WQ"}
+    answer = requests.post(f"{base}/certificates/{cert_id}/redemptions", headers=AUTH, json=sample, timeout=5)
+    assert answer.status_code == 201 and answer.json()["redemptions"][0]["amount_cents"] == 4000
+    by_code = requests.post(f"{base}/claim_codes/DEMO-050S-PLIT/redemptions", headers=AUTH,
+                            json={"amount_to_redeem_cents": "4000"}, timeout=5)
+    assert by_code.status_code == 201
+
+
+@pytest.mark.parametrize(("path", "query"), [("certificates", {"limit": "10"}), ("redemptions", {"status": "all"}),
+                                             ("redemptions", {"offset": "10"})])
+def test_list_parameters_the_docs_do_not_give_are_refused(base, path, query):
+    answer = requests.get(f"{base}/{path}", headers=AUTH, params={"page": "1", **query}, timeout=5)
+    assert answer.status_code == 400 and "is not a parameter of this list" in answer.json()["errors"][0]["details"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import responses
@@ -104,7 +104,7 @@ def test_print_job_carries_card_ids_address_shipping_provider_and_copies(ic):
                                                    "country": "US"})
     assert job.id == "9" and job.submitted is False
     assert form(responses.calls[1]) == [
-        ("print_job[card_ids][]", "1"), ("print_job[card_ids][]", "2"),
+        ("print_job[card_ids]", "[1,2]"),
         ("print_job[shipping_provider_id]", "3"), ("print_job[number_of_copies]", "1"),
         ("print_job[address][contact][full_name]", "Ada Lovelace"), ("print_job[address][address_1]", "10 Main St"),
         ("print_job[address][city]", "Springfield"), ("print_job[address][state]", "IL"),
@@ -116,8 +116,10 @@ def test_patching_a_print_job_always_resends_the_shipping_provider(ic):
     login()
     responses.patch(f"{ORG}/print_jobs/9", json={"id": 9, "status": 0, "shipping_provider_id": 3})
     ic.update_print_job("9", copies=2)
-    assert ("print_job[shipping_provider_id]", "3") in form(responses.calls[1])
-    assert ("print_job[number_of_copies]", "2") in form(responses.calls[1])
+    sent = responses.calls[1].request
+    assert parse_qsl(urlsplit(sent.url).query) == [("print_job[shipping_provider_id]", "3"),
+                                                   ("print_job[number_of_copies]", "2")]
+    assert not sent.body  # Update a Print Job's parameters are URL parameters
 
 
 @responses.activate
@@ -127,7 +129,7 @@ def test_add_cards_and_remove_card_paths(ic):
     responses.delete(f"{ORG}/print_jobs/9/remove_cards/5", json={"id": 9, "card_ids": []})
     ic.add_cards("9", ["5"])
     ic.remove_card("9", "5")
-    assert form(responses.calls[1]) == [("print_job[card_ids][]", "5")]
+    assert form(responses.calls[1]) == [("print_job[card_ids]", "[5]")]
 
 
 @responses.activate

@@ -40,7 +40,7 @@ def test_only_finalized_cards_join_print_jobs_and_patch_resets_shipping(ic):
     data = json.dumps([{"name": "Name", "value": "Ada"}, {"name": "Member Number", "value": "M-1"}])
     card = requests.post(f"{ic}/organizations/1/cards", headers=auth, timeout=5,
                          data={"card[card_template_id]": "101", "card[data]": data}).json()
-    job_form = {"print_job[card_ids][]": [str(card["id"])], "print_job[shipping_provider_id]": "1",
+    job_form = {"print_job[card_ids]": f"[{card['id']}]", "print_job[shipping_provider_id]": "1",
                 "print_job[address][address_1]": "10 Main St", "print_job[address][city]": "Springfield",
                 "print_job[address][country]": "US"}
     refused = requests.post(f"{ic}/organizations/1/print_jobs", headers=auth, data=job_form, timeout=5)
@@ -49,7 +49,7 @@ def test_only_finalized_cards_join_print_jobs_and_patch_resets_shipping(ic):
     job = requests.post(f"{ic}/organizations/1/print_jobs", headers=auth, data=job_form, timeout=5).json()
     assert job.keys() == {"id", "address_id", "address", "status", "created_at"}  # as described: no card ids
     requests.patch(f"{ic}/organizations/1/print_jobs/{job['id']}", headers=auth,
-                   data={"print_job[number_of_copies]": "2"}, timeout=5).raise_for_status()
+                   params={"print_job[number_of_copies]": "2"}, timeout=5).raise_for_status()
     submit = requests.post(f"{ic}/organizations/1/print_jobs/{job['id']}/print", headers=auth, timeout=5)
     assert submit.status_code == 400 and "shipping provider" in submit.json()["error"]  # the PATCH reset it
 
@@ -78,7 +78,7 @@ def test_a_card_added_twice_is_on_the_print_job_twice_and_removed_once(ic, insta
                         data={"print_job[shipping_provider_id]": "1"}).json()
     add = f"{ic}/organizations/1/print_jobs/{job['id']}/add_cards"
     for _ in range(2):
-        requests.post(add, headers=auth, data={"print_job[card_ids][]": [str(card["id"])]}, timeout=5)
+        requests.post(add, headers=auth, data={"print_job[card_ids]": f"[{card['id']}]"}, timeout=5).raise_for_status()
     assert instantcard.print_jobs[job["id"]]["card_ids"] == [card["id"], card["id"]]
     remove = f"{ic}/organizations/1/print_jobs/{job['id']}/remove_cards/{card['id']}"
     assert requests.delete(remove, headers=auth, timeout=5).status_code == 200
@@ -139,3 +139,88 @@ def test_a_held_call_acts_or_not_and_answers_only_when_released(ic, sandbox, act
     call.join(10)
     assert [a.status_code for a in answers] == [201 if act else 504]
     assert len(state.cards) == (1 if act else 0)
+
+
+def finalized_card(ic, auth) -> int:
+    data = json.dumps([{"name": "Name", "value": "Ada"}])
+    card = requests.post(f"{ic}/organizations/1/cards", headers=auth, timeout=5,
+                         data={"card[card_template_id]": "101", "card[data]": data}).json()
+    requests.patch(f"{ic}/organizations/1/cards/{card['id']}/finalize", headers=auth, timeout=5).raise_for_status()
+    return card["id"]
+
+
+@pytest.mark.parametrize("form", [
+    "print_job[card_ids][]={id}",  # the form the client used to send
+    "print_job[card_ids]={id}",  # a bare id: the document wants "[264561]" even for one card
+    "print_job[card_ids]=[{id}]&print_job[card_ids]=[{id}]",  # the field twice
+    'print_job[card_ids]=["{id}"]',  # quoted ids
+    "print_job[card_ids]=[{id}, {id}]",  # spaced
+    "print_job[card_ids][0]={id}",  # indexed keys
+])
+def test_card_ids_in_any_form_but_the_documented_one_are_refused(ic, instantcard, form):
+    """InstantCard API v2, Print Jobs › Create a Print Job: one `print_job[card_ids]` field, "[264561]"."""
+    auth = token(ic)
+    card_id = finalized_card(ic, auth)
+    job = requests.post(f"{ic}/organizations/1/print_jobs", headers=auth, timeout=5,
+                        data={"print_job[shipping_provider_id]": "1"}).json()
+    body = form.replace("{id}", str(card_id))
+    headers = {**auth, "Content-Type": "application/x-www-form-urlencoded"}
+    for url in (f"{ic}/organizations/1/print_jobs", f"{ic}/organizations/1/print_jobs/{job['id']}/add_cards"):
+        refused = requests.post(url, headers=headers, data=body, timeout=5)
+        assert refused.status_code == 400 and "print_job[card_ids]" in refused.json()["error"]
+    assert instantcard.print_jobs[job["id"]]["card_ids"] == [] and len(instantcard.print_jobs) == 1
+    added = requests.post(f"{ic}/organizations/1/print_jobs/{job['id']}/add_cards", headers=auth, timeout=5,
+                          data={"print_job[card_ids]": f"[{card_id},{card_id}]"})
+    assert added.status_code == 200 and instantcard.print_jobs[job["id"]]["card_ids"] == [card_id, card_id]
+
+
+def test_undocumented_print_job_parameters_and_a_patch_body_are_refused(ic, instantcard):
+    auth = token(ic)
+    url = f"{ic}/organizations/1/print_jobs"
+    for form in ({"print_job[shipping_provider]": "1"}, {"print_job[number_of_copies]": "two"},
+                 {"shipping_provider_id": "1"}):
+        assert requests.post(url, headers=auth, data=form, timeout=5).status_code == 400
+    assert instantcard.print_jobs == {}
+    job = requests.post(url, headers=auth, data={"print_job[shipping_provider_id]": "1"}, timeout=5).json()
+    in_body = requests.patch(f"{url}/{job['id']}", headers=auth, data={"print_job[number_of_copies]": "2"}, timeout=5)
+    assert in_body.status_code == 400 and "URL" in in_body.json()["error"]
+    assert instantcard.print_jobs[job["id"]]["number_of_copies"] == 1
+    assert instantcard.print_jobs[job["id"]]["shipping_provider_id"] == 1
+
+
+def test_charge_details_are_for_submitted_print_jobs_only(ic, instantcard):
+    """InstantCard API v2, Print Jobs › Print Job Charge Details: "for an already submitted print job"; before the
+    submit, Check Balance is the call."""
+    auth = token(ic)
+    card_id = finalized_card(ic, auth)
+    job = requests.post(f"{ic}/organizations/1/print_jobs", headers=auth, timeout=5, data={
+        "print_job[card_ids]": f"[{card_id}]", "print_job[shipping_provider_id]": "1",
+        "print_job[address][address_1]": "10 Main St"}).json()
+    base = f"{ic}/organizations/1/print_jobs/{job['id']}"
+    early = requests.get(f"{base}/charge_details", headers=auth, timeout=5)
+    assert early.status_code == 400 and "submitted" in early.json()["error"]
+    assert requests.get(f"{base}/check_balance", headers=auth, timeout=5).json() is True
+    requests.post(f"{base}/print", headers=auth, timeout=5).raise_for_status()
+    charged = requests.get(f"{base}/charge_details", headers=auth, timeout=5).json()
+    assert charged["job_total_cost"] == "$3.50" and charged["shipping_cost"] == "$1.00"
+
+
+def test_search_pages_are_capped_and_the_client_reads_them_all(ic, sandbox):
+    """The sandbox answers at most 25 cards a page whatever page_size asks (the document gives no maximum); the
+    client's search still finds the card on the second page."""
+    from service.features import load_settings
+    from service.providers.instantcard import InstantCardClient
+
+    auth = token(ic)
+    for n in range(30):
+        data = json.dumps([{"name": "Name", "value": f"Ada {n}"}, {"name": "Member Number", "value": f"M-{n:03d}"}])
+        requests.post(f"{ic}/organizations/1/cards", headers=auth, timeout=5,
+                      data={"card[card_template_id]": "101", "card[data]": data}).raise_for_status()
+    page = requests.get(f"{ic}/organizations/1/cards/search", headers=auth, timeout=5,
+                        params={"term": "Ada", "page_size": 50, "page": 1}).json()
+    assert len(page) == 25
+    env = {"SERVICE_ENV": "development", "INSTANTCARD_API_URL": ic, "INSTANTCARD_EMAIL": "sandbox@example.com",
+           "INSTANTCARD_PASSWORD": "sandbox-password", "INSTANTCARD_ORGANIZATION_ID": "1"}
+    client = InstantCardClient(load_settings(env).instantcard)
+    assert len(client.search_cards("Ada")) == 30
+    assert client.find_card_by_field("Name", "Ada 29").data["Member Number"] == "M-029"

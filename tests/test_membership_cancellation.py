@@ -160,7 +160,7 @@ def test_a_submit_that_never_reached_instantcard_is_read_back_and_the_card_cance
 
 def test_a_cancellation_just_before_the_submit_prints_nothing(app, client, run_jobs, instantcard, short_timeout):
     post_order(client)
-    held = instantcard.hold("charge_details")  # the funds check, the call right before the submit
+    held = instantcard.hold("check_balance")  # the funds check, the call right before the submit
     cancel_while_held(client, run_jobs, held, answer_lost=False)
 
     card = the_card(app)
@@ -340,7 +340,7 @@ class TestStoreBatch:
 
     def test_a_cancellation_while_the_batch_funds_are_checked_takes_the_card_out_first(
             self, app, client, run_jobs, instantcard, short_timeout, batch_of_two):
-        held = instantcard.hold("charge_details")
+        held = instantcard.hold("check_balance")
         cancel_while_held(client, run_jobs, held, "2002", answer_lost=False, clock=lambda: AFTER_CUTOFF)
 
         after = cards(app)

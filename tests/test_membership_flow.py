@@ -47,6 +47,13 @@ def outcome_unknown_since(app) -> dict[str, object]:
         return times
 
 
+def print_jobs(app) -> list[MembershipPrintJob]:
+    with app.app_context():
+        rows = list(db.session.scalars(sa.select(MembershipPrintJob).order_by(MembershipPrintJob.id)))
+        db.session.expunge_all()
+        return rows
+
+
 def job_states(app, kind=JOB_KIND) -> list[str]:
     with app.app_context():
         return list(db.session.scalars(sa.select(Job.state).where(Job.kind == kind).order_by(Job.id)))
@@ -111,7 +118,7 @@ def test_quantity_n_makes_n_cards_with_distinct_member_numbers(app, client, run_
     assert instantcard.counts()["submitted_print_jobs"] == 3
 
 
-@pytest.mark.parametrize("step", ["create_card", "finalize_card", "create_print_job", "charge_details",
+@pytest.mark.parametrize("step", ["create_card", "finalize_card", "create_print_job", "check_balance", "charge_details",
                                   "submit_print_job"])
 def test_token_expiring_mid_flow_is_refreshed_without_duplicates(app, client, run_jobs, instantcard, step):
     post_order(client, lines=(GOLD,))
@@ -245,11 +252,14 @@ def test_insufficient_funds_parks_then_submits_after_funds_are_added(app, client
     assert job_states(app) == ["parked"]
     assert instantcard.counts()["submitted_print_jobs"] == 0
 
-    with app.app_context():  # the periodic check finds the balance still short: nothing wakes
+    checks = instantcard.calls.get("check_balance", 0)
+    with app.app_context():  # the cost is unknown before the submit: a positive balance wakes the job to ask again
         enqueue(db.session, FUNDS_CHECK_KIND, dedupe_key="funds-1")
         db.session.commit()
     run_jobs()
-    assert job_states(app) == ["parked"]
+    assert job_states(app) == ["parked"] and cards(app)[0].status == "waiting_for_funds"
+    assert instantcard.calls["check_balance"] == checks + 1  # Check Balance still said false
+    assert "charge_details" not in instantcard.calls  # never asked of a print job not submitted
 
     instantcard.add_funds(10_00)
     with app.app_context():
@@ -262,11 +272,27 @@ def test_insufficient_funds_parks_then_submits_after_funds_are_added(app, client
     assert job_states(app) == ["succeeded"]
     assert instantcard.counts()["print_jobs"] == 1
     assert instantcard.counts()["balance_cents"] == 11_00 - 350
+    [job] = print_jobs(app)
+    assert (job.cost_cents, job.shipping_cost_cents) == (350, 100)  # from charge details, after the submit
+
+
+@pytest.mark.parametrize("mode", ["error_500", "refuse_400"])
+def test_charge_details_unread_after_the_submit_leave_the_card_printed_and_say_so(app, client, run_jobs,
+                                                                                  instantcard, mode):
+    """Charge details come after the submit (the documented order): the cards are printed whatever they say."""
+    post_order(client, lines=(GOLD,))
+    instantcard.inject_fault("charge_details", mode)
+    run_jobs()
+    assert [c.status for c in cards(app)] == ["submitted"] and job_states(app) == ["succeeded"]
+    [job] = print_jobs(app)
+    assert job.status == "submitted" and job.cost_cents is None
+    assert job.last_error.startswith("submitted; InstantCard's charge details could not be read")
+    assert instantcard.counts()["submitted_print_jobs"] == 1
 
 
 def test_submit_refused_for_funds_after_a_passing_check_also_parks(app, client, run_jobs, instantcard):
     post_order(client, lines=(GOLD,))
-    # The balance drops between the charge-details check and the submit (another job spent it).
+    # The balance drops between Check Balance and the submit (another job spent it).
     instantcard.set_balance(100_00)
     original = instantcard.take_fault
 
@@ -339,7 +365,7 @@ class _CancelsDuring:
 def test_an_order_cancelled_while_funds_are_checked_is_not_printed_or_charged(app, client, run_jobs, instantcard):
     post_order(client, lines=(GOLD,))
     providers = app.extensions["providers"]
-    providers.instantcard = _CancelsDuring(providers.instantcard, client, "charge_details", "1001")
+    providers.instantcard = _CancelsDuring(providers.instantcard, client, "check_balance", "1001")
     run_jobs()
     assert [c.status for c in cards(app)] == ["cancelled"]
     assert instantcard.counts()["submitted_print_jobs"] == 0

@@ -30,6 +30,7 @@ from service.config import Settings
 from service.db import call_provider, insert_ignoring_conflict, lock_for_update
 from service.errors import (
     NotFound,
+    ProviderError,
     ProviderNotFound,
     ProviderPaymentRequired,
     ProviderRejected,
@@ -390,9 +391,11 @@ def submit_print_job(session: Session, client, print_job_row_id: int, now, funds
     """
     row = session.get(MembershipPrintJob, print_job_row_id, populate_existing=True)
     instantcard_id, status, mode = row.instantcard_print_job_id, row.status, row.mode
-    submit_unknown_since = row.submit_outcome_unknown_since
+    submit_unknown_since, costs_known = row.submit_outcome_unknown_since, row.cost_cents is not None
     if status == "submitted":
         _record_submitted(session, print_job_row_id, now)
+        if not costs_known:
+            _record_charge_details(session, client, print_job_row_id, instantcard_id, now)
         return
     if submit_unknown_since is not None:
         current = call_provider(session, client.fetch_print_job, instantcard_id)
@@ -402,17 +405,17 @@ def submit_print_job(session: Session, client, print_job_row_id: int, now, funds
                                                          "InstantCard")
         if current.submitted:
             _record_submitted(session, print_job_row_id, now)
+            _record_charge_details(session, client, print_job_row_id, instantcard_id, now)
             return
     # Each pass honours the cancellations that arrived before it; one arriving during the funds check sends it
     # round again (in store mode the batch's cost changes when a card is taken out).
     for _ in range(MAX_SUBMIT_PASSES):
         if not _honour_cancellations(session, client, print_job_row_id, instantcard_id, mode, now):
             return
-        charge = client.charge_details(instantcard_id)
-        has_balance = charge.has_balance if charge.has_balance is not None else client.check_balance(instantcard_id)
-        _record_costs(session, print_job_row_id, charge.job_total_cost_cents, charge.shipping_cost_cents, now())
-        if not has_balance:
-            _wait_for_funds(session, print_job_row_id, charge.job_total_cost_cents, now, funds_recheck_seconds)
+        # InstantCard API v2, Checkout Process step 6 and Check Balance to Submit a Print Job: "Before submitting
+        # a print job, you must check the account balance". Charge details are only for a submitted job.
+        if not client.check_balance(instantcard_id):
+            _wait_for_funds(session, print_job_row_id, now, funds_recheck_seconds)
         if _intend_to_submit(session, print_job_row_id, now()):
             break
     else:
@@ -420,8 +423,25 @@ def submit_print_job(session: Session, client, print_job_row_id: int, now, funds
     try:
         client.submit_print_job(instantcard_id)  # the answer is not described, and not needed: a 2xx is enough
     except ProviderPaymentRequired:
-        _wait_for_funds(session, print_job_row_id, charge.job_total_cost_cents, now, funds_recheck_seconds)
+        _wait_for_funds(session, print_job_row_id, now, funds_recheck_seconds)
     _record_submitted(session, print_job_row_id, now)
+    _record_charge_details(session, client, print_job_row_id, instantcard_id, now)
+
+
+def _record_charge_details(session: Session, client, row_id: int, instantcard_id: str, now) -> None:
+    """What InstantCard charged for the submitted print job (Print Job Charge Details: "for an already submitted
+    print job"). The cards are printed whatever this says, so a failed read leaves the costs empty with a note for
+    the merchant instead of failing the job."""
+    try:
+        charge = call_provider(session, client.charge_details, instantcard_id)
+    except ProviderError as exc:
+        log.warning("membership print job %s: submitted, but its charge details could not be read: %s", row_id, exc)
+        session.execute(sa.update(MembershipPrintJob).where(MembershipPrintJob.id == row_id).values(
+            last_error=f"submitted; InstantCard's charge details could not be read ({redact(str(exc))[:300]})",
+            updated_at=now()))
+        session.commit()
+        return
+    _record_costs(session, row_id, charge.job_total_cost_cents, charge.shipping_cost_cents, now())
 
 
 def _honour_cancellations(session: Session, client, row_id: int, instantcard_id: str | None, mode: str,
@@ -498,8 +518,9 @@ def _record_costs(session: Session, row_id: int, total: int | None, shipping: in
     session.commit()
 
 
-def _wait_for_funds(session: Session, row_id: int, cost: int | None, now, recheck_seconds: int) -> None:
-    reason = "InstantCard balance does not cover the print job" + (f" ({cost} cents)" if cost is not None else "")
+def _wait_for_funds(session: Session, row_id: int, now, recheck_seconds: int) -> None:
+    # What the print job will cost is not known before it is submitted (charge details are for submitted jobs).
+    reason = "InstantCard balance does not cover the print job (Check Balance answered false)"
     session.execute(sa.update(MembershipCard).where(MembershipCard.print_job_id == row_id,
                                                     MembershipCard.status == "queued")
                     .values(status="waiting_for_funds", last_error=reason, updated_at=now()))
@@ -635,16 +656,18 @@ def due_batches(session: Session, settings: Settings, now: datetime) -> list[int
 
 # -- funds -----------------------------------------------------------------------------------------------------
 def wake_when_funded(session: Session, client, now: datetime) -> int:
-    """Wake parked membership jobs when the balance allows; returns how many jobs were woken."""
-    costs = list(session.scalars(sa.select(MembershipPrintJob.cost_cents).where(
-        MembershipPrintJob.id.in_(sa.select(MembershipCard.print_job_id).where(
-            MembershipCard.status == "waiting_for_funds")))))
-    if not costs:
+    """Wake parked membership jobs once the organization balance is positive; returns how many jobs were woken.
+
+    A waiting print job's cost is not known (InstantCard gives charge details only for submitted jobs), so a
+    positive balance wakes them and each asks Check Balance again; one that is still short parks again."""
+    waiting = session.scalar(sa.select(sa.func.count()).select_from(MembershipCard).where(
+        MembershipCard.status == "waiting_for_funds"))
+    if not waiting:
+        session.commit()
         return 0
     balance = call_provider(session, client.organization_balance_cents)
-    needed = min((c for c in costs if c is not None), default=1)
-    if balance < max(needed, 1):
-        log.info("instantcard balance %s cents does not cover %s cents yet", balance, needed)
+    if balance <= 0:
+        log.info("instantcard balance %s cents covers no print job yet", balance)
         return 0
     woken = wake_parked(session, JOB_KIND, now) + wake_parked(session, BATCH_JOB_KIND, now)
     session.commit()

@@ -31,7 +31,8 @@ from service.logs import redact
 from service.providers.http import ProviderHttp, ProviderResponse
 
 PROVIDER = "cardly"
-# Cardly's text asks for "text/json" while its own echo sample shows application/json; one constant to change.
+# Cardly's text asks for "text/json" while its own echo sample shows application/json; one constant to change. Sent
+# with POST bodies only: the GETs have "(No body required)".
 JSON_CONTENT_TYPE = "application/json"
 MAX_IDEMPOTENCY_KEY_LENGTH = 64
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,64}$")
@@ -73,6 +74,9 @@ class CardRequest:
 
 # A sender (CARDLY_SENDER, in Cardly's own field names) needs all of these or none.
 SENDER_FIELDS = ("firstName", "address", "city", "postcode", "country")
+# Every sender field Place Order documents (`sender.…`); any other name is not Cardly's.
+SENDER_DOCUMENTED_FIELDS = ("firstName", "lastName", "address", "address2", "city", "region", "postcode", "country",
+                            "omitAddress")
 
 _TEMPLATE_VARIABLE_NAMES = {"first_name": "firstName", "message": "message", "order_number": "orderNumber",
                             "shop_name": "shopName"}
@@ -107,8 +111,10 @@ def order_body(request: CardRequest) -> dict[str, Any]:
 
 
 def preview_body(request: CardRequest) -> dict[str, Any]:
-    """The orders/preview body for one card."""
-    return {**card_line(request), "purchaseOrderNumber": request.purchase_order_number}
+    """The orders/preview body for one card: the line's fields at the top with the purchase order number, and no
+    `quantity` (Generate Preview documents none: a preview is of a single card)."""
+    line = {k: v for k, v in card_line(request).items() if k != "quantity"}
+    return {**line, "purchaseOrderNumber": request.purchase_order_number}
 
 
 def is_test_key(api_key: str) -> bool:
@@ -211,12 +217,16 @@ class Page:
     limit: int
     offset: int
     test_mode: bool = False
+    last_record: int | None = None  # meta.lastRecord: the 1-based row number of this page's last record
 
     @property
     def next_offset(self) -> int | None:
-        """Offset of the next page, or None when this page reaches `meta.totalRecords`."""
-        nxt = self.offset + self.limit
-        return nxt if nxt < self.total and self.results else None
+        """Offset of the next page, or None when this page reaches `meta.totalRecords` (or is empty).
+
+        The page's own `meta.lastRecord` says where the next one starts, else the records it holds do; never the
+        `limit` asked for, so a page smaller than asked (a provider's own cap) skips nothing."""
+        nxt = self.last_record if self.last_record is not None else self.offset + len(self.results)
+        return nxt if nxt < self.total and self.results and nxt > self.offset else None
 
 
 @dataclass(frozen=True)
@@ -265,7 +275,7 @@ class CardlyClient:
         self.api_key_is_test = is_test_key(api_key)
         self.http = ProviderHttp(
             PROVIDER, api_url, timeout_seconds=timeout_seconds,
-            default_headers={"API-Key": api_key, "Content-Type": JSON_CONTENT_TYPE},
+            default_headers={"API-Key": api_key},
             describe_error=self._describe_error, session_factory=session_factory,
         )
 
@@ -280,7 +290,7 @@ class CardlyClient:
         """POST orders/place under `idempotency_key`; raises ProviderPaymentRequired on 402."""
         validate_idempotency_key(idempotency_key)
         answer = self._call("POST", "orders/place", json_body=payload,
-                            headers={"Idempotency-Key": idempotency_key})
+                            headers={"Content-Type": JSON_CONTENT_TYPE, "Idempotency-Key": idempotency_key})
         data = answer.data if isinstance(answer.data, dict) else {}
         order = data.get("order")
         if not isinstance(order, dict) or not order.get("id"):
@@ -296,7 +306,7 @@ class CardlyClient:
 
     def preview_order(self, payload: dict[str, Any]) -> Preview:
         """POST orders/preview for one card: watermarked preview URLs, credit cost and delivery window."""
-        answer = self._call("POST", "orders/preview", json_body=payload)
+        answer = self._call("POST", "orders/preview", json_body=payload, headers={"Content-Type": JSON_CONTENT_TYPE})
         data = answer.data if isinstance(answer.data, dict) else {}
         preview = data.get("preview") if isinstance(data.get("preview"), dict) else {}
         urls = preview.get("urls") if isinstance(preview.get("urls"), dict) else {}
@@ -410,12 +420,13 @@ class CardlyClient:
         if not isinstance(results, list):
             raise ProviderResponseInvalid(PROVIDER, f"{path} answered without data.results",
                                           request_id=answer.request_id)
-        total = meta.get("totalRecords")
+        total, last_record = meta.get("totalRecords"), meta.get("lastRecord")
         return Page(results=[r for r in results if isinstance(r, dict)],
                     total=total if isinstance(total, int) else offset + len(results),
                     limit=meta.get("limit") if isinstance(meta.get("limit"), int) else limit,
                     offset=meta.get("offset") if isinstance(meta.get("offset"), int) else offset,
-                    test_mode=answer.test_mode)
+                    test_mode=answer.test_mode,
+                    last_record=last_record if _count(last_record) else None)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> _Answer:
         return self._unwrap(method, path, self.http.request(method, path, **kwargs))
@@ -514,3 +525,7 @@ def _safe_body(body: Any) -> Any:
     if isinstance(body, dict):
         return {k: body[k] for k in ("state", "testMode") if k in body}
     return None
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

@@ -119,14 +119,14 @@ class ClaimCode:
     def lookup_forms(self) -> tuple[str, ...]:
         """The forms to send, in order; the second is tried only when Instagift answers 404 to the first.
 
-        The docs put the printed form in every URL, so the shopper's grouping goes first; a shopper who typed
-        groups is never sent the bare code first. A bare code is sent as typed, then (when its length has a
-        documented grouping) grouped the way Instagift prints it. At most two forms.
+        The docs put the printed form in every URL (Claim Codes' sample requests), so a documented form goes
+        first: the shopper's grouping, or, for a code typed bare whose length Instagift prints in groups, that
+        grouping; the bare code is the fallback. Other bare codes are sent as typed. At most two forms.
         """
         if self.typed_with_separators:
             return (self.printed, self.canonical)
         grouped = documented_grouping(self.canonical)
-        return (self.canonical, grouped) if grouped else (self.canonical,)
+        return (grouped, self.canonical) if grouped else (self.canonical,)
 
 
 def parse_claim_code(raw: object) -> ClaimCode | None:
@@ -474,17 +474,17 @@ class InstagiftClient:
         response = self._by_claim_code(self._claim_code(claim_code), "GET", f"claim_codes/{_CODE_PLACEHOLDER}")
         return self._one_certificate(response)
 
-    def redeem_by_claim_code(self, claim_code: str | ClaimCode, amount_cents: int | None,
-                             location_id: str | None = None) -> Redemption:
+    def redeem_by_claim_code(self, claim_code: str | ClaimCode, amount_cents: int | None) -> Redemption:
         """Redeem by claim code (whole face value when amount_cents is None), in the form Instagift knows.
 
         The service itself redeems by certificate id; this exists for the sandbox and for completeness. A 404
-        redeems nothing, so trying the other form after one is safe.
+        redeems nothing, so trying the other form after one is safe. Claim Codes › Redeem a Certificate by Claim
+        Code documents `amount_to_redeem_cents` only, so no location is sent (Redeem a Certificate takes one).
         """
         _check_amount(amount_cents)
         response = self._by_claim_code(self._claim_code(claim_code), "POST",
                                        f"claim_codes/{_CODE_PLACEHOLDER}/redemptions",
-                                       json_body=self._redemption_body(amount_cents, location_id))
+                                       json_body=self._redemption_body(amount_cents, None, with_location=False))
         return self._one_redemption(response)
 
     # --- certificates ------------------------------------------------------------------------------------
@@ -575,11 +575,14 @@ class InstagiftClient:
 
     # --- one place for parsing and errors ----------------------------------------------------------------
 
-    def _redemption_body(self, amount_cents: int | None, location_id: str | None) -> dict[str, Any]:
+    def _redemption_body(self, amount_cents: int | None, location_id: str | None, *,
+                         with_location: bool = True) -> dict[str, Any]:
         body: dict[str, Any] = {}
         if amount_cents is not None:
-            body["amount_to_redeem_cents"] = int(amount_cents)  # the docs show a string; we send an integer
-        location = location_id or self.location_id
+            # Every sample request writes the amount as a string of digits ('{"amount_to_redeem_cents":"4000"}'):
+            # that is the form sent.
+            body["amount_to_redeem_cents"] = str(int(amount_cents))
+        location = (location_id or self.location_id) if with_location else None
         if location:
             body["redemption_location_id"] = location
         return body

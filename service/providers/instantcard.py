@@ -6,7 +6,8 @@ InstantCard's own document lost every sample response, so everything we read fro
 defensive: it accepts the shapes other references show (a bare object, or one wrapped in `{"card": …}` or
 `{"data": …}`) and raises `ProviderResponseInvalid` naming what was missing.
 
-Requests are form-data with bracketed keys (`card[card_template_id]`, `print_job[card_ids][]`, …).
+Requests are form-data with bracketed keys (`card[card_template_id]`, `print_job[card_ids]`, …), in exactly the
+forms InstantCard's document shows (docs/providers.md lists each call and the section it follows).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ log = logging.getLogger("service.providers.instantcard")
 PROVIDER = "instantcard"
 # Refresh a token this long before the expiry it announces, so a call never starts with a dying token.
 REFRESH_MARGIN = timedelta(seconds=60)
+SEARCH_MAX_PAGES = 20  # search pages one lookup reads (a member number matches a card or two)
 _FUNDS_WORDS = re.compile(r"insufficient|not enough|funds|balance", re.I)
 
 
@@ -208,11 +210,21 @@ class InstantCardClient:
         """Delete a card (used for unprinted drafts only)."""
         self._call("DELETE", self._org(f"cards/{card_id}"))
 
-    def search_cards(self, term: str, *, page_size: int = 50) -> list[Card]:
-        """Cards matching a search term (InstantCard searches card data as text)."""
-        response = self._call("GET", self._org("cards/search"),
-                              params={"term": term, "page_size": page_size, "page": 1})
-        return [parse_card(item) for item in parse_list(response.body, "cards")]
+    def search_cards(self, term: str, *, page_size: int = 50, max_pages: int = SEARCH_MAX_PAGES) -> list[Card]:
+        """Every card matching a search term (InstantCard searches card data as text), page after page.
+
+        Search for a Card takes `page_size` and `page` but says nothing of the last page, and InstantCard may
+        answer fewer cards than asked: pages are read until one is empty or brings no card not seen before."""
+        found: dict[str, Card] = {}
+        for page in range(1, max_pages + 1):
+            response = self._call("GET", self._org("cards/search"),
+                                  params={"term": term, "page_size": page_size, "page": page})
+            cards = [parse_card(item) for item in parse_list(response.body, "cards")]
+            new = [card for card in cards if card.id not in found]
+            if not new:
+                return list(found.values())
+            found.update((card.id, card) for card in new)
+        raise ProviderResponseInvalid(PROVIDER, f"the card search did not end within {max_pages} pages")
 
     def find_card_by_field(self, field_name: str, value: str) -> Card | None:
         """The card whose `field_name` equals `value` exactly (search is by text, so results are filtered)."""
@@ -232,13 +244,17 @@ class InstantCardClient:
 
     def update_print_job(self, print_job_id: str, *, address: dict[str, Any] | None = None,
                          copies: int | None = None) -> PrintJob:
-        """Change a print job; InstantCard resets the shipping provider on PATCH, so it is always resent."""
-        form = self._print_job_form((), address, copies)
-        return parse_print_job(self._call("PATCH", self._org(f"print_jobs/{print_job_id}"), data=form).body)
+        """Change a print job; InstantCard resets the shipping provider on PATCH, so it is always resent.
+
+        Its parameters go in the URL: Update a Print Job's table gives every one the type "URL parameter"
+        (Create a Print Job's says "body form-data")."""
+        params = self._print_job_form((), address, copies)
+        return parse_print_job(self._call("PATCH", self._org(f"print_jobs/{print_job_id}"), params=params).body)
 
     def _print_job_form(self, card_ids: Iterable[str], address: dict[str, Any] | None,
                         copies: int | None) -> list[tuple[str, str]]:
-        form: list[tuple[str, str]] = [("print_job[card_ids][]", str(cid)) for cid in card_ids]
+        ids = list(card_ids)
+        form: list[tuple[str, str]] = [(CARD_IDS_KEY, encode_card_ids(ids))] if ids else []
         if self.shipping_provider_id:
             form.append(("print_job[shipping_provider_id]", str(self.shipping_provider_id)))
         if copies is not None:
@@ -249,7 +265,7 @@ class InstantCardClient:
 
     def add_cards(self, print_job_id: str, card_ids: Iterable[str]) -> PrintJob | None:
         """Add finalized cards to an existing print job."""
-        form = [("print_job[card_ids][]", str(cid)) for cid in card_ids]
+        form = {CARD_IDS_KEY: encode_card_ids(card_ids)}
         body = self._call("POST", self._org(f"print_jobs/{print_job_id}/add_cards"), data=form).body
         return parse_print_job(body) if _is_print_job(body) else None
 
@@ -328,6 +344,21 @@ def describe_error(response: ProviderResponse) -> ProviderError | None:
 def encode_card_data(data: dict[str, str]) -> str:
     """`card[data]`: a JSON array with one object per template variable field."""
     return json.dumps([{"name": name, "value": value} for name, value in data.items()])
+
+
+CARD_IDS_KEY = "print_job[card_ids]"
+
+
+def encode_card_ids(card_ids: Iterable[str]) -> str:
+    """`print_job[card_ids]`: one form field holding the ids in brackets, the form InstantCard's document gives.
+
+    InstantCard API v2, Print Jobs › Create a Print Job, NOTEs: "an array of strings—each string being a card ID
+    number. Even if you are ordering a single card, it must be in the form “[264561]”". So one card is `[264561]`
+    and several are `[264561,264562]` (no quotes, no spaces), never repeated `print_job[card_ids][]` keys."""
+    ids = [str(card_id).strip() for card_id in card_ids]
+    if not ids or not all(card_id.isdigit() for card_id in ids):
+        raise ValueError("InstantCard card ids are card ID numbers, at least one")
+    return "[" + ",".join(ids) + "]"
 
 
 _ADDRESS_KEYS = {

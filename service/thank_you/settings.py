@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.config import Environment
-from service.providers.cardly import SENDER_FIELDS
+from service.providers.cardly import SENDER_DOCUMENTED_FIELDS, SENDER_FIELDS
 from service.thank_you.message import unknown_message_variables
 
 DEFAULT_MESSAGE = "Dear {customer.first_name},\nThank you for your order {order.number}!\n{shop.name}"
@@ -42,6 +42,10 @@ def sender_problems(sender: Any) -> list[str]:
         return []
     if not isinstance(sender, dict):
         return ["CARDLY_SENDER must be a JSON object with Cardly's sender fields"]
+    unknown = [name for name in sender if name not in SENDER_DOCUMENTED_FIELDS]
+    if unknown:
+        return [f"CARDLY_SENDER has {', '.join(unknown)}, which Cardly's sender does not have (its fields: "
+                f"{', '.join(SENDER_DOCUMENTED_FIELDS)})"]
     missing = [name for name in SENDER_FIELDS if not str(sender.get(name) or "").strip()]
     if missing:
         return [f"CARDLY_SENDER lacks {', '.join(missing)} (Cardly needs all sender fields or none)"]

@@ -8,7 +8,11 @@ A fixture is a JSON object:
 - `body`: the sample as printed in the docs, unchanged (placeholders such as `"...": "..."` included);
 - `guessed` (optional): what the docs leave out that the fixture or the client had to assume.
 
-Contract tests serve a fixture as the provider's answer (`responses`) and check what the client makes of it.
+A fixture named `*_request.json` is a documented request instead: `body` is what the client sends (the sample call's
+body, or the parameter table's keys), `request` may carry the documented `headers`, and `sent` says how it is sent.
+
+Contract tests serve a fixture as the provider's answer (`responses`) and check what the client makes of it;
+test_wire_forms.py captures every request the clients send and compares it with the `*_request.json` fixtures.
 """
 
 from __future__ import annotations

@@ -179,10 +179,31 @@ def test_fetch_card_reads_the_card_object_and_names_a_missing_id(ic):
 def test_search_reads_the_array_and_find_by_field_keeps_the_exact_match(ic):
     """Guessed: a bare JSON array of card objects ("It returns a JSON array of objects")."""
     loaded = example("search_cards")
-    serve(loaded, match=[matchers.query_param_matcher({"term": "M-000123", "page_size": "50", "page": "1"})])
+    for _ in range(2):
+        serve(loaded, match=[matchers.query_param_matcher({"term": "M-000123", "page_size": "50", "page": "1"})])
+        serve(loaded, body=[], match=[matchers.query_param_matcher({"term": "M-000123", "page_size": "50",
+                                                                     "page": "2"})])
     found = ic.find_card_by_field("Member Number", "M-000123")  # the search also returns M-0001234
     assert found is not None and found.id == CARD_ID
     assert [c.id for c in ic.search_cards("M-000123")] == [CARD_ID, "264562"]
+    assert len(responses.calls) == 4  # each search: its page, then an empty page that ends it
+
+
+@responses.activate
+def test_search_reads_on_when_instantcard_answers_fewer_cards_than_asked(ic):
+    """Guessed: the document gives `page_size` and `page` but no last page and no maximum; a page smaller than asked
+    is not the end, an empty page (or one with no new card) is."""
+    loaded = example("search_cards")
+    first, second = loaded["body"]
+    for page, body in (("1", [first]), ("2", [second]), ("3", [])):
+        serve(loaded, body=body, match=[matchers.query_param_matcher({"term": "M-0001", "page_size": "50",
+                                                                       "page": page})])
+    assert [c.id for c in ic.search_cards("M-0001")] == [CARD_ID, "264562"]
+    serve(loaded, body=[first], match=[matchers.query_param_matcher({"term": "M-0009", "page_size": "50",
+                                                                      "page": "1"})])
+    serve(loaded, body=[first], match=[matchers.query_param_matcher({"term": "M-0009", "page_size": "50",
+                                                                      "page": "2"})])
+    assert [c.id for c in ic.search_cards("M-0009")] == [CARD_ID]  # a provider ignoring `page` ends too
 
 
 @responses.activate
@@ -389,4 +410,7 @@ def test_the_sandbox_cards_and_print_jobs_carry_exactly_the_described_fields(san
     [listed] = ic.list_print_jobs(submitted=False)
     assert listed.raw.keys() == example("list_print_jobs")["body"][0].keys()
     assert ic.check_balance(job.id) is True
+    with pytest.raises(ProviderRejected):  # charge details are for submitted print jobs (the documented order)
+        ic.charge_details(job.id)
+    assert ic.submit_print_job(job.id).submitted is True
     assert ic.charge_details(job.id).job_total_cost_cents == 350
