@@ -279,3 +279,24 @@ def test_the_database_token_store_is_shared_and_discards_only_the_refused_token(
         assert other_account.load() is None
         first.discard("t-2")
         assert second.load() is None
+
+
+@given(st.lists(st.integers(min_value=1, max_value=10**12), min_size=1, max_size=20))
+def test_card_ids_the_client_writes_are_read_back_by_the_strict_sandbox(ids):
+    """Whatever ids, the one `print_job[card_ids]` field the client writes is the documented form the sandbox takes."""
+    from werkzeug.datastructures import MultiDict
+
+    from sandbox.instantcard import _card_ids
+    from service.providers.instantcard import CARD_IDS_KEY, encode_card_ids
+
+    encoded = encode_card_ids(str(i) for i in ids)
+    assert encoded == "[" + ",".join(map(str, ids)) + "]"
+    assert _card_ids(MultiDict({CARD_IDS_KEY: encoded})) == ([str(i) for i in ids], None)
+
+
+@pytest.mark.parametrize("ids", [[], ["12a"], ["-1"], [" "]])
+def test_card_ids_that_are_not_id_numbers_are_never_sent(ids):
+    from service.providers.instantcard import encode_card_ids
+
+    with pytest.raises(ValueError):
+        encode_card_ids(ids)
