@@ -154,6 +154,26 @@ def test_a_redemption_retried_after_an_unknown_outcome_counts_its_cents_once(app
     assert counted("gift_card_redeemed_cents_total") == 3000
 
 
+def test_a_persons_retry_of_a_failed_redemption_counts_the_redemption_it_makes(app, client, instagift, run_jobs):
+    counted = Counted(client)
+    completed_order(client, instagift, "8151", balance=10000, total=3000)
+    instagift.inject_fault("redeem_certificate", "reject_400")  # a definite refusal: failed, nothing redeemed
+    run_jobs()
+    with app.app_context():
+        job_id = db.session.scalar(sa.select(Job.id).where(Job.kind == "redeem_gift_card"))
+    failed = Counted(client)
+    assert client.post(f"/v1/jobs/{job_id}/retry", headers=ADMIN).status_code == 202
+    run_jobs()
+    counted.again()
+    failed.again()
+
+    assert counted("provider_calls_total", provider="instagift", operation="redeem_certificate", outcome="refused") == 1
+    assert counted("job_run_seconds_count", kind="redeem_gift_card", outcome="dead") == 1
+    assert counted("gift_card_shortfall_cents_total") == 3000  # the failure, as it was recorded then
+    assert (failed("gift_card_shortfall_cents_total"), failed("gift_card_redeemed_cents_total")) == (0, 3000)
+    assert counted("gift_card_applied_cents_total") == 3000
+
+
 def test_a_transaction_rolled_back_counts_nothing(app, client, instagift):
     counted = Counted(client)
     completed_order(client, instagift, "8201", balance=10000, total=3000)
