@@ -8,6 +8,7 @@ Counters live as long as the process, so each test compares a scrape after its f
 from __future__ import annotations
 
 import re
+import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,8 +19,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from service import create_app
 from service.db import db, utcnow
+from service.errors import ProviderAuthError, ProviderUnavailable
 from service.jobs import enqueue
 from service.jobs.models import Job
+from service.providers.cardly import CardlyClient
 from service.providers.instagift import normalise_claim_code
 from service.redemption.models import GiftCardRedemption
 from service.redemption.rules import redeem
@@ -222,6 +225,32 @@ def test_rate_limit_rejections_are_counted_by_route(app, environ, client):
 
     assert statuses.count(429) == 2
     assert counted("rate_limit_rejections_total", route="/v1/carts/<cart_token>/gift-cards") == 2
+
+
+def test_provider_calls_are_counted_by_outcome_in_the_shared_helper(app, client, sandbox):
+    counted = Counted(client)
+    refused = CardlyClient(f"{sandbox.url}/cardly/v2", "not-a-cardly-key")  # no test_/live_ prefix: 401
+    with pytest.raises(ProviderAuthError):
+        refused.account_balance()
+    with socket.socket() as s:  # a port nobody listens on any more
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    with pytest.raises(ProviderUnavailable):
+        CardlyClient(f"http://127.0.0.1:{closed}", "test_key").account_balance()
+    counted.again()
+
+    assert counted("provider_calls_total", provider="cardly", operation="account_balance", outcome="auth_refused") == 1
+    assert counted("provider_calls_total", provider="cardly", operation="account_balance",
+                   outcome="connection_failed") == 1
+    assert counted("provider_call_seconds_count", provider="cardly", operation="account_balance") == 2
+
+
+def test_without_the_database_the_scrape_still_answers_and_says_so(environ):
+    down = create_app({**environ, "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/nowhere"}).test_client()
+    samples = scrape(down)
+    assert samples[(PREFIX + "jobs_read_ok", ())] == 0
+    assert not any(name == PREFIX + "jobs" for name, _ in samples)
+    assert (PREFIX + "webhooks_received_total", (("result", "accepted"),)) in samples
 
 
 def test_metrics_need_the_admin_token(client):
