@@ -177,7 +177,7 @@ def test_a_persons_retry_of_a_failed_redemption_counts_the_redemption_it_makes(a
     assert counted("gift_card_applied_cents_total") == 3000
 
 
-def test_a_transaction_rolled_back_counts_nothing(app, client, instagift):
+def test_a_transaction_rolled_back_or_closed_uncommitted_counts_nothing(app, client, instagift):
     counted = Counted(client)
     completed_order(client, instagift, "8201", balance=10000, total=3000)
     with app.app_context():
@@ -185,6 +185,12 @@ def test_a_transaction_rolled_back_counts_nothing(app, client, instagift):
         row.state, row.redeemed_cents = "succeeded", 3000
         db.session.flush()  # written, then thrown away: the redemption never happened
         db.session.rollback()
+        row = db.session.scalar(sa.select(GiftCardRedemption))
+        row.state, row.redeemed_cents = "succeeded", 3000
+        db.session.flush()
+        db.session.close()  # the same, closed without a commit
+        enqueue(db.session, "purge_periodic_jobs", {})
+        db.session.commit()  # the session's next commit carries nothing of it
     counted.again()
 
     assert counted("gift_card_applied_cents_total") == 3000  # the order's planning, committed

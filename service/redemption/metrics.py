@@ -2,7 +2,7 @@
 
 One place for every path that writes the ledger (planning at intake, the redemption job, a refusal, a cancellation):
 what a flush writes to a `GiftCardRedemption` row is noted, and counted only when its transaction commits (a
-rollback forgets it). A row is counted when it is planned (applied) and each time it is settled — moves into
+rollback, or a close without a commit, forgets it). A row is counted when it is planned (applied) and each time it is settled — moves into
 succeeded, shortfall or failed from another state (redeemed, rounding, forfeit, shortfall) — so a job that runs
 again on a row already settled, or a redelivered webhook, counts nothing twice. A person's retry reopens a failed
 row (its shortfall was counted) and settles it again: then what it redeems is counted too.
@@ -76,7 +76,9 @@ def _count_committed(session: Session) -> None:
                 abs(counted.rounding))
 
 
-@event.listens_for(Session, "after_rollback")
-def _forget_rolled_back(session: Session) -> None:
-    """Nothing of a rolled-back transaction happened."""
-    session.info.pop(_PENDING, None)
+@event.listens_for(Session, "after_transaction_end")
+def _forget_uncommitted(session: Session, transaction) -> None:
+    """The session's transaction ended: after a commit the notes were counted (after_commit runs first); after a
+    rollback, or a close without a commit, nothing of it happened."""
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)
