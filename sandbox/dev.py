@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -37,6 +38,16 @@ def sandbox_command(host: str, port: int) -> None:
     run_simple(host, port, create_sandbox_app(), threaded=True)
 
 
+def _fresh_metrics_directory() -> str:
+    """The metrics directory web and worker share (prometheus_client's multiprocess mode, docs/metrics.md), emptied
+    of an earlier run's counts: nothing else runs from it yet."""
+    directory = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or Path("instance") / "metrics").resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    return str(directory)
+
+
 @cli.command("dev")
 @click.option("--port", default=5000, show_default=True, help="Port of the web process (demo at /demo).")
 @click.option("--sandbox-port", default=5001, show_default=True)
@@ -44,7 +55,8 @@ def dev_command(port: int, sandbox_port: int) -> None:
     """Run everything on this machine: migrations, sandbox providers, web (gunicorn) and a worker."""
     if os.environ.get("SERVICE_ENV") == PRODUCTION:
         raise click.ClickException("`dev` is for development; use the Procfile in production.")
-    env = dict(os.environ, SANDBOX_URL=f"http://127.0.0.1:{sandbox_port}")
+    env = dict(os.environ, SANDBOX_URL=f"http://127.0.0.1:{sandbox_port}",
+               PROMETHEUS_MULTIPROC_DIR=_fresh_metrics_directory())
     python = sys.executable
     flask = [python, "-m", "flask", "--app", "service"]
     subprocess.run([*flask, "db", "upgrade"], check=True, env=env)

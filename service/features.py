@@ -16,6 +16,7 @@ from typing import Any
 from flask import Flask
 
 from service.api import API_KEY, health
+from service.api import metrics as metrics_routes
 from service.checkout import jobs as checkout_jobs
 from service.checkout import routes as checkout_routes
 from service.config import Environment, Settings, read_settings
@@ -33,6 +34,7 @@ from service.orders import routes as orders_routes
 from service.providers import settings as provider_settings
 from service.providers.settings import CardlySettings, InstagiftSettings, InstantCardSettings
 from service.redemption import jobs as redemption_jobs
+from service.redemption import metrics as redemption_metrics
 from service.redemption import rules as redemption_rules
 from service.reports import cli as reports_cli
 from service.reports import routes as reports_routes
@@ -82,14 +84,17 @@ JOB_MODULES = (orders_jobs, checkout_jobs, redemption_jobs, thank_you_jobs, memb
 # attention items its job's failures raised.
 JOB_SUCCESS_LISTENERS = (orders_attention.resolve_after_successful_retry,)
 
+# Modules that count their feature's metrics as they are imported (docs/metrics.md).
+METRICS_MODULES = (redemption_metrics,)
+
 # Redemption is planned inside the intake transaction; the thank-you and membership cards by the order's
 # planning job, in this order. A cancellation reaches them in the same order.
 effects.compose(at_intake=(redemption_rules,), by_job=(thank_you_rules, membership_rules))
 
 # Every route of these is in the OpenAPI document. The demo pages are HTML for development (refused in
 # production), not part of the contract, so they are registered with the app alone.
-API_BLUEPRINTS = (health.bp, orders_routes.bp, reports_routes.bp, widget_routes.bp, checkout_routes.bp,
-                  thank_you_routes.bp, membership_routes.bp)
+API_BLUEPRINTS = (health.bp, metrics_routes.bp, orders_routes.bp, reports_routes.bp, widget_routes.bp,
+                  checkout_routes.bp, thank_you_routes.bp, membership_routes.bp)
 PAGE_BLUEPRINTS = (demo_routes.bp,)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask, Response, g, json, request
 from werkzeug.exceptions import HTTPException
 
+from service import metrics
 from service.errors import ServiceError
 from service.logs import mask, redact
 
@@ -55,6 +56,9 @@ def problem(status: int, code: str, title: str, detail: str | None = None,
         body["request_id"] = g.request_id
     body.update({k: v for k, v in extra.items() if v is not None})
     response = Response(json.dumps(body), status=status, mimetype="application/problem+json")
+    g.problem_code = code  # the request's answer, for the metrics that count by it (service.metrics)
+    if status == 429:
+        metrics.RATE_LIMIT_REJECTIONS.labels(route=request.url_rule.rule if request.url_rule else "unmatched").inc()
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response

@@ -142,6 +142,11 @@ def person_retry_hook(kind: str) -> PersonRetryHook | None:
     return _person_retry_hooks.get(kind)
 
 
+def registered_kinds() -> list[str]:
+    """Every job kind with a handler, sorted."""
+    return sorted(_handlers)
+
+
 def get_handler(kind: str) -> Handler | None:
     return _handlers.get(kind)
 

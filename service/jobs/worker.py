@@ -12,6 +12,7 @@ import os
 import random
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -19,6 +20,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from flask import Flask
 
+from service import metrics
 from service.db import db, utcnow
 from service.errors import ProviderError, ProviderRateLimited
 from service.jobs import queue
@@ -34,6 +36,10 @@ from service.jobs.registry import (
 )
 
 log = logging.getLogger("service.worker")
+
+# The job's state after a run → the run's outcome in the metrics; any other state means another worker had taken
+# the job over (its lease had run out), so this run's outcome was not recorded ("lost").
+RUN_OUTCOMES = {"succeeded": "succeeded", "queued": "retry", "parked": "parked", "dead": "dead"}
 
 
 class Worker:
@@ -104,6 +110,15 @@ class Worker:
         queue.mark_succeeded(session, job, worker_id, now=self.clock())
         return "succeeded"
 
+    def execute_measured(self, job: Job) -> str:
+        """`execute`, with the run's time and outcome counted in the job-run metrics (docs/metrics.md)."""
+        started = time.perf_counter()
+        state = self.execute(job)
+        # The kind is read after the run: the job is in the session again by then (see execute).
+        metrics.JOB_RUN_SECONDS.labels(job.kind, RUN_OUTCOMES.get(state, "lost")).observe(
+            time.perf_counter() - started)
+        return state
+
     def run_batch(self) -> int:
         """Claim and run one batch of due jobs; returns how many were claimed."""
         session = db.session
@@ -128,7 +143,7 @@ class Worker:
                 if ids[index] in self._lost:
                     continue  # its lease ran out and another worker has it now
                 try:
-                    self.execute(job)
+                    self.execute_measured(job)
                 finally:
                     session.close()
                     with self._held_lock:

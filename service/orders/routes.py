@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import binascii
 
-from flask import current_app, request
+from flask import current_app, g, request
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from service import metrics
 from service.api.openapi import Blueprint
 from service.api.parsing import RawJsonParser
 from service.db import db
@@ -22,6 +23,9 @@ class WebhookBlueprint(Blueprint):
 
 
 bp = WebhookBlueprint("webhooks", __name__, description="Signed order events from the shop")
+
+# The statuses of a delivery that was taken (docs/metrics.md: webhooks_received_total's `result`).
+DELIVERY_RESULTS = {202: "accepted", 200: "duplicate"}
 
 
 def verify_signature(raw_body: bytes, headers, secrets: tuple[str, ...]) -> None:
@@ -61,3 +65,12 @@ def receive_order_event(headers, event):
     body = {"status": "accepted" if result.new else "duplicate", "order_id": result.shop_order_id,
             "event_type": result.event_type}
     return body, (202 if result.new else 200)
+
+
+@bp.after_request
+def count_delivery(response):
+    """Count every delivery by its result: accepted, duplicate, or the problem code it was refused with."""
+    if request.method == "POST":  # not the CORS preflight or HEAD Flask answers on its own
+        result = DELIVERY_RESULTS.get(response.status_code) or g.get("problem_code") or f"http_{response.status_code}"
+        metrics.WEBHOOKS_RECEIVED.labels(result=result).inc()
+    return response

@@ -37,6 +37,8 @@ JSON_CONTENT_TYPE = "application/json"
 MAX_IDEMPOTENCY_KEY_LENGTH = 64
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,64}$")
 # Cardly's ids are UUIDs; an artwork or template may also be named by its slug (Place Order, `artwork`).
+# The listings read page by page, and each one's operation name in the metrics.
+LISTINGS = {"orders": "list_orders", "art": "list_art", "templates": "list_templates"}
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 IDEMPOTENCY_CONFLICT_CODE = "cardly_idempotency_conflict"
 
@@ -289,7 +291,7 @@ class CardlyClient:
     def place_order(self, payload: dict[str, Any], idempotency_key: str) -> PlacedOrder:
         """POST orders/place under `idempotency_key`; raises ProviderPaymentRequired on 402."""
         validate_idempotency_key(idempotency_key)
-        answer = self._call("POST", "orders/place", json_body=payload,
+        answer = self._call("place_order", "POST", "orders/place", json_body=payload,
                             headers={"Content-Type": JSON_CONTENT_TYPE, "Idempotency-Key": idempotency_key})
         data = answer.data if isinstance(answer.data, dict) else {}
         order = data.get("order")
@@ -306,7 +308,8 @@ class CardlyClient:
 
     def preview_order(self, payload: dict[str, Any]) -> Preview:
         """POST orders/preview for one card: watermarked preview URLs, credit cost and delivery window."""
-        answer = self._call("POST", "orders/preview", json_body=payload, headers={"Content-Type": JSON_CONTENT_TYPE})
+        answer = self._call("preview_order", "POST", "orders/preview", json_body=payload,
+                            headers={"Content-Type": JSON_CONTENT_TYPE})
         data = answer.data if isinstance(answer.data, dict) else {}
         preview = data.get("preview") if isinstance(data.get("preview"), dict) else {}
         urls = preview.get("urls") if isinstance(preview.get("urls"), dict) else {}
@@ -325,7 +328,7 @@ class CardlyClient:
 
     def get_order(self, order_id: str) -> CardlyOrder:
         """GET orders/{id}; ProviderNotFound when Cardly does not know it."""
-        answer = self._call("GET", f"orders/{requests.utils.quote(str(order_id), safe='')}")
+        answer = self._call("get_order", "GET", f"orders/{requests.utils.quote(str(order_id), safe='')}")
         order = answer.data if isinstance(answer.data, dict) else {}
         if not order.get("id"):
             raise ProviderResponseInvalid(PROVIDER, "orders/{id} answered without data.id",
@@ -352,7 +355,7 @@ class CardlyClient:
 
     def account_balance(self) -> Balance:
         """GET account/balance: the organisation's card credit balance."""
-        answer = self._call("GET", "account/balance")
+        answer = self._call("account_balance", "GET", "account/balance")
         data = answer.data if isinstance(answer.data, dict) else {}
         balance = credits(data.get("balance"))
         if balance is None:
@@ -377,7 +380,7 @@ class CardlyClient:
         artwork listing (`ownOnly`)."""
         if _UUID.match(reference):
             try:
-                answer = self._call("GET", f"art/{requests.utils.quote(reference, safe='')}")
+                answer = self._call("fetch_artwork", "GET", f"art/{requests.utils.quote(reference, safe='')}")
             except ProviderNotFound:
                 return None
             artwork = _parse_artwork(answer.data)
@@ -413,7 +416,7 @@ class CardlyClient:
     def _page(self, path: str, limit: int, offset: int, params: dict[str, Any]) -> Page:
         if not 1 <= limit <= 100 or offset < 0:
             raise ValueError("Cardly listings take 1 ≤ limit ≤ 100 and offset ≥ 0")
-        answer = self._call("GET", path, params={**params, "limit": limit, "offset": offset})
+        answer = self._call(LISTINGS[path], "GET", path, params={**params, "limit": limit, "offset": offset})
         data = answer.data if isinstance(answer.data, dict) else {}
         meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
         results = data.get("results")
@@ -428,8 +431,8 @@ class CardlyClient:
                     test_mode=answer.test_mode,
                     last_record=last_record if _count(last_record) else None)
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> _Answer:
-        return self._unwrap(method, path, self.http.request(method, path, **kwargs))
+    def _call(self, operation: str, method: str, path: str, **kwargs: Any) -> _Answer:
+        return self._unwrap(method, path, self.http.request(method, path, operation=operation, **kwargs))
 
     def _unwrap(self, method: str, path: str, response: ProviderResponse) -> _Answer:
         """Read Cardly's envelope; a 2xx with state ERROR is a refusal, WARN messages become warnings."""

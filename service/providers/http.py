@@ -19,6 +19,7 @@ from typing import Any
 
 import requests
 
+from service import metrics
 from service.db import transaction_guard
 from service.errors import (
     ProviderAuthError,
@@ -60,6 +61,19 @@ def retry_after_seconds(value: str | None) -> float | None:
             return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
         except (TypeError, ValueError):
             return None
+
+
+def call_outcome(status: int) -> str:
+    """The metrics' outcome of a call answered with an HTTP status it did not expect."""
+    if status == 429:
+        return "rate_limited"
+    if status >= 500:
+        return "server_error"
+    if status in (401, 403):
+        return "auth_refused"
+    if status == 404:
+        return "not_found"
+    return "refused"
 
 
 class ProviderHttp:
@@ -107,29 +121,41 @@ class ProviderHttp:
     def url(self, path: str) -> str:
         return f"{self.base_url}/{path.lstrip('/')}"
 
-    def request(self, method: str, path: str, *, json_body: Any = None, data: Any = None,
+    def request(self, method: str, path: str, *, operation: str, json_body: Any = None, data: Any = None,
                 params: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
                 expect: tuple[int, ...] | None = None) -> ProviderResponse:
-        """Send one request; return the response for 2xx (or statuses in `expect`), raise otherwise."""
+        """Send one request; return the response for 2xx (or statuses in `expect`), raise otherwise.
+
+        `operation` is the client's name for the call (e.g. "redeem_certificate"): the metrics' label, never the
+        path, which holds ids."""
         if transaction_guard.enabled:  # the test suite's check that no database transaction is held across a call
             transaction_guard.check(f"{self.provider} {method} {redact(path)}")
         all_headers = {"Accept": "application/json", **self.default_headers, **(headers or {})}
         started = time.perf_counter()
+        outcome = "failed"
         try:
-            raw = self.session.request(method, self.url(path), json=json_body, data=data, params=params,
-                                       headers=all_headers, timeout=self.timeout)
-        except requests.Timeout as exc:
-            raise ProviderUnavailable(self.provider, f"{method} {path} timed out") from exc
-        except requests.ConnectionError as exc:
-            raise ProviderUnavailable(self.provider, f"{method} {path} failed to connect or was cut off") from exc
-        except requests.RequestException as exc:
-            raise ProviderUnavailable(self.provider, f"{method} {path} failed: {type(exc).__name__}") from exc
-        response = self._wrap(raw, started)
-        log.debug("%s %s %s -> %s in %.0f ms", self.provider, method, redact(path), response.status,
-                  response.elapsed_ms)
-        if 200 <= response.status < 300 or (expect and response.status in expect):
-            return response
-        raise self._error_for(method, path, response)
+            try:
+                raw = self.session.request(method, self.url(path), json=json_body, data=data, params=params,
+                                           headers=all_headers, timeout=self.timeout)
+            except requests.Timeout as exc:
+                outcome = "timeout"
+                raise ProviderUnavailable(self.provider, f"{method} {path} timed out") from exc
+            except requests.ConnectionError as exc:
+                outcome = "connection_failed"
+                raise ProviderUnavailable(self.provider, f"{method} {path} failed to connect or was cut off") from exc
+            except requests.RequestException as exc:
+                raise ProviderUnavailable(self.provider, f"{method} {path} failed: {type(exc).__name__}") from exc
+            response = self._wrap(raw, started)
+            log.debug("%s %s %s -> %s in %.0f ms", self.provider, method, redact(path), response.status,
+                      response.elapsed_ms)
+            if 200 <= response.status < 300 or (expect and response.status in expect):
+                outcome = "ok"
+                return response
+            outcome = call_outcome(response.status)
+            raise self._error_for(method, path, response)
+        finally:
+            metrics.PROVIDER_CALLS.labels(self.provider, operation, outcome).inc()
+            metrics.PROVIDER_CALL_SECONDS.labels(self.provider, operation).observe(time.perf_counter() - started)
 
     def _wrap(self, raw: requests.Response, started: float) -> ProviderResponse:
         body: Any = None

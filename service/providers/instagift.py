@@ -471,7 +471,8 @@ class InstagiftClient:
     def fetch_by_claim_code(self, claim_code: str | ClaimCode) -> Certificate:
         """Look a certificate up by claim code (see `ClaimCode.lookup_forms`); malformed codes raise
         ProviderNotFound without a call."""
-        response = self._by_claim_code(self._claim_code(claim_code), "GET", f"claim_codes/{_CODE_PLACEHOLDER}")
+        response = self._by_claim_code(self._claim_code(claim_code), "GET", f"claim_codes/{_CODE_PLACEHOLDER}",
+                                       operation="fetch_by_claim_code")
         return self._one_certificate(response)
 
     def redeem_by_claim_code(self, claim_code: str | ClaimCode, amount_cents: int | None) -> Redemption:
@@ -484,6 +485,7 @@ class InstagiftClient:
         _check_amount(amount_cents)
         response = self._by_claim_code(self._claim_code(claim_code), "POST",
                                        f"claim_codes/{_CODE_PLACEHOLDER}/redemptions",
+                                       operation="redeem_by_claim_code",
                                        json_body=self._redemption_body(amount_cents, None, with_location=False))
         return self._one_redemption(response)
 
@@ -491,7 +493,8 @@ class InstagiftClient:
 
     def fetch_certificate(self, certificate_id: str) -> Certificate:
         """Read a certificate back by id (used before any retry of an uncertain redemption)."""
-        response = self.http.request("GET", f"certificates/{quote(str(certificate_id), safe='')}")
+        response = self.http.request("GET", f"certificates/{quote(str(certificate_id), safe='')}",
+                                     operation="fetch_certificate")
         return self._one_certificate(response)
 
     def redeem_certificate(self, certificate_id: str, amount_cents: int | None,
@@ -499,6 +502,7 @@ class InstagiftClient:
         """Redeem by certificate id (whole face value when amount_cents is None)."""
         _check_amount(amount_cents)
         response = self.http.request("POST", f"certificates/{quote(str(certificate_id), safe='')}/redemptions",
+                                     operation="redeem_certificate",
                                      json_body=self._redemption_body(amount_cents, location_id))
         return self._one_redemption(response)
 
@@ -508,7 +512,7 @@ class InstagiftClient:
         params: dict[str, Any] = {"per_page": per_page, "page": page}
         if status:
             params["status"] = status
-        response = self.http.request("GET", "certificates", params=params)
+        response = self.http.request("GET", "certificates", operation="list_certificates", params=params)
         return self._page(response, page, "certificates", Certificate.from_record)
 
     def list_certificates(self, page: int = 1, *, status: str | None = None) -> list[Certificate]:
@@ -520,7 +524,8 @@ class InstagiftClient:
 
         A cheap read that needs the merchant key and secret, so it also proves they are accepted. The records
         themselves carry claim codes and are not read."""
-        response = self.http.request("GET", "certificates", params={"per_page": 1, "page": 1})
+        response = self.http.request("GET", "certificates", operation="count_certificates",
+                                     params={"per_page": 1, "page": 1})
         self._records(response, "certificates")  # the answer must be a listing, even when not parsed further
         meta = response.body.get("meta")
         total = meta.get("total_count") if isinstance(meta, dict) else None
@@ -541,7 +546,8 @@ class InstagiftClient:
 
     def redemption_page(self, page: int = 1, *, per_page: int = LIST_PER_PAGE) -> ListPage[Redemption]:
         """One page of the merchant's redemptions."""
-        response = self.http.request("GET", "redemptions", params={"per_page": per_page, "page": page})
+        response = self.http.request("GET", "redemptions", operation="list_redemptions",
+                                     params={"per_page": per_page, "page": page})
         return self._page(response, page, "redemptions", Redemption.from_record)
 
     def list_redemptions(self, page: int = 1) -> list[Redemption]:

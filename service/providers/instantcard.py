@@ -153,7 +153,7 @@ class InstantCardClient:
     # authentication ---------------------------------------------------------------------------------------
     def authenticate(self) -> CachedToken:
         """Log in with the configured email and password; returns the token and when it expires."""
-        response = self.http.request("POST", "authenticate",
+        response = self.http.request("POST", "authenticate", operation="authenticate",
                                      data={"email": self.settings.email, "password": self.settings.password})
         token = parse_token(response.body, now=self.clock())
         self.tokens.save(token)
@@ -165,17 +165,19 @@ class InstantCardClient:
             return cached.token
         return self.authenticate().token
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> ProviderResponse:
-        """One authenticated request; on a 401 log in again once and repeat the request once."""
+    def _call(self, operation: str, method: str, path: str, **kwargs: Any) -> ProviderResponse:
+        """One authenticated request (`operation` names it in the metrics); on a 401 log in again once and repeat
+        the request once."""
         token = self._current_token()
         try:
-            return self.http.request(method, path, headers=_auth(token), **kwargs)
+            return self.http.request(method, path, operation=operation, headers=_auth(token), **kwargs)
         except ProviderAuthError as exc:
             if exc.http_status != 401:
                 raise
             log.info("instantcard refused a cached token; authenticating again")
             self.tokens.discard(token)
-            return self.http.request(method, path, headers=_auth(self.authenticate().token), **kwargs)
+            return self.http.request(method, path, operation=operation, headers=_auth(self.authenticate().token),
+                                     **kwargs)
 
     def _org(self, path: str = "") -> str:
         return f"organizations/{self.organization_id}{'/' + path if path else ''}"
@@ -184,31 +186,31 @@ class InstantCardClient:
     def create_card(self, template_id: int, data: dict[str, str]) -> Card:
         """Create a draft card from a template with its variable fields filled."""
         form = {"card[card_template_id]": str(template_id), "card[data]": encode_card_data(data)}
-        return parse_card(self._call("POST", self._org("cards"), data=form).body)
+        return parse_card(self._call("create_card", "POST", self._org("cards"), data=form).body)
 
     def update_card(self, card_id: str, data: dict[str, str]) -> Card:
         """Change a card's variable fields (drafts, or finalized cards e.g. a new expiry)."""
         form = {"card[data]": encode_card_data(data)}
-        return parse_card(self._call("PATCH", self._org(f"cards/{card_id}"), data=form).body)
+        return parse_card(self._call("update_card", "PATCH", self._org(f"cards/{card_id}"), data=form).body)
 
     def preview_card(self, card_id: str) -> Preview:
         """Front and back images of a card (base64 strings or URLs, as InstantCard sends them)."""
-        return parse_preview(self._call("GET", self._org(f"cards/{card_id}/preview")).body)
+        return parse_preview(self._call("preview_card", "GET", self._org(f"cards/{card_id}/preview")).body)
 
     def finalize_card(self, card_id: str) -> None:
         """Finalize a draft so it can join a print job.
 
         The answer is not read: InstantCard describes it only as possibly carrying the card's images, and a
         finalized card looks like a draft anyway (a card has no state field), so a 2xx is the whole answer."""
-        self._call("PATCH", self._org(f"cards/{card_id}/finalize"))
+        self._call("finalize_card", "PATCH", self._org(f"cards/{card_id}/finalize"))
 
     def fetch_card(self, card_id: str) -> Card:
         """One card by id."""
-        return parse_card(self._call("GET", self._org(f"cards/{card_id}")).body)
+        return parse_card(self._call("fetch_card", "GET", self._org(f"cards/{card_id}")).body)
 
     def delete_card(self, card_id: str) -> None:
         """Delete a card (used for unprinted drafts only)."""
-        self._call("DELETE", self._org(f"cards/{card_id}"))
+        self._call("delete_card", "DELETE", self._org(f"cards/{card_id}"))
 
     def search_cards(self, term: str, *, page_size: int = 50, max_pages: int = SEARCH_MAX_PAGES) -> list[Card]:
         """Every card matching a search term (InstantCard searches card data as text), page after page.
@@ -217,7 +219,7 @@ class InstantCardClient:
         answer fewer cards than asked: pages are read until one is empty or brings no card not seen before."""
         found: dict[str, Card] = {}
         for page in range(1, max_pages + 1):
-            response = self._call("GET", self._org("cards/search"),
+            response = self._call("search_cards", "GET", self._org("cards/search"),
                                   params={"term": term, "page_size": page_size, "page": page})
             cards = [parse_card(item) for item in parse_list(response.body, "cards")]
             new = [card for card in cards if card.id not in found]
@@ -240,7 +242,7 @@ class InstantCardClient:
         """Create a print job (with finalized cards, or none: cards may be added later), a one-off address and
         the configured shipping provider."""
         form = self._print_job_form(card_ids, address, copies)
-        return parse_print_job(self._call("POST", self._org("print_jobs"), data=form).body)
+        return parse_print_job(self._call("create_print_job", "POST", self._org("print_jobs"), data=form).body)
 
     def update_print_job(self, print_job_id: str, *, address: dict[str, Any] | None = None,
                          copies: int | None = None) -> PrintJob:
@@ -249,7 +251,8 @@ class InstantCardClient:
         Its parameters go in the URL: Update a Print Job's table gives every one the type "URL parameter"
         (Create a Print Job's says "body form-data")."""
         params = self._print_job_form((), address, copies)
-        return parse_print_job(self._call("PATCH", self._org(f"print_jobs/{print_job_id}"), params=params).body)
+        return parse_print_job(
+            self._call("update_print_job", "PATCH", self._org(f"print_jobs/{print_job_id}"), params=params).body)
 
     def _print_job_form(self, card_ids: Iterable[str], address: dict[str, Any] | None,
                         copies: int | None) -> list[tuple[str, str]]:
@@ -266,62 +269,63 @@ class InstantCardClient:
     def add_cards(self, print_job_id: str, card_ids: Iterable[str]) -> PrintJob | None:
         """Add finalized cards to an existing print job."""
         form = {CARD_IDS_KEY: encode_card_ids(card_ids)}
-        body = self._call("POST", self._org(f"print_jobs/{print_job_id}/add_cards"), data=form).body
+        body = self._call("add_cards", "POST", self._org(f"print_jobs/{print_job_id}/add_cards"), data=form).body
         return parse_print_job(body) if _is_print_job(body) else None
 
     def remove_card(self, print_job_id: str, card_id: str) -> None:
         """Take one card out of a print job that is not submitted yet; ProviderNotFound when it is not on it."""
-        self._call("DELETE", self._org(f"print_jobs/{print_job_id}/remove_cards/{card_id}"))
+        self._call("remove_card", "DELETE", self._org(f"print_jobs/{print_job_id}/remove_cards/{card_id}"))
 
     def fetch_print_job(self, print_job_id: str) -> PrintJob:
         """One print job by id."""
-        return parse_print_job(self._call("GET", self._org(f"print_jobs/{print_job_id}")).body)
+        return parse_print_job(self._call("fetch_print_job", "GET", self._org(f"print_jobs/{print_job_id}")).body)
 
     def list_print_jobs(self, *, submitted: bool | None = None, page: int = 1, page_size: int = 100) -> list[PrintJob]:
         """Print jobs, optionally only created (not submitted) or only submitted ones."""
         params: dict[str, Any] = {"page": page, "page_size": page_size}
         if submitted is not None:
             params["status"] = 1 if submitted else 0
-        body = self._call("GET", self._org("print_jobs"), params=params).body
+        body = self._call("list_print_jobs", "GET", self._org("print_jobs"), params=params).body
         return [parse_print_job(item) for item in parse_list(body, "print_jobs")]
 
     def check_balance(self, print_job_id: str) -> bool:
         """Whether the organization's funds cover this print job."""
-        body = self._call("GET", self._org(f"print_jobs/{print_job_id}/check_balance")).body
+        body = self._call("check_balance", "GET", self._org(f"print_jobs/{print_job_id}/check_balance")).body
         return parse_bool_answer(body, ("has_balance", "balance", "result", "success"), "check_balance")
 
     def charge_details(self, print_job_id: str) -> ChargeDetails:
         """What the print job costs and whether the balance covers it."""
-        return parse_charge_details(self._call("GET", self._org(f"print_jobs/{print_job_id}/charge_details")).body)
+        return parse_charge_details(
+            self._call("charge_details", "GET", self._org(f"print_jobs/{print_job_id}/charge_details")).body)
 
     def submit_print_job(self, print_job_id: str) -> PrintJob | None:
         """Send a print job to production (same-day shipping before 4 PM US Eastern)."""
-        body = self._call("POST", self._org(f"print_jobs/{print_job_id}/print")).body
+        body = self._call("submit_print_job", "POST", self._org(f"print_jobs/{print_job_id}/print")).body
         return parse_print_job(body) if _is_print_job(body) else None
 
     # organization and setup -------------------------------------------------------------------------------
     def fetch_organization(self) -> Organization:
         """The configured organization (its id and name); ProviderNotFound when InstantCard has no such one."""
-        return parse_organization(self._call("GET", self._org()).body)
+        return parse_organization(self._call("fetch_organization", "GET", self._org()).body)
 
     def organization_balance_cents(self) -> int:
         """The organization's balance in integer cents (negative when overdrawn)."""
-        return parse_balance(self._call("GET", self._org("balance")).body)
+        return parse_balance(self._call("organization_balance", "GET", self._org("balance")).body)
 
     def shipping_providers(self) -> list[ShippingProvider]:
         """Shipping providers to choose INSTANTCARD_SHIPPING_PROVIDER_ID from."""
-        body = self._call("GET", self._org("shipping_providers")).body
+        body = self._call("shipping_providers", "GET", self._org("shipping_providers")).body
         return [parse_shipping_provider(item) for item in parse_list(body, "shipping_providers")]
 
     def card_templates(self) -> list[CardTemplate]:
         """The organization's card templates (for setting up INSTANTCARD_PRODUCTS)."""
-        body = self._call("GET", self._org("card_templates")).body
+        body = self._call("card_templates", "GET", self._org("card_templates")).body
         return [parse_card_template(item) for item in parse_list(body, "card_templates")]
 
     def card_template_fields(self, template_id: int) -> list[str]:
         """The names of a template's variable fields (the keys INSTANTCARD_PRODUCTS' `fields` must use);
         ProviderNotFound when the organization has no such template."""
-        body = self._call("GET", self._org(f"card_templates/{template_id}/fields")).body
+        body = self._call("card_template_fields", "GET", self._org(f"card_templates/{template_id}/fields")).body
         return [parse_template_field(item) for item in parse_list(body, "fields", "card_template_fields")]
 
 

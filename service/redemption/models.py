@@ -58,3 +58,13 @@ class GiftCardRedemption(db.Model):
 
     order: Mapped[Order] = relationship()
     hold: Mapped[GiftCardHold] = relationship()
+
+    @property
+    def rounding_cents(self) -> int:
+        """Whole-dollar rounding: what we meant to redeem beyond (or short of) what the order took.
+
+        Splittable: intended − taken (e.g. `up` turns $52.50 taken into $53.00). Non-splittable: applied − taken,
+        because everything beyond the whole-dollar applied amount is the forfeit, reported apart (docs/money.md)."""
+        if self.splittable:
+            return self.intended_cents - self.taken_cents
+        return self.applied_cents - self.taken_cents

@@ -16,16 +16,6 @@ from service.redemption.models import GiftCardRedemption
 from service.reports.listing import DEFAULT_PER_PAGE, DateRange, Page, dollars
 
 
-def rounding_cents(row: GiftCardRedemption) -> int:
-    """Whole-dollar rounding on one ledger row: what we meant to redeem beyond (or short of) what the order took.
-
-    Splittable: intended − taken (e.g. `up` turns $52.50 taken into $53.00). Non-splittable: applied − taken,
-    because everything beyond the whole-dollar applied amount is the forfeit, reported apart."""
-    if row.splittable:
-        return row.intended_cents - row.taken_cents
-    return row.applied_cents - row.taken_cents
-
-
 def ledger_row(row: GiftCardRedemption, shop_order_id: str | None,
                order_number: str | None) -> dict[str, Any]:
     """One ledger row as JSON: amounts in cents, times in UTC, the code masked to its last 4."""
@@ -34,7 +24,7 @@ def ledger_row(row: GiftCardRedemption, shop_order_id: str | None,
         "certificate_id": row.certificate_id, "code": masked_last4(row.code_last4), "currency": row.currency,
         "splittable": row.splittable, "applied_cents": row.applied_cents, "taken_cents": row.taken_cents,
         "intended_cents": row.intended_cents, "redeemed_cents": row.redeemed_cents,
-        "rounding_cents": rounding_cents(row), "shortfall_cents": row.shortfall_cents,
+        "rounding_cents": row.rounding_cents, "shortfall_cents": row.shortfall_cents,
         "forfeit_cents": row.forfeit_cents, "provider_redemption_id": row.provider_redemption_id,
         "child_certificate_id": row.child_certificate_id, "child_balance_cents": row.child_balance_cents,
         "attempts": row.attempts, "error": redact(row.error) if row.error else None,

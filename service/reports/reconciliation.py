@@ -23,7 +23,7 @@ from service.jobs.queue import not_periodic
 from service.membership.models import MembershipCard, MembershipPrintJob
 from service.orders.models import Order
 from service.redemption.models import GiftCardRedemption
-from service.reports.ledger import ledger_row, rounding_cents
+from service.reports.ledger import ledger_row
 from service.reports.listing import DateRange, dollars
 from service.thank_you.models import ThankYouCard
 from service.thank_you.rules import credits
@@ -85,7 +85,7 @@ def reconciliation_report(session: Session, window: DateRange, now: datetime) ->
         if row.state in totals["gift_cards"]:
             totals["gift_cards"][row.state] += 1
         if row.state in REDEEMED_STATES:
-            _add(totals, "gift_cards", redeemed_cents=row.redeemed_cents, rounding_cents=rounding_cents(row),
+            _add(totals, "gift_cards", redeemed_cents=row.redeemed_cents, rounding_cents=row.rounding_cents,
                  shortfall_cents=row.shortfall_cents)
         elif row.state in ("pending", "uncertain"):
             _add(totals, "gift_cards", unredeemed_cents=row.intended_cents)
