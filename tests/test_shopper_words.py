@@ -283,3 +283,27 @@ def test_every_marked_message_has_a_spanish_translation_in_the_catalog_and_the_c
     assert not stale, "run scripts/translations compile and commit messages.mo: " + repr(stale)
     problems = [(message.id, errors) for message, errors in catalog.check() if errors]
     assert not problems, problems  # placeholders such as %(wait)s kept in every translation
+
+
+# -- whole dollars, as a fact the widget explains ---------------------------------------------------------------
+
+
+def test_the_apply_answer_says_which_cents_are_due_only_because_cards_pay_whole_dollars(client, instagift):
+    token = new_cart(client, 7450)
+    applied = apply(client, token, "DEMO-100S-PLIT").get_json()
+    assert (applied["amount_due_cents"], applied["whole_dollar_due_cents"]) == (50, 50)
+    token = new_cart(client, 7450)
+    smaller = apply(client, token, "DEMO-050S-PLIT").get_json()
+    assert (smaller["amount_due_cents"], smaller["whole_dollar_due_cents"]) == (2450, 0)
+    # The cart view says the same afterwards, and after a total change.
+    assert client.get(f"/v1/carts/{token}").get_json()["whole_dollar_due_cents"] == 0
+    changed = client.put(f"/v1/carts/{token}", json={"total_cents": 4950}).get_json()
+    assert (changed["amount_due_cents"], changed["whole_dollar_due_cents"]) == (50, 50)
+
+
+def test_rounding_up_leaves_nothing_to_explain(environ, request):
+    environ["GIFT_CARD_ROUNDING"] = "up"
+    client = request.getfixturevalue("client")
+    request.getfixturevalue("instagift")
+    applied = apply(client, new_cart(client, 7450), "DEMO-100S-PLIT").get_json()
+    assert (applied["amount_due_cents"], applied["whole_dollar_due_cents"]) == (0, 0)
