@@ -119,6 +119,7 @@ SCENARIOS = {
     "provider_unavailable (5xx)": _provider("error_500"),
     "provider_unavailable (timeout)": _provider("timeout", delay_seconds=3),
     "provider_rate_limited": _provider("rate_limit", retry_after_seconds=30),
+    "provider_rejected": _provider("reject_400", details="Unable to look this up"),
 }
 
 
