@@ -8,6 +8,7 @@ what the room-level one cannot see: a package's __init__ and a module inside it 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import grimp
@@ -29,6 +30,11 @@ def import_circles(graph: grimp.ImportGraph) -> list[tuple[str, ...]]:
 
 def test_the_import_contracts_hold(capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
+    # lint_imports configures logging with dictConfig, which disables every logger that exists (the service's
+    # too) for the rest of the session: the tests after this one that read the service's log lines saw none.
+    loggers = [logger for logger in logging.root.manager.loggerDict.values() if isinstance(logger, logging.Logger)]
+    for logger in loggers:
+        monkeypatch.setattr(logger, "disabled", logger.disabled)
     passed = lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True, no_logo=True) == 0
     assert passed, capsys.readouterr().out
 
