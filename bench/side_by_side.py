@@ -86,6 +86,25 @@ def tree_python(tree: Path) -> str:
     return str(python)
 
 
+def run_with_retries(tree: Path, bench: Benchmark, extra: list[str], db: str, attempts: int = 3) -> dict:
+    """Run one benchmark, again (up to `attempts` in all) when a run fails to finish.
+
+    The scripts of older trees have a start-up race (bench_app's two gunicorn workers both create its table; the
+    loser fails to boot and gunicorn stops mid-run). A failed run measured nothing, so it is run again; each
+    failure is shown on stderr and counted in the report (`_failed_attempts`)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            report = run_once(tree, bench, extra, db)
+        except (RuntimeError, subprocess.TimeoutExpired, ValueError) as error:
+            print(f"  attempt {attempt} failed: {str(error)[-600:]}", file=sys.stderr, flush=True)
+            if attempt == attempts:
+                raise
+            continue
+        report["_failed_attempts"] = attempt - 1
+        return report
+    raise AssertionError("unreachable")
+
+
 def run_once(tree: Path, bench: Benchmark, extra: list[str], db: str) -> dict:
     """Run one benchmark in one tree; returns the JSON report it printed plus the load average at the start."""
     if db == "sqlite":
@@ -200,7 +219,7 @@ def main() -> None:
         order = ("before", "after") if round_ % 2 == 0 else ("after", "before")
         for name, db in runs:
             for label in order:
-                report = run_once(trees[label], BENCHMARKS[name], extra[name], db)
+                report = run_with_retries(trees[label], BENCHMARKS[name], extra[name], db)
                 results.setdefault(f"{name}/{db}", {"before": [], "after": []})[label].append(report)
                 shown = {k: report.get(k) for k in BENCHMARKS[name].figures[:3]}
                 print(f"round {round_ + 1}/{args.rounds} {name}/{db} {label}: {shown} "
