@@ -2,15 +2,16 @@
 
 Each benchmark runs for both trees back to back, alternating which goes first (A B, B A, A B, …), for `--rounds`
 rounds with the same parameters, so a drift in the machine's load falls on both. Every run is the tree's own
-`bench/` script started with the tree's own virtualenv (`<tree>/.venv/bin/python -m bench.<script>`, working
-directory the tree), so module paths that moved between the commits (the sandbox, the database module) need no
-change to the old code. The report gives, per figure, the median and min–max of each tree, the ratio after/before
+`bench/` script started with the tree's own virtualenv (`<tree>/.venv/bin/python`, working directory the tree,
+through the small BOOTSTRAP below), so module paths that moved between the commits (the sandbox, the database
+module) need no change to the old code. A run that fails to finish is run again (at most 3 attempts). The report gives, per figure, the median and min–max of each tree, the ratio after/before
 of the medians, in how many rounds after beat before, and whether the difference is within noise.
 
 Benchmarks: `intake` (bench.webhook_intake), `worker` (bench.worker_throughput), `checkout` (bench.checkout_overhead
 against the service) and `floor` (the same shoppers against bench/floor_app.py). `--db sqlite` runs intake and
-worker on a fresh SQLite file instead of PostgreSQL: the driver swaps the scripts' `fresh_postgres_database` for one
-that yields a SQLite URL before running the module (the scripts themselves only know PostgreSQL). checkout and
+worker on a fresh SQLite file instead of PostgreSQL (`--db both`: both kinds): the driver swaps the scripts'
+`fresh_postgres_database` for one that yields a SQLite URL before running the module (the scripts themselves only
+know PostgreSQL). checkout and
 floor are PostgreSQL only (the floor app writes with psycopg).
 
 Run (from this tree, the base checked out and installed elsewhere):
@@ -33,20 +34,39 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Runs a bench module with its PostgreSQL database swapped for a fresh SQLite file (the driver's adaptation; the
-# scripts and the code they measure are unchanged). argv: module, then the module's own arguments.
-SQLITE_BOOTSTRAP = """
-import contextlib, runpy, sys, tempfile, os
+# Runs a bench module in a tree, adapted by the driver only (the scripts and the code they measure are unchanged):
+# with `sqlite`, the scripts' fresh_postgres_database yields a fresh SQLite file instead; and bench_app's table is
+# created right after the migrations, because its two gunicorn workers both create it at start-up, and on
+# PostgreSQL the loser of that race fails to boot and gunicorn shuts down mid-run (fixed in bench_app.py since,
+# not in older trees). argv: postgresql|sqlite, the module, then the module's own arguments.
+BOOTSTRAP = """
+import contextlib, os, runpy, sqlite3, sys, tempfile
+import psycopg
 import bench.common as common
+
+BENCH_ROWS = "CREATE TABLE IF NOT EXISTS bench_rows (id BIGSERIAL PRIMARY KEY, body TEXT NOT NULL)"
 
 @contextlib.contextmanager
 def fresh_sqlite_database(prefix="bench"):
     with tempfile.TemporaryDirectory(prefix=prefix + "-") as folder:
         yield "sqlite:///" + os.path.join(folder, "bench.db")
 
-common.fresh_postgres_database = fresh_sqlite_database
-module = sys.argv[1]
-sys.argv = [module, *sys.argv[2:]]
+migrate_only = common.migrate
+
+def migrate_then_create_bench_rows(url):
+    migrate_only(url)
+    if url.startswith("sqlite:///"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            conn.execute(BENCH_ROWS)
+    else:
+        with psycopg.connect(url) as conn:
+            conn.execute(BENCH_ROWS)
+
+if sys.argv[1] == "sqlite":
+    common.fresh_postgres_database = fresh_sqlite_database
+common.migrate = migrate_then_create_bench_rows
+module = sys.argv[2]
+sys.argv = [module, *sys.argv[3:]]
 runpy.run_module(module, run_name="__main__", alter_sys=True)
 """
 
@@ -107,17 +127,14 @@ def run_with_retries(tree: Path, bench: Benchmark, extra: list[str], db: str, at
 
 def run_once(tree: Path, bench: Benchmark, extra: list[str], db: str) -> dict:
     """Run one benchmark in one tree; returns the JSON report it printed plus the load average at the start."""
-    if db == "sqlite":
-        cmd = [tree_python(tree), "-c", SQLITE_BOOTSTRAP, bench.module, *bench.args, *extra]
-    else:
-        cmd = [tree_python(tree), "-m", bench.module, *bench.args, *extra]
+    cmd = [tree_python(tree), "-c", BOOTSTRAP, db, bench.module, *bench.args, *extra]
     # The scripts choose their own databases and settings; nothing from the caller's shell may leak in.
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "VIRTUAL_ENV", "PYTHONPATH")}
     load = os.getloadavg()[0]
     started = time.monotonic()
     done = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:1] + cmd[3 if db == 'sqlite' else 2:])} in {tree} failed:\n"
+        raise RuntimeError(f"{' '.join(cmd[:1] + cmd[3:])} ({db}) in {tree} failed:\n"
                            f"{done.stderr[-3000:]}")
     report = json.loads(done.stdout[done.stdout.index("{"):])
     report["_load_at_start"] = round(load, 2)
