@@ -4,7 +4,8 @@ Timed benchmarks on a shared 2-core machine are noisy; these counts are not. For
 same order as bench.webhook_intake), a gift-card apply (as bench.checkout_overhead, sandbox at 0 ms) and a no-op
 job (as bench.worker_throughput: one worker, 4 threads, batch 20), on PostgreSQL, it prints SQL statements (the
 engine's cursor executions, pool pings included) and, for the two requests, Python function calls (cProfile, in
-this process behind Flask's test client). It runs unchanged from an older tree that has bench/common.py (e.g. the
+this process behind Flask's test client) and this process's CPU time per request (unprofiled; the least
+load-sensitive time there is). It runs unchanged from an older tree that has bench/common.py (e.g. the
 pre-renovation commit): `cd <tree> && .venv/bin/python - < <this file>`; it adapts to the module paths that moved.
 Run: .venv/bin/python -m bench.count_work [--n 200]
 """
@@ -70,6 +71,16 @@ def profiled_requests(client, requests_: list[tuple[str, dict]], counter: Statem
     return {"python_calls": round(calls / len(requests_)), "sql_statements": round(counter.count / len(requests_), 2)}
 
 
+def cpu_per_request(client, requests_: list[tuple[str, dict]]) -> float:
+    """This process's CPU time per request in ms, unprofiled: what waiting for the CPU on a busy machine adds to
+    wall time is not in it (PostgreSQL's and the sandbox's CPU are not either)."""
+    started = time.process_time()
+    for path, kwargs in requests_:
+        response = client.post(path, **kwargs)
+        assert response.status_code in (200, 201, 202), response.get_data(as_text=True)
+    return round((time.process_time() - started) / len(requests_) * 1000, 2)
+
+
 def main() -> None:
     """Count intake, apply and worker work on fresh PostgreSQL databases."""
     parser = argparse.ArgumentParser()
@@ -101,22 +112,24 @@ def main() -> None:
             counter = StatementCounter(db.engine)
             pings(db.engine, counter)
         hooks = []
-        for i in range(args.n + 20):
+        for i in range(2 * args.n + 20):
             raw, headers = signed_webhook(order_completed(f"count-{i}", line_items=[
                 {"sku": "MEMBER-GOLD", "title": "Gold membership", "quantity": 1, "unit_price_cents": 5000},
                 {"sku": "TEE-1", "title": "T-shirt", "quantity": 1, "unit_price_cents": 250}]))
             hooks.append(("/v1/webhooks/orders", {"data": raw, "headers": headers}))
         profiled_requests(client, hooks[:20], counter)  # warm-up
-        report["intake"] = profiled_requests(client, hooks[20:], counter)
+        report["intake"] = profiled_requests(client, hooks[20:args.n + 20], counter)
+        report["intake"]["cpu_ms"] = cpu_per_request(client, hooks[args.n + 20:])
 
         codes = [requests.post(f"{sandbox_url}/instagift/v2/_control/certificates", json={"face_value_cents": 10000},
-                               timeout=10).json()["claim_code"] for _ in range(args.n + 20)]
+                               timeout=10).json()["claim_code"] for _ in range(2 * args.n + 20)]
         applies = []
         for code in codes:
             token = client.post("/v1/carts", json={"total_cents": 20000}).get_json()["cart_token"]
             applies.append((f"/v1/carts/{token}/gift-cards", {"json": {"claim_code": code}}))
         profiled_requests(client, applies[:20], counter)
-        report["apply"] = profiled_requests(client, applies[20:], counter)
+        report["apply"] = profiled_requests(client, applies[20:args.n + 20], counter)
+        report["apply"]["cpu_ms"] = cpu_per_request(client, applies[args.n + 20:])
 
         jobs_count = args.n * 10
         with app.app_context():
