@@ -188,7 +188,7 @@ def floor_table(results: dict) -> str:
     if not results.get("checkout/postgresql", {}).get("before") or not floor_runs.get("after"):
         return ""
     lines = ["| tree | figure | service: median (min–max) | floor app: median (min–max) | service/floor | "
-             "service − floor |", "| --- | --- | --- | --- | --- | --- |"]
+             "service − floor | service/floor, round by round |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for tree in ("before", "after"):
         for figure in ("balance_overhead_p50_ms", "apply_overhead_p50_ms", "balance_overhead_p99_ms",
                        "apply_overhead_p99_ms"):
@@ -196,9 +196,14 @@ def floor_table(results: dict) -> str:
             # Run with --after-only floor, the floor app ran once a round (in the after tree): both compare to it.
             f = summarise([r[figure] for r in floor_runs[tree] or floor_runs["after"]])
             ratio = s["median"] / f["median"] if f["median"] > 0 else float("nan")
+            # Each round's service run next to the floor run of the same round.
+            by_round = [a[figure] / b[figure] for a, b in zip(results["checkout/postgresql"][tree],
+                                                               floor_runs[tree] or floor_runs["after"], strict=False)
+                        if b[figure] > 0]
+            rounds = " / ".join(f"{r:.1f}×" for r in by_round)
             lines.append(f"| {tree} | {figure} | {s['median']:g} ({s['min']:g}–{s['max']:g}) | "
                          f"{f['median']:g} ({f['min']:g}–{f['max']:g}) | {ratio:.1f}× | "
-                         f"{s['median'] - f['median']:+.1f} ms |")
+                         f"{s['median'] - f['median']:+.1f} ms | {rounds} |")
     return "\n".join(lines)
 
 
