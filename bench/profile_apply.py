@@ -6,7 +6,7 @@ apply is a fresh cart and a fresh certificate, as in bench.checkout_overhead. Pr
 apply next to a direct sandbox lookup of a code, the profile grouped by where the time is spent (the database
 driver, the ORM, the provider's HTTP, Flask and the schemas, logging, the service's own code) and the top functions.
 
-Run: .venv/bin python -m bench.profile_apply [--applies 300]. It also runs unchanged from an older tree that has
+Run: .venv/bin/python -m bench.profile_apply [--applies 300]. It also runs unchanged from an older tree that has
 bench/common.py (e.g. the pre-renovation commit): `cd <tree> && .venv/bin/python - < <this file>`.
 """
 
