@@ -12,9 +12,14 @@ from service.db import db
 app = create_app()
 
 with app.app_context():
-    db.session.execute(sa.text(
-        "CREATE TABLE IF NOT EXISTS bench_rows (id BIGSERIAL PRIMARY KEY, body TEXT NOT NULL)"))
-    db.session.commit()
+    try:
+        db.session.execute(sa.text(
+            "CREATE TABLE IF NOT EXISTS bench_rows (id BIGSERIAL PRIMARY KEY, body TEXT NOT NULL)"))
+        db.session.commit()
+    except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
+        # The other gunicorn worker created it at the same moment (PostgreSQL's IF NOT EXISTS is not atomic);
+        # failing here would stop this worker from booting and gunicorn would shut down mid-benchmark.
+        db.session.rollback()
 
 
 @app.post("/bench/bare")
