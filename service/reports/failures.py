@@ -8,9 +8,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from service.audit.rules import record
 from service.formats import iso
 from service.jobs.models import Job
-from service.jobs.queue import is_periodic_key, not_periodic
+from service.jobs.queue import is_periodic_key, not_periodic, retry_by_person
 from service.logs import redact
 from service.orders.models import Order
 from service.reports.listing import DEFAULT_PER_PAGE, Page
@@ -72,3 +73,13 @@ def list_jobs(session: Session, *, state: str | None = None, kind: str | None = 
     page_ = _paginate(session, stmt, page, per_page, lambda job: job_dict(job, with_attempts=True))
     _with_shop_order_ids(session, page_.items)
     return page_
+
+
+def retry_for_staff(session: Session, job_id: int, *, staff: str, address: str, via: str) -> Job:
+    """A person's retry of a dead or parked job (404/409 as retry_by_person), written to the audit trail with who
+    asked, from where and through what (`via`: "console" or "api")."""
+    job = retry_by_person(session, job_id)
+    record(session, "retry", staff=staff, address=address, order_id=job.order_id,
+           detail=f"job {job.id} ({job.kind}) queued again via the {via}")
+    session.commit()
+    return job

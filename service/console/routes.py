@@ -1,0 +1,256 @@
+"""The console's pages (HTML, not in /openapi.json): parse the query or form → a rule → a template.
+
+Every page but the sign-in form needs a staff session (docs/console.md); a visit without one is sent to the
+sign-in form, never answered with a JSON 401. Every POST carries the form's CSRF token. Pages send a strict
+Content-Security-Policy: styles and scripts only from this site, no frames, forms only to this site.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+from flask_wtf.csrf import CSRFError
+from marshmallow import ValidationError
+
+from service.api.ratelimit import client_address, limiter
+from service.audit.rules import audit_lines, record
+from service.console import auth
+from service.console.overview import LastCheck, overview
+from service.db import call_provider, db, utcnow
+from service.errors import ProviderError, ServiceError
+from service.logs import redact
+from service.providers.preflight import check_providers
+from service.redemption.models import REDEMPTION_STATES
+from service.reports.failures import list_jobs, retry_for_staff
+from service.reports.ledger import ledger_csv, ledger_page, ledger_totals
+from service.reports.listing import DateRange, dollars
+from service.reports.reconciliation import compare_with_instagift, reconciliation_report
+from service.reports.schemas import LedgerQuery
+
+bp = Blueprint("console", __name__, url_prefix="/admin", template_folder="templates", static_folder="static",
+               static_url_path="/static")
+
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; frame-ancestors 'none'; "
+                           "form-action 'self'; base-uri 'none'")
+PUBLIC_ENDPOINTS = ("console.login", "console.static")
+PER_PAGE = 50
+last_check = LastCheck()
+
+
+def init_app(app) -> None:
+    """Sessions and CSRF for the console, and its blueprint (registered with the app alone, not the Api)."""
+    auth.init_sessions(app)
+    app.jinja_env.filters["dollars"] = lambda cents: "" if cents is None else "$" + dollars(cents)
+    app.register_blueprint(bp)
+
+
+# -- every page -----------------------------------------------------------------------------------------------
+
+
+@bp.before_request
+def require_staff_session():
+    if request.method == "POST":
+        auth.csrf.protect()
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    if auth.session_staff() is None:
+        expired = auth.had_session()
+        auth.sign_out()
+        target = request.full_path.rstrip("?") if request.method == "GET" else None
+        return redirect(url_for("console.login", next=target, expired=1 if expired else None))
+    return None
+
+
+@bp.after_request
+def page_headers(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    if request.endpoint != "console.static":
+        # Pages show ledgers and customers' orders: no shared or browser cache keeps them.
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.errorhandler(CSRFError)
+def csrf_refused(exc: CSRFError):
+    return render_template("console/error.html", title="The form could not be accepted",
+                           message="This form expired or did not come from this console. Go back, reload the "
+                                   "page and try again."), 400
+
+
+@bp.errorhandler(ServiceError)
+def service_error(exc: ServiceError):
+    return render_template("console/error.html", title=exc.title, message=exc.detail or exc.title), exc.status
+
+
+@bp.errorhandler(429)
+def too_many(exc):
+    return render_template("console/login.html", error="Too many sign-in attempts from this address; wait a "
+                           "minute and try again.", next=None), 429
+
+
+@bp.context_processor
+def console_context():
+    # The navigation links only to pages this app serves.
+    return {"staff": g.get("staff"), "console_endpoints": set(current_app.view_functions)}
+
+
+# -- sign-in ----------------------------------------------------------------------------------------------------
+
+
+def _login_limit() -> str:
+    return current_app.extensions["settings"].admin_login_rate_limit
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def login():
+    next_page = auth.safe_next(request.values.get("next"))
+    if request.method == "GET":
+        if auth.session_staff() is not None:
+            return redirect(next_page or url_for("console.overview_page"))
+        notice = "Your session has ended; sign in again." if request.args.get("expired") else None
+        return render_template("console/login.html", next=next_page, notice=notice)
+    name = auth.sign_in(request.form.get("token", ""))
+    if name is None:
+        record(db.session, "sign_in_failed", staff=None, address=client_address(),
+               detail="the token given belongs to no one")
+        db.session.commit()
+        return render_template("console/login.html", next=next_page,
+                               error="That token is not valid. Check it and try again."), 401
+    record(db.session, "sign_in", staff=name, address=client_address())
+    db.session.commit()
+    return redirect(next_page or url_for("console.overview_page"))
+
+
+@bp.post("/logout")
+def logout():
+    record(db.session, "sign_out", staff=g.staff, address=client_address())
+    db.session.commit()
+    auth.sign_out()
+    return redirect(url_for("console.login", signed_out=1))
+
+
+# -- overview ---------------------------------------------------------------------------------------------------
+
+
+@bp.get("/")
+def overview_page():
+    return render_template("console/overview.html", data=overview(db.session, utcnow()), check=last_check.get())
+
+
+@bp.post("/providers/check")
+def run_providers_check():
+    report = call_provider(db.session, check_providers, current_app.extensions["settings"])
+    last_check.put(report, utcnow())
+    return redirect(url_for("console.overview_page") + "#providers")
+
+
+# -- ledger -----------------------------------------------------------------------------------------------------
+
+
+def _ledger_query():
+    """The ledger's filters from the query string (the API's own schema); the last 30 days by default."""
+    args = {k: v for k, v in request.args.items() if k in ("from", "to", "state", "page") and v}
+    query = LedgerQuery().load(args)
+    if query["range"] is None:
+        today = utcnow().date()
+        query["range"] = DateRange.for_days(today - timedelta(days=29), today)
+    return query
+
+
+@bp.get("/ledger")
+def ledger():
+    try:
+        query = _ledger_query()
+    except ValidationError as exc:
+        return render_template("console/ledger.html", errors=exc.messages, query=None, page=None, totals=None,
+                               states=REDEMPTION_STATES, args=request.args), 400
+    page = ledger_page(db.session, query["range"], state=query["state"], page=query["page"], per_page=PER_PAGE)
+    totals = ledger_totals(db.session, query["range"], state=query["state"])
+    return render_template("console/ledger.html", errors=None, query=query, page=page, totals=totals,
+                           states=REDEMPTION_STATES, args=request.args)
+
+
+@bp.get("/ledger.csv")
+def ledger_download():
+    try:
+        query = _ledger_query()
+    except ValidationError as exc:
+        return render_template("console/error.html", title="The filters are invalid",
+                               message="; ".join(f"{k}: {' '.join(v)}" for k, v in exc.messages.items())), 400
+    lines, filename = ledger_csv(db.session, query["range"], state=query["state"])
+    return Response(stream_with_context(lines), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+# -- reconciliation ---------------------------------------------------------------------------------------------
+
+
+@bp.get("/reconciliation")
+def reconciliation():
+    raw = request.args.get("date") or (utcnow().date()).isoformat()
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        return render_template("console/error.html", title="The date is invalid",
+                               message="Give the day as YYYY-MM-DD, for example 2026-12-01."), 400
+    window = DateRange.for_day(day)
+    report = reconciliation_report(db.session, window, now=utcnow())
+    comparison, comparison_error = None, None
+    try:
+        client = current_app.extensions["providers"].instagift
+        comparison = compare_with_instagift(db.session, client.iter_redemptions(), window)
+    except ProviderError as exc:
+        comparison_error = redact(str(exc))
+    return render_template("console/reconciliation.html", day=day, totals=report["overall"],
+                           comparison=comparison, comparison_error=comparison_error,
+                           previous=day - timedelta(days=1), next_day=day + timedelta(days=1))
+
+
+# -- failures ---------------------------------------------------------------------------------------------------
+
+
+@bp.get("/failures")
+def failures():
+    dead = list_jobs(db.session, state="dead", per_page=200)
+    parked = list_jobs(db.session, state="parked", per_page=200)
+    return render_template("console/failures.html", dead=dead, parked=parked)
+
+
+@bp.post("/jobs/<id:job_id>/retry")
+def retry_job(job_id: int):
+    try:
+        job = retry_for_staff(db.session, job_id, staff=g.staff, address=client_address(), via="console")
+    except ServiceError as exc:
+        db.session.rollback()
+        flash(exc.detail or exc.title, "error")
+    else:
+        flash(f"Job {job.id} ({job.kind}) is queued again; a worker runs it within moments.", "success")
+    return redirect(auth.safe_next(request.form.get("next")) or url_for("console.failures"))
+
+
+# -- audit ------------------------------------------------------------------------------------------------------
+
+
+@bp.get("/audit")
+def audit():
+    try:
+        page = max(1, int(request.args.get("page", "1")))
+    except ValueError:
+        page = 1
+    lines, total = audit_lines(db.session, page=page, per_page=PER_PAGE)
+    return render_template("console/audit.html", lines=lines, total=total, page=page, per_page=PER_PAGE)
