@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 
 from service.audit.models import AUDIT_ACTIONS, AuditEntry
 from service.db import utcnow
-from service.logs import redact
 from service.orders.models import Order
 
 DETAIL_MAX_CHARS = 2000
@@ -19,11 +18,12 @@ DETAIL_MAX_CHARS = 2000
 
 def record(session: Session, action: str, *, staff: str | None, address: str, order_id: int | None = None,
            detail: str | None = None, now: datetime | None = None) -> AuditEntry:
-    """Add one entry to the session (the caller commits); `detail` is masked like a log line."""
+    """Add one entry to the session (the caller commits). `detail` is written as given: text a person typed (a
+    note) goes through `service.logs.redact` first, at the caller."""
     if action not in AUDIT_ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
     entry = AuditEntry(action=action, staff=staff, address=address[:64], order_id=order_id,
-                       detail=redact(detail)[:DETAIL_MAX_CHARS] if detail else None, at=now or utcnow())
+                       detail=detail[:DETAIL_MAX_CHARS] if detail else None, at=now or utcnow())
     session.add(entry)
     return entry
 
