@@ -7,6 +7,7 @@ Content-Security-Policy: styles and scripts only from this site, no frames, form
 
 from __future__ import annotations
 
+import base64
 from datetime import date, timedelta
 
 from flask import (
@@ -27,17 +28,21 @@ from marshmallow import ValidationError
 from service.api.ratelimit import client_address, limiter
 from service.audit.rules import audit_lines, record
 from service.console import auth
+from service.console.order_page import find_order, order_page
 from service.console.overview import LastCheck, overview
 from service.db import call_provider, db, utcnow
 from service.errors import ProviderError, ServiceError
 from service.logs import redact
+from service.membership.rules import card_preview
 from service.providers.preflight import check_providers
 from service.redemption.models import REDEMPTION_STATES
+from service.reports.cards import cards_page
 from service.reports.failures import list_jobs, retry_for_staff
 from service.reports.ledger import ledger_csv, ledger_page, ledger_totals
 from service.reports.listing import DateRange, dollars
 from service.reports.reconciliation import compare_with_instagift, reconciliation_report
 from service.reports.schemas import LedgerQuery
+from service.thank_you.rules import preview_card
 
 bp = Blueprint("console", __name__, url_prefix="/admin", template_folder="templates", static_folder="static",
                static_url_path="/static")
@@ -243,14 +248,59 @@ def retry_job(job_id: int):
     return redirect(auth.safe_next(request.form.get("next")) or url_for("console.failures"))
 
 
+# -- orders and cards ---------------------------------------------------------------------------------------------
+
+
+def _page_number() -> int:
+    try:
+        return max(1, int(request.args.get("page", "1")))
+    except ValueError:
+        return 1
+
+
+@bp.get("/orders/<shop_order_id>")
+def order(shop_order_id: str):
+    return render_template("console/order.html", data=order_page(db.session, shop_order_id))
+
+
+@bp.get("/cards")
+def cards():
+    return render_template("console/cards.html", page=cards_page(db.session, page=_page_number(), per_page=PER_PAGE))
+
+
+@bp.get("/orders/<shop_order_id>/thank-you-card/preview")
+def thank_you_preview(shop_order_id: str):
+    found = find_order(db.session, shop_order_id)
+    order_data, today = dict(found.payload), utcnow().date()
+    db.session.commit()  # no transaction open across Cardly's call
+    settings = current_app.extensions["settings"]
+    preview = preview_card(order_data, settings, current_app.extensions["providers"].cardly, today)
+    return render_template("console/thank_you_preview.html", order_id=shop_order_id, preview=preview)
+
+
+@bp.get("/membership-cards/<id:card_id>/preview")
+def membership_preview(card_id: int):
+    preview = card_preview(db.session, current_app.extensions["providers"].instantcard, card_id)
+    images = {side: (url_for("console.membership_image", card_id=card_id, side=side)
+                     if preview[side].startswith("data:") else preview[side]) for side in ("front", "back")}
+    return render_template("console/membership_preview.html", card=preview, images=images)
+
+
+@bp.get("/membership-cards/<id:card_id>/<any(front, back):side>.png")
+def membership_image(card_id: int, side: str):
+    """InstantCard's rendered side as an image from this site (the page's CSP allows no data: images)."""
+    preview = card_preview(db.session, current_app.extensions["providers"].instantcard, card_id)
+    header, _, encoded = preview[side].partition(",")
+    if not header.startswith("data:image/") or ";base64" not in header:
+        return redirect(preview[side])
+    return Response(base64.b64decode(encoded), mimetype=header[5:].split(";")[0])
+
+
 # -- audit ------------------------------------------------------------------------------------------------------
 
 
 @bp.get("/audit")
 def audit():
-    try:
-        page = max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        page = 1
+    page = _page_number()
     lines, total = audit_lines(db.session, page=page, per_page=PER_PAGE)
     return render_template("console/audit.html", lines=lines, total=total, page=page, per_page=PER_PAGE)
