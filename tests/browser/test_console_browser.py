@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -93,7 +94,7 @@ def test_sign_in_order_retry_download_and_sign_out(page: Page, live_server, full
         page.get_by_role("link", name="Download CSV").click()
     download = download_info.value
     assert download.suggested_filename.startswith("redemptions_")
-    csv_text = open(download.path(), encoding="utf-8").read()
+    csv_text = Path(download.path()).read_text(encoding="utf-8")
     assert ORDER_ID in csv_text and code not in csv_text
 
     page.get_by_role("link", name="Audit").click()
