@@ -27,6 +27,7 @@ from service.membership import routes as membership_routes
 from service.membership import rules as membership_rules
 from service.membership import settings as membership_settings
 from service.membership.settings import MembershipSettings
+from service.orders import attention as orders_attention
 from service.orders import effects
 from service.orders import jobs as orders_jobs
 from service.orders import routes as orders_routes
@@ -78,6 +79,9 @@ def load_settings(environ: Mapping[str, str] | None = None, instance_path: str =
 
 # The modules whose handlers the worker runs (registered by the imports above; listed so the set is visible).
 JOB_MODULES = (orders_jobs, checkout_jobs, redemption_jobs, thank_you_jobs, membership_jobs, maintenance)
+# What a job's success settles besides the job (registered by the import above): a successful retry resolves the
+# attention items its job's failures raised.
+JOB_SUCCESS_LISTENERS = (orders_attention.resolve_after_successful_retry,)
 
 # Redemption is planned inside the intake transaction; the thank-you and membership cards by the order's
 # planning job, in this order. A cancellation reaches them in the same order.

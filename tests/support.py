@@ -105,3 +105,20 @@ class ServerThread:
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.thread.join()
+
+
+def order_attention(app, shop_order_id: str | None = None) -> str | None:
+    """The order's attention items as one text, "[kind] message" each, oldest first; None when it has none.
+    Without `shop_order_id`, the only order's."""
+    import sqlalchemy as sa
+
+    from service.db import db
+    from service.orders.models import Order, OrderAttentionItem
+
+    with app.app_context():
+        stmt = sa.select(OrderAttentionItem.kind, OrderAttentionItem.message).join(Order).order_by(
+            OrderAttentionItem.id)
+        if shop_order_id is not None:
+            stmt = stmt.where(Order.shop_order_id == shop_order_id)
+        notes = [f"[{kind}] {message}" for kind, message in db.session.execute(stmt)]
+    return " ".join(notes) or None

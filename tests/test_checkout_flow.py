@@ -13,7 +13,7 @@ from service.checkout.models import GiftCardHold
 from service.db import db, utcnow
 from service.orders.models import Order
 from service.redemption.models import GiftCardRedemption
-from tests.support import SHOP, order_completed, signed_webhook
+from tests.support import SHOP, order_attention, order_completed, signed_webhook
 
 
 @pytest.fixture
@@ -292,7 +292,7 @@ def test_balance_spent_elsewhere_after_verify_records_shortfall(app, shop, insta
     [row] = redemptions(app, "2010")
     assert [x["amount_cents"] for x in instagift.redemptions_for(cert_id) if x["source"] != "in-store"] == [4900]
     assert (row.state, row.intended_cents, row.redeemed_cents, row.shortfall_cents) == ("shortfall", 8000, 4900, 3100)
-    assert "shortfall" in order_row(app, "2010").attention
+    assert "shortfall" in order_attention(app, "2010")
 
 
 def test_verify_refuses_when_a_card_was_spent_in_store(app, shop, instagift):
@@ -328,7 +328,7 @@ def test_cancel_before_redemption_releases_holds_and_redeems_nothing(app, shop, 
     assert instagift.redemptions_for(cert_id) == []
     [row] = redemptions(app, "2011")
     assert row.state == "cancelled"
-    assert order_row(app, "2011").attention is None
+    assert order_attention(app, "2011") is None
     other = shop.cart(1000)  # the certificate is free again
     assert shop.apply(other, code).status_code == 200
 
@@ -340,7 +340,7 @@ def test_cancel_after_redemption_flags_the_order(app, shop, instagift):
     shop.complete("2012", token, gift_card_cents=3000, total_cents=3000)
     shop.drain()
     shop.cancel("2012")
-    assert "refund manually" in order_row(app, "2012").attention
+    assert "refund manually" in order_attention(app, "2012")
     assert len(instagift.redemptions_for(cert_id)) == 1
 
 
@@ -350,7 +350,7 @@ def test_orders_without_cart_or_holds_redeem_nothing(app, shop, instagift):
     shop.complete("2014", empty, gift_card_cents=0, total_cents=5250)
     shop.drain()
     assert redemptions(app, "2013") == [] and redemptions(app, "2014") == []
-    assert order_row(app, "2013").attention is None and order_row(app, "2014").attention is None
+    assert order_attention(app, "2013") is None and order_attention(app, "2014") is None
     with app.app_context():
         from service.jobs.models import Job
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Job).where(Job.state == "dead")) == 0

@@ -21,7 +21,14 @@ from service.jobs.queue import enqueue
 from service.membership.models import MembershipCard, MembershipPrintJob
 from service.membership.rules import BATCH_CHECK_KIND, JOB_KIND, PRINTED_FOR_CANCELLED_ORDER
 from service.orders.models import Order
-from tests.support import ADMIN, cancel_order, cancel_while_held, order_completed, signed_webhook
+from tests.support import (
+    ADMIN,
+    cancel_order,
+    cancel_while_held,
+    order_attention,
+    order_completed,
+    signed_webhook,
+)
 
 GOLD = {"sku": "MEMBER-GOLD", "title": "Gold membership", "quantity": 1, "unit_price_cents": 5000}
 STORE = {"name": "Front Desk", "company": "Demo Shop", "address1": "1 Market Sq", "city": "Boston",
@@ -74,8 +81,7 @@ def print_jobs(app) -> list[MembershipPrintJob]:
 
 
 def attention(app, order_id="1001") -> str | None:
-    with app.app_context():
-        return db.session.scalar(sa.select(Order.attention).where(Order.shop_order_id == order_id))
+    return order_attention(app, order_id)
 
 
 def membership_totals(client, first=None, last=None) -> dict:

@@ -12,8 +12,7 @@ from service.jobs.models import Job
 from service.jobs.queue import enqueue
 from service.membership.models import MembershipCard, MembershipPrintJob
 from service.membership.rules import FUNDS_CHECK_KIND, JOB_KIND, PRINTED_FOR_CANCELLED_ORDER
-from service.orders.models import Order
-from tests.support import ADMIN, cancel_order, order_completed, signed_webhook
+from tests.support import ADMIN, cancel_order, order_attention, order_completed, signed_webhook
 
 GOLD = {"sku": "MEMBER-GOLD", "title": "Gold membership", "quantity": 1, "unit_price_cents": 5000}
 GIFT = {"sku": "MEMBER-GOLD", "title": "Gold membership (gift)", "quantity": 1, "unit_price_cents": 5000}
@@ -356,10 +355,9 @@ def test_a_cancellation_racing_the_submit_is_recorded_as_printed(app, client, ru
     [card] = cards(app)
     assert card.status == "submitted" and "cancelled" in card.last_error
     assert instantcard.counts()["submitted_print_jobs"] == 1
-    with app.app_context():
-        # The order's notes also tell of its thank-you card, placed before the cancellation.
-        assert (f"[{PRINTED_FOR_CANCELLED_ORDER}] Membership card {card.member_number} was printed and charged"
-                in db.session.scalar(sa.select(Order.attention)))
+    # The order's attention items also tell of its thank-you card, placed before the cancellation.
+    assert (f"[{PRINTED_FOR_CANCELLED_ORDER}] Membership card {card.member_number} was printed and charged"
+            in order_attention(app))
 
 
 def test_card_jobs_get_the_configured_number_of_attempts(app, client, run_jobs):

@@ -204,3 +204,45 @@ def test_the_outcome_unknown_renames_keep_every_value_both_ways(empty_database_u
                                                "FROM membership_cards")) == [(sent_text, sent_text)]
     assert times(read_rows(empty_database_url, "SELECT create_attempted_at, submit_attempted_at "
                                                "FROM membership_print_jobs")) == [(sent_text, submitted_text)]
+
+
+def test_attention_text_becomes_typed_items_and_comes_back_on_the_way_down(empty_database_url):
+    """a8d4e6f1c3b7 turns each order's attention text into items: a bracketed kind starts an item of that kind,
+    other text is one legacy_note; the column goes. The downgrade writes the text back."""
+    assert flask_db(["upgrade", "f7a3c5e9b2d4"], empty_database_url).returncode == 0
+    cancelled = WHEN + timedelta(hours=1)
+    printed = ("[membership_card_printed_for_cancelled_order] Membership card M-00000001 was printed and charged by "
+               "InstantCard although the order was cancelled (it had been submitted before the order was cancelled).")
+    placed = ("[thank_you_card_placed_for_cancelled_order] The thank-you card was placed with Cardly (order c-1, "
+              "1.00 credits) although the order was cancelled (it had been placed before the order was cancelled).")
+    refund = "Cancelled after $30.00 was redeemed from gift cards; Instagift has no refund API — refund manually."
+
+    def order(n: int, attention: str | None, **times) -> tuple[str, dict]:
+        return ("orders", {"id": n, "shop_order_id": f"m{n}", "number": f"#m{n}", "currency": "USD",
+                           "total_cents": 5000, "gift_card_cents": 0, "payload": {"id": f"m{n}"},
+                           "completed_at": WHEN, "created_at": WHEN, "attention": attention, **times})
+
+    write_rows(empty_database_url, [order(1, refund, cancelled_at=cancelled), order(2, f"{refund} {placed} {printed}"),
+                                    order(3, None), order(4, printed)])
+    upgraded = flask_db(["upgrade"], empty_database_url)
+    assert upgraded.returncode == 0, upgraded.stderr
+
+    rows = read_rows(empty_database_url, "SELECT order_id, kind, message, created_at, resolved_at "
+                                         "FROM order_attention_items ORDER BY id")
+    assert [(o, k, m) for o, k, m, _, _ in rows] == [
+        (1, "legacy_note", refund),
+        (2, "legacy_note", refund),
+        (2, "thank_you_card_placed_for_cancelled_order", placed.split("] ", 1)[1]),
+        (2, "membership_card_printed_for_cancelled_order", printed.split("] ", 1)[1]),
+        (4, "membership_card_printed_for_cancelled_order", printed.split("] ", 1)[1]),
+    ]
+    assert [str(at)[:19] for _, _, _, at, _ in rows] == [
+        str(cancelled.replace(tzinfo=None))[:19]] + [str(WHEN.replace(tzinfo=None))[:19]] * 4
+    assert all(resolved is None for *_, resolved in rows)
+    columns = {c["name"] for c in sa.inspect(sa.create_engine(sqlalchemy_url(empty_database_url))).get_columns("orders")}
+    assert "attention" not in columns
+
+    downgraded = flask_db(["downgrade", "f7a3c5e9b2d4"], empty_database_url)
+    assert downgraded.returncode == 0, downgraded.stderr
+    assert read_rows(empty_database_url, "SELECT id, attention FROM orders ORDER BY id") == [
+        (1, refund), (2, f"{refund} {placed} {printed}"), (3, None), (4, printed)]

@@ -19,7 +19,7 @@ from service.jobs.registry import RetryLater
 from service.orders.models import Order
 from service.redemption.models import GiftCardRedemption
 from service.redemption.rules import redeem
-from tests.support import ADMIN, SHOP, cancel_order, order_completed, signed_webhook
+from tests.support import ADMIN, SHOP, cancel_order, order_attention, order_completed, signed_webhook
 
 
 @pytest.fixture
@@ -105,8 +105,7 @@ def test_cancelled_certificate_fails_visibly(app, client, instagift, run_jobs):
     row, job = the_redemption(app), the_job(app)
     assert (row.state, row.redeemed_cents, row.shortfall_cents) == ("failed", 0, 3000)
     assert job.state == "dead" and "cancelled" in job.last_error
-    with app.app_context():
-        assert "cancelled" in db.session.scalar(sa.select(Order.attention))
+    assert "cancelled" in order_attention(app)
     assert instagift.redemptions_for(cert_id) == []
 
 
@@ -197,12 +196,11 @@ def test_cancellation_landing_while_the_job_reads_the_certificate_stops_it(app, 
     assert (row.state, row.attempts) == ("cancelled", 0)
     with app.app_context():
         assert db.session.get(GiftCardHold, row.hold_id).status == "released"
-        assert db.session.scalar(sa.select(Order.attention)) is None
+    assert order_attention(app) is None
 
 
 def _attention(app, shop_order_id: str) -> str:
-    with app.app_context():
-        return db.session.scalar(sa.select(Order.attention).where(Order.shop_order_id == shop_order_id)) or ""
+    return order_attention(app, shop_order_id) or ""
 
 
 def _complete(client, order_id: str, token: str, cents: int) -> None:

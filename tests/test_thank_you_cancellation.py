@@ -16,10 +16,16 @@ import sqlalchemy as sa
 
 from service.db import db, utcnow
 from service.jobs.models import Job
-from service.orders.models import Order
 from service.thank_you.models import ThankYouCard
 from service.thank_you.rules import JOB_KIND, PLACED_FOR_CANCELLED_ORDER
-from tests.support import ADMIN, cancel_order, cancel_while_held, order_completed, signed_webhook
+from tests.support import (
+    ADMIN,
+    cancel_order,
+    cancel_while_held,
+    order_attention,
+    order_completed,
+    signed_webhook,
+)
 
 READ_TIMEOUT_SECONDS = 1.5  # the client's (test) read timeout; accepting a webhook takes milliseconds
 CARD_CREDITS = Decimal("1.00")  # a standard card in the sandbox
@@ -53,8 +59,7 @@ def job_states(app) -> list[str]:
 
 
 def attention(app, order_id="1001") -> str | None:
-    with app.app_context():
-        return db.session.scalar(sa.select(Order.attention).where(Order.shop_order_id == order_id))
+    return order_attention(app, order_id)
 
 
 def thank_you_totals(client) -> dict:

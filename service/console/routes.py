@@ -37,11 +37,12 @@ from service.membership.rules import card_preview
 from service.providers.preflight import check_providers
 from service.redemption.models import REDEMPTION_STATES
 from service.reports.cards import cards_page
-from service.reports.failures import list_jobs, retry_for_staff
+from service.reports.failures import list_jobs
 from service.reports.ledger import ledger_csv, ledger_page, ledger_totals
 from service.reports.listing import DateRange, dollars
 from service.reports.reconciliation import compare_with_instagift, reconciliation_report
 from service.reports.schemas import LedgerQuery
+from service.reports.staff_actions import retry_for_staff
 from service.thank_you.rules import preview_card
 
 bp = Blueprint("console", __name__, url_prefix="/admin", template_folder="templates", static_folder="static",

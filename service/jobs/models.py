@@ -38,6 +38,9 @@ class Job(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The last person's retry: who (a staff name, or "a person" when the token names nobody) and when.
+    retried_by: Mapped[str | None] = mapped_column(sa.String(200))
+    retried_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     attempt_log: Mapped[list[JobAttempt]] = relationship(
         back_populates="job", order_by="JobAttempt.id", cascade="all, delete-orphan"

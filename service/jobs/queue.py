@@ -9,6 +9,7 @@ the worker agree on one clock.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +21,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from service.db import insert_ignoring_conflict, lock_for_update, utcnow
 from service.errors import Conflict, NotFound
 from service.jobs.models import Job, JobAttempt
-from service.jobs.registry import person_retry_hook
+from service.jobs.registry import person_retry_hook, success_listeners
 from service.logs import redact
 
 CLAIMABLE_STATES = ("queued", "parked")
@@ -141,7 +142,8 @@ def _finish_open_attempts(session: Session, job_id: int, now: datetime, outcome:
 
 
 def _finish_attempt(session: Session, job: Job, worker_id: str, now: datetime, attempt_outcome: str,
-                    error: str | None, **job_values: Any) -> bool:
+                    error: str | None, *, before_commit: Callable[[], None] | None = None,
+                    **job_values: Any) -> bool:
     """Finish a running attempt while the lease is still ours: the job takes `job_values` (its lease given up),
     the attempt `attempt_outcome`, in one commit. After a long run another worker may own the job: then nothing
     is written and the answer is False."""
@@ -158,6 +160,8 @@ def _finish_attempt(session: Session, job: Job, worker_id: str, now: datetime, a
         session.rollback()
         return False
     _finish_open_attempts(session, job_id, now, attempt_outcome, error)
+    if before_commit is not None:
+        before_commit()
     session.commit()
     for name, value in job_values.items():
         set_committed_value(job, name, value)  # the job in memory says what was written, without a reload
@@ -167,8 +171,13 @@ def _finish_attempt(session: Session, job: Job, worker_id: str, now: datetime, a
 def mark_succeeded(session: Session, job: Job, worker_id: str, now: datetime | None = None) -> bool:
     """Record success, unless the lease was lost meanwhile (another worker owns the job now)."""
     now = now or utcnow()
-    return _finish_attempt(session, job, worker_id, now, "succeeded", None, state="succeeded", finished_at=now,
-                           parked_reason=None)
+
+    def tell_listeners() -> None:  # what the job's success settles is written with it, or not at all
+        for listener in success_listeners():
+            listener(session, job, now)
+
+    return _finish_attempt(session, job, worker_id, now, "succeeded", None, before_commit=tell_listeners,
+                           state="succeeded", finished_at=now, parked_reason=None)
 
 
 def mark_retry(session: Session, job: Job, worker_id: str, error: str, backoff: Backoff, *,
@@ -227,8 +236,9 @@ def wake_parked(session: Session, kind: str, now: datetime | None = None) -> int
     return result.rowcount
 
 
-def retry_by_person(session: Session, job_id: int, now: datetime | None = None) -> Job:
-    """A merchant's manual retry of a dead or parked job: queued now with a fresh failure budget."""
+def retry_by_person(session: Session, job_id: int, now: datetime | None = None, *, by: str | None = None) -> Job:
+    """A merchant's manual retry of a dead or parked job: queued now with a fresh failure budget; `by` names the
+    person (kept on the job: a successful run resolves the attention its failures raised "by retry of <by>")."""
     now = now or utcnow()
     job = session.scalar(lock_for_update(session, sa.select(Job).where(Job.id == job_id)))
     if job is None:
@@ -240,5 +250,6 @@ def retry_by_person(session: Session, job_id: int, now: datetime | None = None) 
     if hook is not None:
         hook(session, job, now)
     job.state, job.failures, job.run_at, job.finished_at, job.updated_at = "queued", 0, now, None, now
+    job.retried_by, job.retried_at = by or "a person", now
     session.commit()
     return job

@@ -8,7 +8,9 @@ A handler is `handler(ctx: JobContext) -> None`. Returning means success. Raisin
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -66,6 +68,32 @@ Handler = Callable[[JobContext], None]
 
 
 @dataclass(frozen=True)
+class RunningJob:
+    """The job whose handler is running in this thread, and which attempt it is."""
+
+    job_id: int
+    attempt: int
+
+
+_running: ContextVar[RunningJob | None] = ContextVar("running_job", default=None)
+
+
+@contextmanager
+def running(job: Job) -> Iterator[None]:
+    """While a handler runs: what it records (an order's attention item) can name the job that raised it."""
+    token = _running.set(RunningJob(job.id, job.attempts))
+    try:
+        yield
+    finally:
+        _running.reset(token)
+
+
+def running_job() -> RunningJob | None:
+    """The job running in this thread's handler, if any."""
+    return _running.get()
+
+
+@dataclass(frozen=True)
 class Periodic:
     kind: str
     every_seconds: int
@@ -74,10 +102,14 @@ class Periodic:
 # Called inside a person's retry, before the job is queued again: undoes the job's own record of a final
 # failure so the retry does the work again, or raises a ServiceError to refuse the retry.
 PersonRetryHook = Callable[[Session, Job, datetime], None]
+# Called when a job succeeds, in the transaction that records it: a feature clears what the job's failures
+# raised (an order's attention items) once a retry has done the work.
+SuccessListener = Callable[[Session, Job, datetime], None]
 
 _handlers: dict[str, Handler] = {}
 _periodic: dict[str, Periodic] = {}
 _person_retry_hooks: dict[str, PersonRetryHook] = {}
+_success_listeners: list[SuccessListener] = []
 
 
 def handler(kind: str, *, every_seconds: int | None = None,
@@ -93,6 +125,17 @@ def handler(kind: str, *, every_seconds: int | None = None,
         return fn
 
     return register
+
+
+def on_job_succeeded(listener: SuccessListener) -> SuccessListener:
+    """Register `listener` to run for every job that succeeds (once, however often its module is imported)."""
+    if listener not in _success_listeners:
+        _success_listeners.append(listener)
+    return listener
+
+
+def success_listeners() -> list[SuccessListener]:
+    return list(_success_listeners)
 
 
 def person_retry_hook(kind: str) -> PersonRetryHook | None:

@@ -23,7 +23,15 @@ from service.db import db, utcnow
 from service.errors import ProviderError, ProviderRateLimited
 from service.jobs import queue
 from service.jobs.models import Job
-from service.jobs.registry import JobContext, Park, PermanentFailure, RetryLater, get_handler, periodic_jobs
+from service.jobs.registry import (
+    JobContext,
+    Park,
+    PermanentFailure,
+    RetryLater,
+    get_handler,
+    periodic_jobs,
+    running,
+)
 
 log = logging.getLogger("service.worker")
 
@@ -65,7 +73,8 @@ class Worker:
                             now=self.clock())
             return job.state
         try:
-            handler(JobContext(job=job, session=session, app=self.app, now=self.clock, rng=self.rng))
+            with running(job):
+                handler(JobContext(job=job, session=session, app=self.app, now=self.clock, rng=self.rng))
             session.commit()
         except RetryLater as exc:
             session.rollback()

@@ -60,8 +60,8 @@ ON_PRINT_JOB = ("queued", "waiting_for_funds")
 # A cancellation of a card that InstantCard may be printing: only the job that submits its print job turns this
 # into `cancelled` (InstantCard did not print it) or `submitted` (it did), after reading InstantCard back.
 CANCEL_REQUESTED = "cancel_requested"
-# The kind of the order's note when InstantCard printed and charged a card of a cancelled order; the note starts
-# with it in brackets, so the typed attention records to come can recognise it.
+# The kind of the order's attention item when InstantCard printed and charged a card of a cancelled order (notes
+# written before attention items had kinds start with it in brackets; the migration recognises them by it).
 PRINTED_FOR_CANCELLED_ORDER = "membership_card_printed_for_cancelled_order"
 
 def add_months(day: date, months: int) -> date:
@@ -136,8 +136,8 @@ def on_order_cancelled(session: Session, order: Order, settings: Settings) -> No
         MembershipCard.order_id == order.id).order_by(MembershipCard.id)).execution_options(populate_existing=True)))
     for card in cards:
         if card.status == "submitted":
-            order.add_attention(printed_for_cancelled_order(card.member_number, "it had been submitted before the "
-                                                                                "order was cancelled"))
+            order.add_attention(PRINTED_FOR_CANCELLED_ORDER, printed_for_cancelled_order(
+                card.member_number, "it had been submitted before the order was cancelled"))
         elif card.status in ON_PRINT_JOB or (card.status == "failed" and _submit_in_doubt(session, card)):
             card.status = CANCEL_REQUESTED
             card.last_error = "order cancelled; waiting to learn from InstantCard whether the card was printed"
@@ -160,8 +160,8 @@ def _submit_in_doubt(session: Session, card: MembershipCard) -> bool:
 
 
 def printed_for_cancelled_order(member_number: str | None, when: str) -> str:
-    """The order's note for the merchant when InstantCard printed and charged a card of the cancelled order."""
-    return (f"[{PRINTED_FOR_CANCELLED_ORDER}] Membership card {member_number} was printed and charged by "
+    """The attention item's message when InstantCard printed and charged a card of the cancelled order."""
+    return (f"Membership card {member_number} was printed and charged by "
             f"InstantCard although the order was cancelled ({when}).")
 
 
@@ -531,7 +531,7 @@ def _record_submitted(session: Session, row_id: int, now) -> None:
         card.last_error = ("printed: the order was cancelled while its print job was being submitted"
                            if cancelled_order else None)
         if cancelled_order:
-            session.get(Order, card.order_id).add_attention(printed_for_cancelled_order(
+            session.get(Order, card.order_id).add_attention(PRINTED_FOR_CANCELLED_ORDER, printed_for_cancelled_order(
                 card.member_number, "the cancellation came while its print job was being submitted"))
     session.flush()
     job.card_count = session.scalar(sa.select(sa.func.count()).select_from(MembershipCard).where(

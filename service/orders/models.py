@@ -9,8 +9,25 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.db import BigIntId, UTCDateTime, db, utcnow
+from service.jobs.registry import running_job
 
 WEBHOOK_ID_MAX_LENGTH = 200  # Standard Webhooks ids are short (msg_…); longer ones are refused at intake
+
+# What needs a person on an order (docs/states.md, "Attention items"). A new kind goes here and in that table.
+ATTENTION_KINDS = (
+    "gift_cards_not_held",          # the order took more from gift cards than its cart held: not all redeemed
+    "redemption_failed",            # a gift card could not be redeemed: collect the amount another way
+    "shortfall",                    # Instagift redeemed less than intended
+    "over_redeemed",                # Instagift redeemed more than asked
+    "cancelled_after_redeemed",     # gift cards were redeemed for a cancelled order: refund manually
+    "outcome_unknown",              # cancelled while a redemption's outcome was unknown
+    "outcome_settled",              # what such a redemption turned out to have done
+    "thank_you_card_placed_for_cancelled_order",
+    "membership_card_printed_for_cancelled_order",
+    "legacy_note",                  # a note written before attention items had kinds (migrated text)
+)
+# A person's retry of the job that raised one of these, once it succeeds, has done what the item asked for.
+RESOLVED_BY_SUCCESSFUL_RETRY = ("redemption_failed",)
 
 
 class Order(db.Model):
@@ -32,15 +49,22 @@ class Order(db.Model):
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set by the planning job once the post-order effects (cards) have their rows and jobs.
     effects_planned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Set when something needs a person: e.g. cancelled after its gift cards were redeemed.
-    attention: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     events: Mapped[list[OrderEvent]] = relationship(back_populates="order", order_by="OrderEvent.id")
+    attention_items: Mapped[list[OrderAttentionItem]] = relationship(
+        back_populates="order", order_by="OrderAttentionItem.id", cascade="all, delete-orphan")
 
-    def add_attention(self, note: str) -> None:
-        """Add a note for the merchant; earlier notes stay."""
-        self.attention = f"{self.attention} {note}" if self.attention else note
+    def add_attention(self, kind: str, message: str) -> OrderAttentionItem:
+        """Raise an attention item for the merchant's staff; when a job is running, it is the job's item."""
+        if kind not in ATTENTION_KINDS:
+            raise ValueError(f"unknown attention kind {kind!r}")
+        # The job whose run raised it (none for a webhook): a later successful retry of that job resolves it.
+        job = running_job()
+        item = OrderAttentionItem(kind=kind, message=message, created_at=utcnow(),
+                                  job_id=job.job_id if job else None, job_attempt=job.attempt if job else None)
+        self.attention_items.append(item)
+        return item
 
 
 class OrderEvent(db.Model):
@@ -58,3 +82,25 @@ class OrderEvent(db.Model):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     order: Mapped[Order] = relationship(back_populates="events")
+
+
+class OrderAttentionItem(db.Model):
+    """Something on an order that needs a person (kind from ATTENTION_KINDS), until staff or a retry resolve it.
+
+    `message` is written for the merchant's staff: money in dollars, gift-card codes masked."""
+
+    __tablename__ = "order_attention_items"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(64))
+    message: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The job whose run raised it, and which attempt of that job (a retry resolves only earlier attempts' items).
+    job_id: Mapped[int | None] = mapped_column(sa.ForeignKey("jobs.id"), index=True)
+    job_attempt: Mapped[int | None] = mapped_column(sa.Integer)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_by: Mapped[str | None] = mapped_column(sa.String(200))
+    resolution_note: Mapped[str | None] = mapped_column(sa.Text)
+
+    order: Mapped[Order] = relationship(back_populates="attention_items")

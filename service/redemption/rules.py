@@ -59,8 +59,9 @@ def plan_for_completed_order(session: Session, order: Order, settings: Settings)
         Cart.token_hash == hash_token(order.cart_token))))
     if cart is None:
         if order.gift_card_cents:
-            order.add_attention(f"The order took {money.format_usd(order.gift_card_cents)} from gift cards but "
-                                 "its cart_token matches no cart here: nothing was redeemed.")
+            order.add_attention("gift_cards_not_held",
+                                f"The order took {money.format_usd(order.gift_card_cents)} from gift cards but "
+                                "its cart_token matches no cart here: nothing was redeemed.")
         return
     # The order is placed: the cart takes no more changes (its token now answers 404 cart_not_found).
     cart.expires_at = min(cart.expires_at, order.completed_at)
@@ -73,8 +74,9 @@ def plan_for_completed_order(session: Session, order: Order, settings: Settings)
         .order_by(GiftCardHold.position))))
     if not holds:
         if order.gift_card_cents:
-            order.add_attention(f"The order took {money.format_usd(order.gift_card_cents)} from gift cards but "
-                                 "its cart holds none: nothing was redeemed.")
+            order.add_attention("gift_cards_not_held",
+                                f"The order took {money.format_usd(order.gift_card_cents)} from gift cards but "
+                                "its cart holds none: nothing was redeemed.")
         return
     if order.cancelled_at is not None:
         _release(holds, "order cancelled before completion", order.completed_at)
@@ -82,8 +84,9 @@ def plan_for_completed_order(session: Session, order: Order, settings: Settings)
     taken = money.split_order_gift_card_cents(order.gift_card_cents, [(h.id, h.covers_cents) for h in holds])
     covered = sum(h.covers_cents for h in holds)
     if order.gift_card_cents > covered:
-        order.add_attention(f"The order took {money.format_usd(order.gift_card_cents)} from gift cards but its "
-                             f"cart held only {money.format_usd(covered)}: the difference was not redeemed.")
+        order.add_attention("gift_cards_not_held",
+                            f"The order took {money.format_usd(order.gift_card_cents)} from gift cards but its "
+                            f"cart held only {money.format_usd(covered)}: the difference was not redeemed.")
     now = order.completed_at
     for hold in holds:
         amount = money.redemption_amount(taken[hold.id], hold.redeem_cents, hold.balance_cents,
@@ -104,8 +107,9 @@ def plan_for_completed_order(session: Session, order: Order, settings: Settings)
             error = "the hold had expired and another completed order is redeeming this certificate"
             redemption.state, redemption.error, redemption.shortfall_cents = "failed", error, amount.intended_cents
             hold.status, hold.status_reason, hold.updated_at = "failed", error, now
-            order.add_attention(f"Gift card {masked_last4(hold.code_last4)} was not redeemed: {error}; "
-                                 f"{money.format_usd(amount.intended_cents)} must be collected another way.")
+            order.add_attention("redemption_failed",
+                                f"Gift card {masked_last4(hold.code_last4)} was not redeemed: {error}; "
+                                f"{money.format_usd(amount.intended_cents)} must be collected another way.")
             continue
         if holder is not None:
             # An open cart took the certificate after this hold ran out. The order is paid and that cart is not:
@@ -147,11 +151,13 @@ def on_order_cancelled(session: Session, order: Order, settings: Settings) -> No
     redeemed = sum(r.redeemed_cents for r in redemptions)
     in_doubt = sum(1 for r in redemptions if r.outcome_unknown)
     if redeemed:
-        order.add_attention(f"Cancelled after {money.format_usd(redeemed)} was redeemed from gift cards; "
-                             "Instagift has no refund API — refund manually.")
+        order.add_attention("cancelled_after_redeemed",
+                            f"Cancelled after {money.format_usd(redeemed)} was redeemed from gift cards; "
+                            "Instagift has no refund API — refund manually.")
     if in_doubt:
-        order.add_attention(f"Cancelled while {in_doubt} gift card redemption(s) had an unknown outcome; "
-                             "what they turn out to have done is noted here.")
+        order.add_attention("outcome_unknown",
+                            f"Cancelled while {in_doubt} gift card redemption(s) had an unknown outcome; "
+                            "what they turn out to have done is noted here.")
     if order.cart_token:
         cart = session.scalar(sa.select(Cart).where(Cart.token_hash == hash_token(order.cart_token)))
         if cart is not None:
@@ -173,8 +179,6 @@ def reopen_for_person_retry(session: Session, job, now: datetime) -> None:
     hold.status, hold.status_reason, hold.updated_at = "redeeming", "redemption retried by a person", now
     redemption.state, redemption.shortfall_cents, redemption.updated_at = "pending", 0, now
     redemption.error = f"retried by a person after: {redemption.error}"
-    session.get(Order, redemption.order_id).add_attention(
-        f"Gift card {masked_last4(redemption.code_last4)}: redemption retried by a person.")
 
 
 def _load(session: Session, redemption_id: int) -> GiftCardRedemption:
@@ -260,7 +264,7 @@ def redeem(session: Session, settings: Settings, client, redemption_id: int, now
         redemption.outcome_unknown = False
         if _settled_or_cancelled(session, redemption, now):  # unless the order was cancelled meanwhile
             session.get(Order, redemption.order_id).add_attention(
-                f"Gift card {masked_last4(redemption.code_last4)}: the call in doubt had not reached Instagift; "
+                "outcome_settled", f"Gift card {masked_last4(redemption.code_last4)}: the call in doubt had not reached Instagift; "
                 "nothing was redeemed.")
             session.commit()
             return
@@ -411,7 +415,7 @@ def _finish(session: Session, redemption: GiftCardRedemption, now, *, redeemed: 
                 f"than the {money.format_usd(asked)} asked")
         error = f"{error}; {over}" if error else over
         session.get(Order, redemption.order_id).add_attention(
-            f"Gift card {masked_last4(redemption.code_last4)}: {over}; check it with Instagift.")
+            "over_redeemed", f"Gift card {masked_last4(redemption.code_last4)}: {over}; check it with Instagift.")
     # docs/money.md: forfeit = redeemed − applied; what lies between taken and applied is the rounding, reported apart.
     redemption.forfeit_cents = max(0, redeemed - redemption.applied_cents) if not redemption.splittable else 0
     redemption.state = state or ("shortfall" if redemption.shortfall_cents > 0 else "succeeded")
@@ -428,13 +432,14 @@ def _finish(session: Session, redemption: GiftCardRedemption, now, *, redeemed: 
     hold.updated_at = now()
     order = session.get(Order, redemption.order_id)
     if redeemed > 0 and order.cancelled_at is not None:
-        order.add_attention(f"Gift card {masked_last4(redemption.code_last4)}: {money.format_usd(redeemed)} was "
-                             "redeemed after the order was cancelled — refund manually.")
+        order.add_attention("cancelled_after_redeemed",
+                            f"Gift card {masked_last4(redemption.code_last4)}: {money.format_usd(redeemed)} was "
+                            "redeemed after the order was cancelled — refund manually.")
     if redemption.state in ("shortfall", "failed"):
         note = (f"Gift card {masked_last4(redemption.code_last4)}: intended {money.format_usd(redemption.intended_cents)}, "
                 f"redeemed {money.format_usd(redeemed)} (shortfall {money.format_usd(redemption.shortfall_cents)})"
                 + (f": {redemption.error}." if redemption.error else "."))
-        order.add_attention(note)
+        order.add_attention(redemption.state if redemption.state == "shortfall" else "redemption_failed", note)
     session.commit()
 
 
@@ -464,6 +469,6 @@ def _definite_refusal(session: Session, redemption_id: int, now, exc: ProviderEr
     hold.status, hold.status_reason = "failed", redemption.error
     order = session.get(Order, redemption.order_id)
     note = f"Gift card {masked_last4(redemption.code_last4)} could not be redeemed: {exc}"
-    order.add_attention(note)
+    order.add_attention("redemption_failed", note)
     session.commit()
     raise PermanentFailure(note)

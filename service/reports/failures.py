@@ -8,10 +8,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from service.audit.rules import record
 from service.formats import iso
 from service.jobs.models import Job
-from service.jobs.queue import is_periodic_key, not_periodic, retry_by_person
+from service.jobs.queue import is_periodic_key, not_periodic
 from service.logs import redact
 from service.orders.models import Order
 from service.reports.listing import DEFAULT_PER_PAGE, Page
@@ -33,6 +32,7 @@ def job_dict(job: Job, *, with_attempts: bool = False) -> dict[str, Any]:
         "parked_reason": redact(job.parked_reason) if job.parked_reason else None,
         "order_id": job.order_id,
         "periodic": is_periodic_key(job.dedupe_key),
+        "retried_by": job.retried_by, "retried_at": iso(job.retried_at),
     }
     if with_attempts:
         body["attempt_log"] = [
@@ -74,12 +74,3 @@ def list_jobs(session: Session, *, state: str | None = None, kind: str | None = 
     _with_shop_order_ids(session, page_.items)
     return page_
 
-
-def retry_for_staff(session: Session, job_id: int, *, staff: str, address: str, via: str) -> Job:
-    """A person's retry of a dead or parked job (404/409 as retry_by_person), written to the audit trail with who
-    asked, from where and through what (`via`: "console" or "api")."""
-    job = retry_by_person(session, job_id)
-    record(session, "retry", staff=staff, address=address, order_id=job.order_id,
-           detail=f"job {job.id} ({job.kind}) queued again via the {via}")
-    session.commit()
-    return job

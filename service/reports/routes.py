@@ -9,8 +9,9 @@ from service.api.openapi import Blueprint
 from service.api.parsing import require_admin
 from service.api.ratelimit import client_address
 from service.db import db, utcnow
+from service.orders.attention import attention_item_view
 from service.providers.preflight import check_providers
-from service.reports.failures import job_view, list_jobs, retry_for_staff
+from service.reports.failures import job_view, list_jobs
 from service.reports.ledger import ledger_csv, ledger_page
 from service.reports.listing import csv_lines, span_label
 from service.reports.reconciliation import (
@@ -20,6 +21,7 @@ from service.reports.reconciliation import (
     totals_csv_records,
 )
 from service.reports.schemas import (
+    AttentionItemSchema,
     ComparisonSchema,
     JobNotRetryableProblemSchema,
     JobSchema,
@@ -30,8 +32,10 @@ from service.reports.schemas import (
     ProvidersCheckSchema,
     RangeQuery,
     ReportSchema,
+    ResolveAttentionBody,
     TimelineSchema,
 )
+from service.reports.staff_actions import resolve_for_staff, retry_for_staff
 from service.reports.timeline import order_timeline
 
 bp = Blueprint("admin", __name__, description="Merchant endpoints (Bearer ADMIN_API_TOKEN)")
@@ -56,6 +60,18 @@ def require_admin_token():
 def get_order(order_id: str):
     """One order's timeline: holds, redemptions, cards, every job attempt."""
     return order_timeline(db.session, order_id)
+
+
+@bp.post("/v1/orders/<order_id>/attention/<id:item_id>/resolve")
+@bp.arguments(ResolveAttentionBody())
+@bp.response(200, AttentionItemSchema)
+@bp.problems(400, 401, 404, 409, 413, 415, 422)
+@bp.doc(security=ADMIN)
+def resolve_attention_item(body, order_id: str, item_id: int):
+    """Mark one of the order's attention items resolved, with an optional note saying what was done."""
+    item = resolve_for_staff(db.session, order_id, item_id, staff=g.staff, address=client_address(),
+                             note=body["note"], via="api")
+    return attention_item_view(item)
 
 
 @bp.get("/v1/jobs")

@@ -9,6 +9,8 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from service.api.schemas import ProblemSchema, problem_code
 from service.jobs.models import JOB_STATES
+from service.orders.attention import RESOLUTION_NOTE_MAX_LENGTH
+from service.orders.models import ATTENTION_KINDS
 from service.redemption.models import REDEMPTION_STATES
 from service.reports.listing import DEFAULT_PER_PAGE, MAX_PER_PAGE, MAX_RANGE_DAYS, DateRange
 
@@ -179,6 +181,9 @@ class JobSchema(Schema):
     shop_order_id = fields.String(allow_none=True, metadata={"description": "Not in an order's own timeline"})
     periodic = fields.Boolean(required=True,
                               metadata={"description": "a periodic housekeeping run, not an order's effect"})
+    retried_by = fields.String(required=True, allow_none=True,
+                               metadata={"description": "Who last retried it by hand"})
+    retried_at = fields.String(required=True, allow_none=True)
     attempt_log = fields.List(fields.Nested(JobAttemptSchema),
                               metadata={"description": "Every attempt (in listings and timelines)"})
 
@@ -210,8 +215,35 @@ class ComparisonSchema(Schema):
     unsettled_here = fields.List(fields.Dict(), required=True)
 
 
+class AttentionItemSchema(Schema):
+    """Something on the order that needs a person; resolved by staff (with a note) or by a successful retry."""
+
+    id = fields.Integer(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(ATTENTION_KINDS),
+                         metadata={"description": "What needs a person (docs/states.md, Attention items)"})
+    message = fields.String(required=True, metadata={"description": "For the merchant's staff: money in dollars, "
+                                                                    "gift-card codes masked"})
+    created_at = fields.String(required=True)
+    job_id = fields.Integer(required=True, allow_none=True,
+                            metadata={"description": "The job whose run raised it (none for a webhook)"})
+    open = fields.Boolean(required=True, metadata={"description": "true until resolved"})
+    resolved_at = fields.String(required=True, allow_none=True)
+    resolved_by = fields.String(required=True, allow_none=True,
+                                metadata={"description": "A staff name, or 'retry by <name>' when a successful retry "
+                                                         "of its job resolved it"})
+    resolution_note = fields.String(required=True, allow_none=True)
+
+
+class ResolveAttentionBody(Schema):
+    note = fields.String(load_default=None, allow_none=True,
+                         validate=validate.Length(max=RESOLUTION_NOTE_MAX_LENGTH),
+                         metadata={"description": "What was done, e.g. 'refunded $52.50 by bank transfer'"})
+
+
 class TimelineSchema(Schema):
     order = fields.Dict(required=True)
+    attention = fields.List(fields.Nested(AttentionItemSchema), required=True,
+                            metadata={"description": "Every attention item, oldest first, open and resolved"})
     events = fields.List(fields.Dict(), required=True)
     holds = fields.List(fields.Dict(), required=True)
     verifies = fields.List(fields.Dict(), required=True)

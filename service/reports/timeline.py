@@ -16,6 +16,7 @@ from service.jobs.models import Job
 from service.logs import masked_last4
 from service.membership import rules as membership
 from service.membership.models import MembershipCard
+from service.orders.attention import attention_item_view
 from service.orders.models import Order
 from service.redemption.models import GiftCardRedemption
 from service.reports.failures import job_dict
@@ -27,12 +28,13 @@ from service.thank_you.models import ThankYouCard
 def order_timeline(session: Session, shop_order_id: str) -> dict[str, Any]:
     """The full timeline of the order the shop calls `shop_order_id`; 404 `order_not_found` when unknown."""
     order = session.scalar(sa.select(Order).where(Order.shop_order_id == shop_order_id)
-                           .options(selectinload(Order.events)))
+                           .options(selectinload(Order.events), selectinload(Order.attention_items)))
     if order is None:
         raise NotFound(f"There is no order {shop_order_id!r}.", code="order_not_found")
     jobs = session.scalars(sa.select(Job).where(Job.order_id == order.id).order_by(Job.id)
                            .options(selectinload(Job.attempt_log))).all()
     body: dict[str, Any] = {"order": order_summary(order)}
+    body["attention"] = [attention_item_view(item) for item in order.attention_items]
     body["events"] = [{"type": e.event_type, "webhook_id": e.webhook_id, "occurred_at": iso(e.occurred_at),
                        "received_at": iso(e.received_at)} for e in order.events]
     cart = session.scalar(sa.select(Cart).where(Cart.token_hash == hash_token(order.cart_token))
@@ -69,7 +71,8 @@ def order_summary(order: Order) -> dict[str, Any]:
         "total_cents": order.total_cents, "gift_card_cents": order.gift_card_cents,
         "customer_email": order.customer_email, "placed_at": iso(order.placed_at),
         "completed_at": iso(order.completed_at), "cancelled_at": iso(order.cancelled_at),
-        "attention": order.attention, "has_cart": order.cart_token is not None,
+        "needs_attention": any(item.resolved_at is None for item in order.attention_items),
+        "has_cart": order.cart_token is not None,
     }
 
 

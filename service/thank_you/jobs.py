@@ -30,6 +30,7 @@ from service.thank_you.models import ThankYouCard
 from service.thank_you.rules import (
     DEFINITIVE_NOT_PLACED,
     JOB_KIND,
+    PLACED_FOR_CANCELLED_ORDER,
     Skip,
     idempotency_key,
     iso_date,
@@ -104,7 +105,8 @@ def send_thank_you_card(ctx: JobContext) -> None:
     if cancelled_meanwhile:
         card.note = ("The order was cancelled while the card was being placed; Cardly cannot reliably cancel "
                      "lodged orders — contact Cardly support if it must be stopped.")
-        order.add_attention(placed_for_cancelled_order(card, "the cancellation came while Cardly was placing it"))
+        order.add_attention(PLACED_FOR_CANCELLED_ORDER,
+                            placed_for_cancelled_order(card, "the cancellation came while Cardly was placing it"))
     log.info("order %s: thank-you card placed as Cardly order %s (%s credits%s)", order.shop_order_id, placed.order_id,
              placed.cost_credits, ", test mode" if placed.test_mode else "")
 
@@ -129,7 +131,7 @@ def _settle_cancelled_uncertain(ctx: JobContext, order_id: int, po_number: str) 
     card.note = (f"The order was cancelled after its card was placed (Cardly order {found.order_id}, found in "
                  "Cardly's order list after its answer was lost); Cardly cannot reliably cancel lodged orders — "
                  "contact Cardly support if it must be stopped.")
-    session.get(Order, order_id).add_attention(placed_for_cancelled_order(
+    session.get(Order, order_id).add_attention(PLACED_FOR_CANCELLED_ORDER, placed_for_cancelled_order(
         card, "the cancellation came while Cardly was placing it, and Cardly's order list shows the card"))
 
 

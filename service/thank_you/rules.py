@@ -51,8 +51,8 @@ JOB_KIND = "send_thank_you_card"
 # After these answers Cardly has definitely not placed the card under the current key: the next try
 # needs a new generation (a 402 and a 422 are stored and would be replayed under the old key).
 DEFINITIVE_NOT_PLACED = ("credit", "validation", "configuration")
-# The kind of the order's note when Cardly placed (and charged for) the card of a cancelled order; the note starts
-# with it in brackets, so the typed attention records to come can recognise it.
+# The kind of the order's attention item when Cardly placed (and charged for) the card of a cancelled order (notes
+# written before attention items had kinds start with it in brackets; the migration recognises them by it).
 PLACED_FOR_CANCELLED_ORDER = "thank_you_card_placed_for_cancelled_order"
 
 # -- message values ------------------------------------------------------------------------------------
@@ -196,7 +196,8 @@ def on_order_cancelled(session: Session, order: Order, settings: Settings) -> No
     if card.status == "placed":
         card.note = (f"The order was cancelled after its card was placed (Cardly order {card.cardly_order_id}); "
                      "Cardly cannot reliably cancel lodged orders — contact Cardly support if it must be stopped.")
-        order.add_attention(placed_for_cancelled_order(card, "it had been placed before the order was cancelled"))
+        order.add_attention(PLACED_FOR_CANCELLED_ORDER,
+                            placed_for_cancelled_order(card, "it had been placed before the order was cancelled"))
     elif card.outcome_unknown and card.status != "skipped":
         # A placement is in flight or its answer was lost: Cardly may have placed the card and spent its credit.
         # The card's job reads Cardly's order list before anything else; a job that is already dead cannot, so
@@ -216,8 +217,8 @@ def skip_cancelled(card: ThankYouCard, detail: str = "The order was cancelled be
 
 
 def placed_for_cancelled_order(card: ThankYouCard, when: str) -> str:
-    """The order's note for the merchant when Cardly placed (and charged for) the card of a cancelled order."""
-    return (f"[{PLACED_FOR_CANCELLED_ORDER}] The thank-you card was placed with Cardly (order {card.cardly_order_id}, "
+    """The attention item's message when Cardly placed (and charged for) the card of a cancelled order."""
+    return (f"The thank-you card was placed with Cardly (order {card.cardly_order_id}, "
             f"{credits(card.cost_credits)} credits{', test mode' if card.test_mode else ''}) although the order was "
             f"cancelled ({when}). Cardly cannot reliably cancel lodged orders: contact Cardly support if it must be "
             "stopped.")
