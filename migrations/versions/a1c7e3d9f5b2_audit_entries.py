@@ -1,13 +1,13 @@
 """audit_entries: the staff actions of the console and the admin API (sign-in, sign-out, retry, resolve).
 
 Revision ID: a1c7e3d9f5b2
-Revises: f7a3c5e9b2d4
+Revises: a8d4e6f1c3b7
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = 'a1c7e3d9f5b2'
-down_revision = 'f7a3c5e9b2d4'
+down_revision = 'a8d4e6f1c3b7'
 branch_labels = None
 depends_on = None
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from service.jobs.models import Job
 from service.jobs.queue import not_periodic
-from service.orders.models import Order
+from service.orders.models import OrderAttentionItem
 from service.providers.preflight import Report
 from service.reports.listing import DateRange
 from service.reports.reconciliation import reconciliation_report
@@ -63,8 +63,9 @@ def overview(session: Session, now: datetime) -> dict[str, Any]:
         "bars": chart_bars(days),
         "dead_jobs": jobs.get("dead", 0),
         "parked_jobs": jobs.get("parked", 0),
-        "attention_orders": session.scalar(sa.select(sa.func.count()).select_from(Order)
-                                           .where(Order.attention.is_not(None))) or 0,
+        "attention_orders": session.scalar(
+            sa.select(sa.func.count(sa.distinct(OrderAttentionItem.order_id)))
+            .where(OrderAttentionItem.resolved_at.is_(None))) or 0,
     }
 
 

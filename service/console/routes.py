@@ -42,7 +42,7 @@ from service.reports.ledger import ledger_csv, ledger_page, ledger_totals
 from service.reports.listing import DateRange, dollars
 from service.reports.reconciliation import compare_with_instagift, reconciliation_report
 from service.reports.schemas import LedgerQuery
-from service.reports.staff_actions import retry_for_staff
+from service.reports.staff_actions import resolve_for_staff, retry_for_staff
 from service.thank_you.rules import preview_card
 
 bp = Blueprint("console", __name__, url_prefix="/admin", template_folder="templates", static_folder="static",
@@ -262,6 +262,20 @@ def _page_number() -> int:
 @bp.get("/orders/<shop_order_id>")
 def order(shop_order_id: str):
     return render_template("console/order.html", data=order_page(db.session, shop_order_id))
+
+
+@bp.post("/orders/<shop_order_id>/attention/<id:item_id>/resolve")
+def resolve(shop_order_id: str, item_id: int):
+    note = request.form.get("note", "")
+    try:
+        item = resolve_for_staff(db.session, shop_order_id, item_id, staff=g.staff, address=client_address(),
+                                 note=note, via="console")
+    except ServiceError as exc:
+        db.session.rollback()
+        flash(exc.detail or exc.title, "error")
+    else:
+        flash(f"Marked resolved: {item.message}", "success")
+    return redirect(url_for("console.order", shop_order_id=shop_order_id) + "#attention")
 
 
 @bp.get("/cards")
