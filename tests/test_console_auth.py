@@ -14,7 +14,7 @@ from service.features import load_settings
 from service.jobs.models import Job
 from service.jobs.queue import enqueue
 from service.jobs.registry import PermanentFailure, handler
-from tests.support import SHOP
+from tests.support import SHOP, cancel_order
 from tests.test_config_and_logging import PRODUCTION
 
 ANNA = "anna-token-0123456789abcdef"
@@ -256,3 +256,20 @@ def test_the_audit_page_lists_entries_newest_first(app, client):
 def test_console_pages_stay_out_of_the_openapi_document(client):
     paths = client.get("/openapi.json").get_json()["paths"]
     assert not [path for path in paths if path.startswith("/admin")]
+
+
+def test_an_api_resolve_with_a_staff_token_is_audited_with_its_note(app, client, instagift, run_jobs):
+    from tests.test_attention_items import ordered_cart, refund_item
+
+    ordered_cart(client, instagift, "7104")
+    run_jobs()
+    cancel_order(client, "7104")
+    item = refund_item(client, "7104")
+    answer = client.post(f"/v1/orders/7104/attention/{item['id']}/resolve", json={"note": "Refunded by bank"},
+                         headers={"Authorization": f"Bearer {ANNA}"})
+    assert answer.status_code == 200 and answer.get_json()["resolved_by"] == "anna"
+    assert audit(app) == [("anna", "resolve", "127.0.0.1",
+                           f"attention item {item['id']} (cancelled_after_redeemed) resolved via the api: Refunded by bank")]
+    sign_in(client)
+    order_page = client.get("/admin/orders/7104").text
+    assert "Refunded by bank" in order_page and "resolved via the api" in order_page

@@ -20,7 +20,7 @@ from service.membership.models import MembershipCard
 from service.orders.models import Order
 from service.providers.instagift import normalise_claim_code
 from tests.browser.conftest import ARTIFACTS, ROOT, run_axe
-from tests.support import SHOP, order_completed, signed_webhook
+from tests.support import SHOP, cancel_order, order_completed, signed_webhook
 
 pytestmark = pytest.mark.browser
 
@@ -56,6 +56,8 @@ def full_order(app, client, sandbox, run_jobs):
     assert client.post("/v1/webhooks/orders", data=raw, headers=headers).status_code == 202
     run_jobs()
     run_jobs()
+    cancel_order(client, ORDER_ID)  # after its card was redeemed: "refund manually" needs a person
+    run_jobs()
     with app.app_context():
         order_row = db.session.scalar(db.select(Order.id).where(Order.shop_order_id == ORDER_ID))
         enqueue(db.session, "test_console_browser_fails", {}, order_id=order_row)
@@ -82,6 +84,13 @@ def test_sign_in_order_retry_download_and_sign_out(page: Page, live_server, full
     page.goto(f"{live_server.url}/admin/orders/{ORDER_ID}")
     expect(page.get_by_role("heading", level=1)).to_contain_text(f"Order {ORDER_ID}")
     expect(page.get_by_role("cell", name="••••" + normalise_claim_code(code)[-4:]).first).to_be_visible()
+    refund = page.locator(".attention", has_text="cancelled after redeemed")
+    refund.get_by_label("What was done (optional)").fill("Refunded $74.00 by card")
+    refund.get_by_role("button", name="Mark resolved").click()
+    expect(page.get_by_role("status")).to_contain_text("Marked resolved")
+    expect(page.locator(".attention.resolved", has_text="cancelled after redeemed")).to_contain_text(
+        "by anna: Refunded $74.00 by card")
+    expect(page.locator("section:has(#order-audit)").get_by_role("cell", name="resolve", exact=True)).to_be_visible()
 
     page.get_by_role("link", name="Failures").click()
     page.get_by_role("button", name=f"Retry job {job_id}").click()
