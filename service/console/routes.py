@@ -40,8 +40,9 @@ from service.reports.cards import cards_page
 from service.reports.failures import list_jobs
 from service.reports.ledger import ledger_csv, ledger_page, ledger_totals
 from service.reports.listing import DateRange, dollars
+from service.reports.order_list import ORDER_STATES, list_orders
 from service.reports.reconciliation import compare_with_instagift, reconciliation_report
-from service.reports.schemas import LedgerQuery
+from service.reports.schemas import LedgerQuery, OrdersQuery
 from service.reports.staff_actions import resolve_for_staff, retry_for_staff
 from service.thank_you.rules import preview_card
 
@@ -257,6 +258,19 @@ def _page_number() -> int:
         return max(1, int(request.args.get("page", "1")))
     except ValueError:
         return 1
+
+
+@bp.get("/orders")
+def orders():
+    args = {k: v for k, v in request.args.items() if k in ("q", "state", "attention", "page") and v.strip()}
+    try:
+        query = OrdersQuery().load(args)
+    except ValidationError as exc:
+        return render_template("console/orders.html", errors=exc.messages, page=None, args=request.args,
+                               states=ORDER_STATES), 400
+    page = list_orders(db.session, q=query["q"], state=query["state"], attention=query["attention"],
+                       page=query["page"], per_page=PER_PAGE)
+    return render_template("console/orders.html", errors=None, page=page, args=request.args, states=ORDER_STATES)
 
 
 @bp.get("/orders/<shop_order_id>")

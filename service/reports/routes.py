@@ -14,6 +14,7 @@ from service.providers.preflight import check_providers
 from service.reports.failures import job_view, list_jobs
 from service.reports.ledger import ledger_csv, ledger_page
 from service.reports.listing import csv_lines, span_label
+from service.reports.order_list import list_orders
 from service.reports.reconciliation import (
     compare_with_instagift,
     reconciliation_report,
@@ -29,6 +30,8 @@ from service.reports.schemas import (
     JobsQuery,
     LedgerPageSchema,
     LedgerQuery,
+    OrdersPageSchema,
+    OrdersQuery,
     ProvidersCheckSchema,
     RangeQuery,
     ReportSchema,
@@ -51,6 +54,16 @@ def require_admin_token():
 
 
 # -- routes --------------------------------------------------------------------------------------------------
+
+
+@bp.get("/v1/orders")
+@bp.arguments(OrdersQuery(), location="query")
+@bp.response(200, OrdersPageSchema)
+@bp.problems(400, 401, 422)
+@bp.doc(security=ADMIN)
+def get_orders(query):
+    """The orders, newest first: search by order id or a claim code's last 4, filter by state and attention."""
+    return list_orders(db.session, **query).as_dict()
 
 
 @bp.get("/v1/orders/<order_id>")
