@@ -273,3 +273,48 @@ def test_an_api_resolve_with_a_staff_token_is_audited_with_its_note(app, client,
     sign_in(client)
     order_page = client.get("/admin/orders/7104").text
     assert "Refunded by bank" in order_page and "resolved via the api" in order_page
+
+
+# -- pages' own answers to bad input -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path, says", [
+    ("/admin/orders?state=lost", "The search is invalid"),
+    ("/admin/orders?attention=maybe", "The search is invalid"),
+    ("/admin/ledger?from=2026-13-01", "The filters are invalid"),
+    ("/admin/ledger?state=nope", "The filters are invalid"),
+    ("/admin/ledger.csv?to=yesterday", "The filters are invalid"),
+    ("/admin/reconciliation?date=12/01/2026", "Give the day as YYYY-MM-DD"),
+])
+def test_bad_filters_get_a_page_saying_so(client, path, says):
+    sign_in(client)
+    response = client.get(path)
+    assert response.status_code == 400
+    assert response.mimetype == "text/html"
+    assert says in response.text
+
+
+def test_an_unknown_order_is_a_404_page(client):
+    sign_in(client)
+    response = client.get("/admin/orders/no-such-order")
+    assert response.status_code == 404 and response.mimetype == "text/html"
+    assert "There is no order &#39;no-such-order&#39;." in response.text
+
+
+def test_the_ledger_totals_every_matching_row_and_its_csv_is_the_apis(app, client, instagift, run_jobs):
+    from tests.test_attention_items import ordered_cart
+
+    for order_id in ("7201", "7202"):
+        ordered_cart(client, instagift, order_id, total=3000)
+    run_jobs()
+    sign_in(client)
+    page = client.get("/admin/ledger").text
+    assert "Total (2 rows, every page)" in page
+    assert page.count("$60.00") == 2  # applied and redeemed, over both rows
+    csv_page = client.get("/admin/ledger.csv")
+    csv_text = csv_page.get_data(as_text=True)  # a streamed answer: read before the next request
+    assert csv_page.mimetype == "text/csv" and csv_text.count("\r\n") == 3  # header and two rows
+    first, last = re.search(r"redemptions_(\S+)_(\S+)\.csv", csv_page.headers["Content-Disposition"]).groups()
+    api = client.get(f"/v1/redemptions?from={first}&to={last}",
+                     headers={"Authorization": f"Bearer {ANNA}", "Accept": "text/csv"})
+    assert csv_text == api.get_data(as_text=True)
