@@ -318,3 +318,28 @@ def test_the_ledger_totals_every_matching_row_and_its_csv_is_the_apis(app, clien
     api = client.get(f"/v1/redemptions?from={first}&to={last}",
                      headers={"Authorization": f"Bearer {ANNA}", "Accept": "text/csv"})
     assert csv_text == api.get_data(as_text=True)
+
+
+def test_reconciliation_shows_mismatches_first_and_highlighted(app, client, sandbox):
+    from datetime import UTC, datetime
+
+    from tests.test_reconciliation_instagift import _certificate
+    from tests.test_reconciliation_support import order, redemption
+
+    instagift = app.extensions["providers"].instagift
+    now = datetime.now(UTC)
+    with app.app_context():
+        agreeing = instagift.redeem_certificate(_certificate(sandbox, 50), 2000)
+        mismatch = instagift.redeem_certificate(_certificate(sandbox, 50), 2000)
+        redemption(order("agree", completed_at=now), created_at=now, state="succeeded", applied=2000, taken=2000,
+                   intended=2000, redeemed=2000, provider_redemption_id=agreeing.id,
+                   certificate_id=agreeing.certificate_id)
+        redemption(order("differ", completed_at=now), created_at=now, state="succeeded", applied=2500, taken=2500,
+                   intended=2500, redeemed=2500, provider_redemption_id=mismatch.id,
+                   certificate_id=mismatch.certificate_id)
+        db.session.commit()
+    sign_in(client)
+    page = client.get(f"/admin/reconciliation?date={now.date().isoformat()}").text
+    rows = re.findall(r'<tr( class="mismatch")?><th scope="row">([^<]+)</th><td>([^<]*)</td>', page)
+    assert rows == [(' class="mismatch"', "Amount mismatch", "differ"), ("", "Matched", "agree")]
+    assert "differs by -$5.00" in page

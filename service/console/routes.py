@@ -59,8 +59,15 @@ last_check = LastCheck()
 def init_app(app) -> None:
     """Sessions and CSRF for the console, and its blueprint (registered with the app alone, not the Api)."""
     auth.init_sessions(app)
-    app.jinja_env.filters["dollars"] = lambda cents: "" if cents is None else "$" + dollars(cents)
+    app.jinja_env.filters["dollars"] = money
     app.register_blueprint(bp)
+
+
+def money(cents: int | None) -> str:
+    """Cents as the pages write them: "$52.50", "-$5.00" ("" when unknown)."""
+    if cents is None:
+        return ""
+    return ("-$" if cents < 0 else "$") + dollars(abs(cents))
 
 
 # -- every page -----------------------------------------------------------------------------------------------
