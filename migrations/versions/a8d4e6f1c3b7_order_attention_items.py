@@ -1,4 +1,5 @@
-"""order_attention_items replace orders.attention; jobs remember the last person's retry (issue 16).
+"""order_attention_items replace orders.attention; jobs remember the last person's retry; the orders list's
+indexes (issue 16).
 
 Each order's `attention` text becomes items: a note that starts with a bracketed kind (`[membership_card_printed_
 for_cancelled_order] …`, `[thank_you_card_placed_for_cancelled_order] …`, written so since issue 17) becomes an item
@@ -64,6 +65,12 @@ def upgrade():
     )
     op.create_index(op.f('ix_order_attention_items_order_id'), 'order_attention_items', ['order_id'])
     op.create_index(op.f('ix_order_attention_items_job_id'), 'order_attention_items', ['job_id'])
+    # The orders list (issue 16; bench/console_queries.py): open items, an order id's beginning, a code's last 4.
+    op.create_index('ix_order_attention_items_open', 'order_attention_items', ['order_id'],
+                    postgresql_where=sa.text('resolved_at IS NULL'), sqlite_where=sa.text('resolved_at IS NULL'))
+    op.create_index('ix_orders_shop_order_id_prefix', 'orders', ['shop_order_id'],
+                    postgresql_ops={'shop_order_id': 'varchar_pattern_ops'})
+    op.create_index(op.f('ix_redemptions_code_last4'), 'redemptions', ['code_last4'])
     op.add_column('jobs', sa.Column('retried_by', sa.String(length=200), nullable=True))
     op.add_column('jobs', sa.Column('retried_at', sa.DateTime(timezone=True), nullable=True))
 
@@ -96,6 +103,9 @@ def downgrade():
         conn.execute(orders.update().where(orders.c.id == order_id).values(attention=" ".join(notes)))
     drop_column('jobs', 'retried_at')
     drop_column('jobs', 'retried_by')
+    op.drop_index(op.f('ix_redemptions_code_last4'), table_name='redemptions')
+    op.drop_index('ix_orders_shop_order_id_prefix', table_name='orders')
+    op.drop_index('ix_order_attention_items_open', table_name='order_attention_items')
     op.drop_index(op.f('ix_order_attention_items_job_id'), table_name='order_attention_items')
     op.drop_index(op.f('ix_order_attention_items_order_id'), table_name='order_attention_items')
     op.drop_table('order_attention_items')

@@ -29,7 +29,8 @@ class GiftCardRedemption(db.Model):
     order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id"), index=True)
     hold_id: Mapped[int] = mapped_column(sa.ForeignKey("gift_card_holds.id"), unique=True)
     certificate_id: Mapped[str] = mapped_column(sa.String(100), index=True)
-    code_last4: Mapped[str] = mapped_column(sa.String(8))
+    # Indexed: staff find an order by the last 4 of the code it used (the orders list's search).
+    code_last4: Mapped[str] = mapped_column(sa.String(8), index=True)
     currency: Mapped[str] = mapped_column(sa.String(3), default="USD")
     splittable: Mapped[bool] = mapped_column(sa.Boolean)
     applied_cents: Mapped[int] = mapped_column(sa.BigInteger)      # held on the cart
