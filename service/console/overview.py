@@ -86,10 +86,12 @@ class LastCheck:
         self._run: CheckRun | None = None
 
     def get(self) -> CheckRun | None:
+        """The last run, or None before the first."""
         with self._lock:
             return self._run
 
     def put(self, report: Report, at: datetime) -> CheckRun:
+        """Keep `report` as the last run."""
         with self._lock:
             self._run = CheckRun(report, at)
             return self._run

@@ -75,6 +75,7 @@ def money(cents: int | None) -> str:
 
 @bp.before_request
 def require_staff_session():
+    """Check every form's CSRF token; send a visit without a live staff session to sign-in."""
     if request.method == "POST":
         auth.csrf.protect()
     if request.endpoint in PUBLIC_ENDPOINTS:
@@ -89,6 +90,7 @@ def require_staff_session():
 
 @bp.after_request
 def page_headers(response: Response) -> Response:
+    """The pages' security headers: the CSP, no sniffing, no referrer off-site, no caching."""
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
@@ -100,6 +102,7 @@ def page_headers(response: Response) -> Response:
 
 @bp.errorhandler(CSRFError)
 def csrf_refused(exc: CSRFError):
+    """A form without a valid CSRF token: refused with a page saying what to do."""
     return render_template("console/error.html", title="The form could not be accepted",
                            message="This form expired or did not come from this console. Go back, reload the "
                                    "page and try again."), 400
@@ -107,17 +110,20 @@ def csrf_refused(exc: CSRFError):
 
 @bp.errorhandler(ServiceError)
 def service_error(exc: ServiceError):
+    """A rule's refusal (404, 409, a provider's failure) as a page, with the rule's own words."""
     return render_template("console/error.html", title=exc.title, message=exc.detail or exc.title), exc.status
 
 
 @bp.errorhandler(429)
 def too_many(exc):
+    """Too many sign-in attempts: the form again, saying to wait."""
     return render_template("console/login.html", error="Too many sign-in attempts from this address; wait a "
                            "minute and try again.", next=None), 429
 
 
 @bp.context_processor
 def console_context():
+    """What every console template may use: the signed-in name and the endpoints served."""
     # The navigation links only to pages this app serves.
     return {"staff": g.get("staff"), "console_endpoints": set(current_app.view_functions)}
 
@@ -126,12 +132,14 @@ def console_context():
 
 
 def _login_limit() -> str:
+    """ADMIN_LOGIN_RATE_LIMIT (read when a sign-in is attempted)."""
     return current_app.extensions["settings"].admin_login_rate_limit
 
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
 def login():
+    """The sign-in form (GET) and the exchange of an admin token for a session (POST)."""
     next_page = auth.safe_next(request.values.get("next"))
     if request.method == "GET":
         if auth.session_staff() is not None:
@@ -152,6 +160,7 @@ def login():
 
 @bp.post("/logout")
 def logout():
+    """End the session (audited)."""
     record(db.session, "sign_out", staff=g.staff, address=client_address())
     db.session.commit()
     auth.sign_out()
@@ -163,11 +172,13 @@ def logout():
 
 @bp.get("/")
 def overview_page():
+    """Today's and the last 30 days' gift-card figures, the chart, what needs a person, the last check."""
     return render_template("console/overview.html", data=overview(db.session, utcnow()), check=last_check.get())
 
 
 @bp.post("/providers/check")
 def run_providers_check():
+    """Run the providers check now and show it on the overview."""
     report = call_provider(db.session, check_providers, current_app.extensions["settings"])
     last_check.put(report, utcnow())
     return redirect(url_for("console.overview_page") + "#providers")
@@ -188,6 +199,7 @@ def _ledger_query():
 
 @bp.get("/ledger")
 def ledger():
+    """The ledger for a date range and state, with the totals of every matching row."""
     try:
         query = _ledger_query()
     except ValidationError as exc:
@@ -201,6 +213,7 @@ def ledger():
 
 @bp.get("/ledger.csv")
 def ledger_download():
+    """The ledger's CSV for the same filters (the API's export)."""
     try:
         query = _ledger_query()
     except ValidationError as exc:
@@ -216,6 +229,7 @@ def ledger_download():
 
 @bp.get("/reconciliation")
 def reconciliation():
+    """One UTC day: the comparison with Instagift (mismatches first) and the day's totals."""
     raw = request.args.get("date") or (utcnow().date()).isoformat()
     try:
         day = date.fromisoformat(raw)
@@ -240,6 +254,7 @@ def reconciliation():
 
 @bp.get("/failures")
 def failures():
+    """Dead and parked jobs, each with a Retry button."""
     dead = list_jobs(db.session, state="dead", per_page=200)
     parked = list_jobs(db.session, state="parked", per_page=200)
     return render_template("console/failures.html", dead=dead, parked=parked)
@@ -247,6 +262,7 @@ def failures():
 
 @bp.post("/jobs/<id:job_id>/retry")
 def retry_job(job_id: int):
+    """A person's retry of a dead or parked job (audited); the outcome is shown on the next page."""
     try:
         job = retry_for_staff(db.session, job_id, staff=g.staff, address=client_address(), via="console")
     except ServiceError as exc:
@@ -269,6 +285,7 @@ def _page_number() -> int:
 
 @bp.get("/orders")
 def orders():
+    """The orders list: newest first, searched by order id or a code's last 4, filtered."""
     args = {k: v for k, v in request.args.items() if k in ("q", "state", "attention", "page") and v.strip()}
     try:
         query = OrdersQuery().load(args)
@@ -282,11 +299,13 @@ def orders():
 
 @bp.get("/orders/<shop_order_id>")
 def order(shop_order_id: str):
+    """One order: attention items, gift cards, the timeline, cards and staff actions."""
     return render_template("console/order.html", data=order_page(db.session, shop_order_id))
 
 
 @bp.post("/orders/<shop_order_id>/attention/<id:item_id>/resolve")
 def resolve(shop_order_id: str, item_id: int):
+    """Mark one attention item resolved with an optional note (audited)."""
     note = request.form.get("note", "")
     try:
         item = resolve_for_staff(db.session, shop_order_id, item_id, staff=g.staff, address=client_address(),
@@ -301,11 +320,13 @@ def resolve(shop_order_id: str, item_id: int):
 
 @bp.get("/cards")
 def cards():
+    """Every order's thank-you card and membership cards, newest order first."""
     return render_template("console/cards.html", page=cards_page(db.session, page=_page_number(), per_page=PER_PAGE))
 
 
 @bp.get("/orders/<shop_order_id>/thank-you-card/preview")
 def thank_you_preview(shop_order_id: str):
+    """Cardly's preview of this order's thank-you card (made on demand)."""
     found = find_order(db.session, shop_order_id)
     order_data, today = dict(found.payload), utcnow().date()
     db.session.commit()  # no transaction open across Cardly's call
@@ -316,6 +337,7 @@ def thank_you_preview(shop_order_id: str):
 
 @bp.get("/membership-cards/<id:card_id>/preview")
 def membership_preview(card_id: int):
+    """InstantCard's front and back images of one membership card."""
     preview = card_preview(db.session, current_app.extensions["providers"].instantcard, card_id)
     images = {side: (url_for("console.membership_image", card_id=card_id, side=side)
                      if preview[side].startswith("data:") else preview[side]) for side in ("front", "back")}
@@ -337,6 +359,7 @@ def membership_image(card_id: int, side: str):
 
 @bp.get("/audit")
 def audit():
+    """The audit trail, newest first."""
     page = _page_number()
     lines, total = audit_lines(db.session, page=page, per_page=PER_PAGE)
     return render_template("console/audit.html", lines=lines, total=total, page=page, per_page=PER_PAGE)
