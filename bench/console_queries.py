@@ -24,6 +24,7 @@ import contextlib
 import json
 import logging
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -173,7 +174,7 @@ class Scenario:
 
 
 def scenarios(orders: int, last4s: list[str]) -> list[Scenario]:
-    """The reads measured; add the console's HTML pages here once they exist."""
+    """The reads measured: the JSON API's and the console's HTML pages (signed in, see `sign_in`)."""
 
     def some_order(rng: random.Random) -> str:
         return f"SO-{rng.randint(1, orders):07d}"
@@ -190,7 +191,23 @@ def scenarios(orders: int, last4s: list[str]) -> list[Scenario]:
         Scenario("GET /v1/orders/{id}", lambda rng: f"/v1/orders/{some_order(rng)}"),
         Scenario("GET /v1/orders/{id} (cancelled, gift card, attention)",
                  lambda rng: f"/v1/orders/SO-{rng.randint(1, orders // 50) * 50:07d}"),
+        # The console's pages: the same rules, rendered to HTML, behind the session check.
+        Scenario("GET /admin/orders (HTML, first page)", lambda rng: "/admin/orders"),
+        Scenario("GET /admin/orders?q=<order id> (HTML)", lambda rng: f"/admin/orders?q={some_order(rng)}"),
+        Scenario("GET /admin/orders?q=<last 4> (HTML)", lambda rng: f"/admin/orders?q={rng.choice(last4s)}"),
+        Scenario("GET /admin/orders?attention=open (HTML)", lambda rng: "/admin/orders?attention=open"),
+        Scenario("GET /admin/orders/{id} (HTML)", lambda rng: f"/admin/orders/{some_order(rng)}"),
+        Scenario("GET /admin/orders/{id} (HTML; cancelled, gift card, attention)",
+                 lambda rng: f"/admin/orders/SO-{rng.randint(1, orders // 50) * 50:07d}"),
     ]
+
+
+def sign_in(client) -> None:
+    """Sign the test client in to the console as a person would: the form's CSRF token, then the admin token."""
+    form = client.get("/admin/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    answer = client.post("/admin/login", data={"token": ADMIN_TOKEN, "csrf_token": csrf})
+    assert answer.status_code == 302, answer.status_code
 
 
 def measure(url: str, orders: int, samples: int, headers: dict[str, str], seed_value: int) -> list[dict]:
@@ -201,6 +218,7 @@ def measure(url: str, orders: int, samples: int, headers: dict[str, str], seed_v
                       "SERVICE_ENV": "development", "ADMIN_API_TOKEN": ADMIN_TOKEN, "LOG_FORMAT": "text"})
     logging.getLogger("service").setLevel(logging.WARNING)  # one log line a request would be measured too
     client = app.test_client()
+    sign_in(client)
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", **headers}
     engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     with engine.connect() as conn:

@@ -31,6 +31,11 @@ PRODUCTION = "production"
 DEV_WEBHOOK_SECRET = "whsec_ZGV2LXdlYmhvb2stc2VjcmV0LW5vdC1mb3ItcHJvZHVjdGlvbg=="
 DEV_SHOP_API_TOKEN = "dev-shop-token"
 DEV_ADMIN_API_TOKEN = "dev-admin-token"
+DEV_SECRET_KEY = "dev-secret-key-not-for-production-0123456789"
+MIN_SECRET_KEY_LENGTH = 32
+# Who ADMIN_API_TOKEN (the single shared token) stands for in the audit trail.
+SHARED_ADMIN_NAME = "admin"
+_STAFF_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 DEV_SANDBOX_URL = "http://127.0.0.1:5001"
 MIN_TOKEN_LENGTH = 16
 DEV_ALLOWED_ORIGINS = ("http://127.0.0.1:5000", "http://localhost:5000")
@@ -264,11 +269,23 @@ class Settings:
     job_backoff_base_seconds: float = 2.0
     job_backoff_cap_seconds: float = 900.0
     log_format: str = "text"
+    # ADMIN_API_TOKENS: (staff name, token) pairs, each person's own admin token.
+    admin_api_tokens: tuple[tuple[str, str], ...] = ()
+    # Signs the console's session cookie (and its CSRF tokens).
+    secret_key: str = DEV_SECRET_KEY
+    admin_session_hours: int = 9
+    admin_login_rate_limit: str = "10/minute;50/hour"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_production(self) -> bool:
         return self.env == PRODUCTION
+
+    @property
+    def staff_tokens(self) -> tuple[tuple[str, str], ...]:
+        """Every admin token with the name it acts for: ADMIN_API_TOKEN as "admin", then ADMIN_API_TOKENS."""
+        shared = ((SHARED_ADMIN_NAME, self.admin_api_token),) if self.admin_api_token else ()
+        return shared + self.admin_api_tokens
 
 
 def _is_base64(text: str) -> bool:
@@ -292,6 +309,50 @@ def _webhook_secret_problems(secrets: tuple[str, ...]) -> list[str]:
 def _origin_problems(origins: tuple[str, ...]) -> list[str]:
     return [f"ALLOWED_ORIGINS entries must be origins like https://shop.example (got {origin!r})"
             for origin in origins if not _ORIGIN.fullmatch(origin)]
+
+
+def staff_token_pairs(entries: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """ADMIN_API_TOKENS entries `name:token` as (name, token) pairs (an entry without a name gives "")."""
+    pairs = []
+    for entry in entries:
+        name, _, token = entry.partition(":")
+        pairs.append((name.strip(), token.strip()) if token else ("", name.strip()))
+    return tuple(pairs)
+
+
+def _staff_token_problems(entries: tuple[str, ...]) -> list[str]:
+    # Problems name the entry by its position or its name, never by its token.
+    problems = []
+    seen: set[str] = set()
+    tokens: set[str] = set()
+    for position, (name, token) in enumerate(staff_token_pairs(entries), start=1):
+        if not name or not _STAFF_NAME.fullmatch(name):
+            problems.append(f"ADMIN_API_TOKENS entries must be name:token with a name of letters, digits and ._@- "
+                            f"(entry {position} is not)")
+            continue
+        if name in seen:
+            problems.append(f"ADMIN_API_TOKENS names must be unique ({name!r} appears twice)")
+        seen.add(name)
+        if len(token) < MIN_TOKEN_LENGTH:
+            problems.append(f"ADMIN_API_TOKENS: the token of {name!r} must be at least {MIN_TOKEN_LENGTH} characters "
+                            "(a random secret)")
+        elif token in tokens:
+            problems.append(f"ADMIN_API_TOKENS: the token of {name!r} is also another person's (each needs their own)")
+        tokens.add(token)
+    return problems
+
+
+def _staff_conflicts(env: Environment, values: dict[str, Any]) -> None:
+    """Problems between ADMIN_API_TOKENS and the other tokens (each alone is checked as it is read)."""
+    shop, admin = values["shop_api_token"], values["admin_api_token"]
+    for name, token in values["admin_api_tokens"]:
+        if token and token == shop:
+            env.problem(f"ADMIN_API_TOKENS: the token of {name!r} must differ from SHOP_API_TOKEN "
+                        "(the shop must not read the ledger)")
+        if admin and token == admin:
+            env.problem(f"ADMIN_API_TOKENS: the token of {name!r} must differ from ADMIN_API_TOKEN")
+        if admin and name == SHARED_ADMIN_NAME:
+            env.problem(f"ADMIN_API_TOKENS: the name {SHARED_ADMIN_NAME!r} is ADMIN_API_TOKEN's; choose another")
 
 
 def normalise_database_url(url: str) -> str:
@@ -318,7 +379,15 @@ def read_service_settings(env: Environment, instance_path: str) -> dict[str, Any
         webhook_secrets=env.entries("WEBHOOK_SECRETS", (DEV_WEBHOOK_SECRET,), required=True,
                                     why=" (comma-separated whsec_… secrets)", problems=_webhook_secret_problems),
         shop_api_token=env.text("SHOP_API_TOKEN", DEV_SHOP_API_TOKEN, required=True),
-        admin_api_token=env.text("ADMIN_API_TOKEN", DEV_ADMIN_API_TOKEN, required=True),
+        # With staff tokens (ADMIN_API_TOKENS) the single shared token is optional in production.
+        admin_api_token=env.text("ADMIN_API_TOKEN", "" if production else DEV_ADMIN_API_TOKEN,
+                                 required=not env.is_set("ADMIN_API_TOKENS"),
+                                 why=" (or ADMIN_API_TOKENS, one name:token per person)"),
+        admin_api_tokens=staff_token_pairs(env.entries("ADMIN_API_TOKENS", problems=_staff_token_problems)),
+        secret_key=env.text("SECRET_KEY", DEV_SECRET_KEY, required=True,
+                            why=" (a random secret: it signs the console's session cookies)"),
+        admin_session_hours=env.whole("ADMIN_SESSION_HOURS", 9, minimum=1),
+        admin_login_rate_limit=env.text("ADMIN_LOGIN_RATE_LIMIT", "10/minute;50/hour"),
         allowed_origins=env.entries("ALLOWED_ORIGINS", DEV_ALLOWED_ORIGINS, required=True,
                                     why=" (the storefront's origin)", problems=_origin_problems),
         ratelimit_storage_uri=env.text(
@@ -348,6 +417,9 @@ def read_service_settings(env: Environment, instance_path: str) -> dict[str, Any
                 env.problem(f"{name} must be at least {MIN_TOKEN_LENGTH} characters (a random secret)")
         if shop and shop == admin:
             env.problem("ADMIN_API_TOKEN must differ from SHOP_API_TOKEN (the shop must not read the ledger)")
+        if values["secret_key"] and len(values["secret_key"]) < MIN_SECRET_KEY_LENGTH:
+            env.problem(f"SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters (a random secret)")
+    _staff_conflicts(env, values)
     return values
 
 

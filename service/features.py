@@ -20,6 +20,7 @@ from service.api import metrics as metrics_routes
 from service.checkout import jobs as checkout_jobs
 from service.checkout import routes as checkout_routes
 from service.config import Environment, Settings, read_settings
+from service.console import routes as console_routes
 from service.demo import routes as demo_routes
 from service.jobs import maintenance
 from service.membership import jobs as membership_jobs
@@ -91,8 +92,8 @@ METRICS_MODULES = (redemption_metrics,)
 # planning job, in this order. A cancellation reaches them in the same order.
 effects.compose(at_intake=(redemption_rules,), by_job=(thank_you_rules, membership_rules))
 
-# Every route of these is in the OpenAPI document. The demo pages are HTML for development (refused in
-# production), not part of the contract, so they are registered with the app alone.
+# Every route of these is in the OpenAPI document. The demo pages (HTML for development, refused in production)
+# and the console's pages are not part of the JSON contract, so they are registered with the app alone.
 API_BLUEPRINTS = (health.bp, metrics_routes.bp, orders_routes.bp, reports_routes.bp, widget_routes.bp,
                   checkout_routes.bp, thank_you_routes.bp, membership_routes.bp)
 PAGE_BLUEPRINTS = (demo_routes.bp,)
@@ -105,4 +106,6 @@ def register(app: Flask) -> None:
         api.register_blueprint(blueprint)
     for blueprint in PAGE_BLUEPRINTS:
         app.register_blueprint(blueprint)
+    # The console's pages (HTML, outside the OpenAPI document), with its sessions and CSRF protection.
+    console_routes.init_app(app)
     app.cli.add_command(reports_cli.reconcile_command)

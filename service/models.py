@@ -3,6 +3,7 @@
 Each model lives with its feature (or shared room); this module only gathers them.
 """
 
+from service.audit.models import AuditEntry  # noqa: F401
 from service.checkout.models import Cart, GiftCardHold  # noqa: F401
 from service.jobs.models import Job, JobAttempt  # noqa: F401
 from service.membership.models import MembershipCard, MembershipPrintJob  # noqa: F401

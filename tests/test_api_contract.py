@@ -30,6 +30,7 @@ NOT_DOCUMENTED = {
     "static": "Flask's static files route (the widget build directory); the widget's own routes are documented",
     "api-docs.openapi_json": "/openapi.json is the document itself",
     "demo.": "the demo storefront: HTML pages for development, 404 in production",
+    "console.": "the merchant console: HTML pages for staff with a session cookie (docs/console.md)",
 }
 
 

@@ -61,11 +61,11 @@ def test_a_successful_retry_resolves_the_attention_its_job_raised(app, client, i
     assert [r["amount_cents"] for r in instagift.redemptions_for(cert_id)] == [3000]
     [item] = items(client, "7001")
     assert item["open"] is False and item["resolved_at"] is not None
-    assert item["resolved_by"] == "retry by admin API token"
+    assert item["resolved_by"] == "retry by admin"
     assert f"Job {job.id}" in item["resolution_note"]
     timeline = client.get("/v1/orders/7001", headers=ADMIN).get_json()
     assert timeline["order"]["needs_attention"] is False
-    assert timeline["jobs"][0]["retried_by"] == "admin API token" and timeline["jobs"][0]["retried_at"]
+    assert timeline["jobs"][0]["retried_by"] == "admin" and timeline["jobs"][0]["retried_at"]
 
 
 def test_a_retry_that_fails_again_leaves_the_attention_open(app, client, instagift, run_jobs):
@@ -105,7 +105,7 @@ def test_staff_resolve_an_item_with_a_note_once(app, client, instagift, run_jobs
     assert answer.status_code == 200, answer.get_json()
     body = answer.get_json()
     assert (body["id"], body["open"], body["resolved_by"], body["resolution_note"]) == (
-        item["id"], False, "admin API token", "Refunded $30.00 by bank transfer")
+        item["id"], False, "admin", "Refunded $30.00 by bank transfer")
     assert refund_item(client, "7004") == body
 
     again = client.post(url, json={"note": "twice"}, headers=ADMIN)

@@ -50,6 +50,7 @@ PRODUCTION = {
     "ADMIN_API_TOKEN": "a" * 24, "INSTAGIFT_MERCHANT_KEY": "k", "INSTAGIFT_MERCHANT_SECRET": "x",
     "ALLOWED_ORIGINS": "https://shop.example", "DATABASE_URL": "postgresql://db.example/shop",
     "RATELIMIT_STORAGE_URI": "redis://cache.example:6379", "CARDLY_ENABLED": "false",
+    "SECRET_KEY": "k" * 40,
 }
 
 
@@ -105,7 +106,8 @@ def test_production_lists_exactly_what_is_missing_missing_settings_first():
         "DATABASE_URL is required in production (postgresql://…; SQLite only by choice)",
         "WEBHOOK_SECRETS is required in production (comma-separated whsec_… secrets)",
         "SHOP_API_TOKEN is required in production",
-        "ADMIN_API_TOKEN is required in production",
+        "ADMIN_API_TOKEN is required in production (or ADMIN_API_TOKENS, one name:token per person)",
+        "SECRET_KEY is required in production (a random secret: it signs the console's session cookies)",
         "ALLOWED_ORIGINS is required in production (the storefront's origin)",
         "RATELIMIT_STORAGE_URI is required in production (redis://… shared by every web process; memory:// only "
         "for a single process)",

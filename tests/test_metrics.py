@@ -267,6 +267,15 @@ def test_metrics_need_the_admin_token(client):
     assert refused.headers["Content-Type"] == "application/problem+json"
 
 
+def test_a_staff_members_own_token_reads_the_metrics(environ):
+    """ADMIN_API_TOKENS may be the only admin tokens a merchant has: each one scrapes, as it reads the ledger."""
+    environ["ADMIN_API_TOKENS"] = "ops:ops-token-0123456789abcdef"
+    staff = create_app(environ).test_client()
+    answer = staff.get("/metrics", headers={"Authorization": "Bearer ops-token-0123456789abcdef"})
+    assert answer.status_code == 200
+    assert PREFIX + "webhooks_received_total" in answer.get_data(as_text=True)
+
+
 def _families(client) -> dict[str, str]:
     """Every metric family the service exports (name → type), from a scrape."""
     text = client.get("/metrics", headers=ADMIN).get_data(as_text=True)

@@ -41,7 +41,7 @@ def test_everything_that_happened_in_order(client, instagift, run_jobs):
     assert "Thank-you card placed with Cardly" in text and "Membership card" in text
     assert any(s.startswith("Job ") and "attempt 1" in s and "ended succeeded" in s for s in summaries)
     assert "Needs attention (cancelled_after_redeemed): Cancelled after $52.00 was redeemed" in text
-    assert summaries[-1] == "Resolved by admin API token (cancelled_after_redeemed): Refunded by cheque"
+    assert summaries[-1] == "Resolved by admin (cancelled_after_redeemed): Refunded by cheque"
     order_events = [s for s in summaries if s.startswith("The shop sent")]
     assert [s.split()[3] for s in order_events] == ["order.completed", "order.cancelled"]
     # The completion comes after the hold and the verify, the cancellation after the redemption.
@@ -67,7 +67,7 @@ def test_a_failed_redemption_and_the_retry_that_fixed_it(app, client, instagift,
     summaries = [e["summary"] for e in client.get("/v1/orders/9002", headers=ADMIN).get_json()["entries"]]
     attempts = [s for s in summaries if s.startswith(f"Job {job['id']} (redeem_gift_card) attempt")]
     assert len(attempts) == 2 and "ended failed" in attempts[0] and "ended succeeded" in attempts[1]
-    retried = summaries.index(f"Job {job['id']} (redeem_gift_card) retried by admin API token.")
+    retried = summaries.index(f"Job {job['id']} (redeem_gift_card) retried by admin.")
     assert summaries.index(attempts[0]) < retried < summaries.index(attempts[1])
     assert any(s.startswith("Needs attention (redemption_failed)") for s in summaries)
-    assert any(s.startswith("Resolved by retry by admin API token (redemption_failed)") for s in summaries)
+    assert any(s.startswith("Resolved by retry by admin (redemption_failed)") for s in summaries)

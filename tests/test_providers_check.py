@@ -344,15 +344,18 @@ def test_a_secret_echoed_by_a_provider_is_hidden():
         "INSTAGIFT_MERCHANT_SECRET": "secret-Echoed-2",
         "INSTANTCARD_API_URL": "https://ic.test/api/v2", "INSTANTCARD_EMAIL": "a@example.com",
         "INSTANTCARD_PASSWORD": "password-Echoed-3", "INSTANTCARD_ORGANIZATION_ID": "7",
-        "INSTANTCARD_SHIPPING_PROVIDER_ID": "1"})
+        "INSTANTCARD_SHIPPING_PROVIDER_ID": "1", "ADMIN_API_TOKENS": "anna:staff-Echoed-5-0123456789",
+        "SECRET_KEY": "signing-Echoed-6-0123456789abcdef0123"})
     responses.get("https://ig.test/v2/certificates", status=418,
-                  json={"errors": [{"title": "key-Echoed-1 / secret-Echoed-2 are teapots"}]})
+                  json={"errors": [{"title": "key-Echoed-1 / secret-Echoed-2 are teapots "
+                                             "(staff-Echoed-5-0123456789, signing-Echoed-6-0123456789abcdef0123)"}]})
     responses.post("https://ic.test/api/v2/authenticate", json={"token": "token-Echoed-4"})
     responses.get("https://ic.test/api/v2/organizations/7", status=400,
                   json={"error": "password-Echoed-3 used token-Echoed-4 for a@example.com"})
     report = check_providers(settings)
     details = " ".join(c.detail for c in report.checks)
-    assert "[hidden] / [hidden] are teapots" in details
+    assert "[hidden] / [hidden] are teapots ([hidden], [hidden])" in details
     assert "[hidden] used [hidden] for a@example.com" in details
-    for secret in ("key-Echoed-1", "secret-Echoed-2", "password-Echoed-3", "token-Echoed-4"):
+    for secret in ("key-Echoed-1", "secret-Echoed-2", "password-Echoed-3", "token-Echoed-4", "staff-Echoed-5",
+                   "signing-Echoed-6"):
         assert secret not in details

@@ -58,6 +58,7 @@ def production_app(database_url):
         "SHOP_API_TOKEN": "shop-token-0123456789", "ADMIN_API_TOKEN": "admin-token-0123456789",
         "INSTAGIFT_MERCHANT_KEY": "key", "INSTAGIFT_MERCHANT_SECRET": "secret", "CARDLY_ENABLED": "false",
         "ALLOWED_ORIGINS": "https://shop.example", "RATELIMIT_STORAGE_URI": "memory://",
+        "SECRET_KEY": "secret-key-0123456789-0123456789-0123",
     })
 
 

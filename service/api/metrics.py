@@ -1,15 +1,15 @@
-"""GET /metrics: the service's metrics in the Prometheus text format, for operators (Bearer ADMIN_API_TOKEN)."""
+"""GET /metrics: the service's metrics in the Prometheus text format, for operators (Bearer: an admin or staff token)."""
 
 from __future__ import annotations
 
-from flask import Response, current_app
+from flask import Response
 
 from service import metrics
 from service.api.openapi import Blueprint
-from service.api.parsing import require_bearer
+from service.api.parsing import require_admin
 from service.jobs.metrics import JobStatesCollector
 
-bp = Blueprint("metrics", __name__, description="Metrics for operators (Bearer ADMIN_API_TOKEN)")
+bp = Blueprint("metrics", __name__, description="Metrics for operators (Bearer: an admin or staff token)")
 
 PROMETHEUS_TEXT = {200: {
     "description": "Every metric in the Prometheus text format, version 0.0.4 (docs/metrics.md lists them)",
@@ -19,7 +19,8 @@ PROMETHEUS_TEXT = {200: {
 
 @bp.before_request
 def require_admin_token():
-    require_bearer(current_app.extensions["settings"].admin_api_token, "admin")
+    # Any staff token (ADMIN_API_TOKENS or ADMIN_API_TOKEN) reads the metrics, as it reads the ledger.
+    require_admin()
 
 
 @bp.get("/metrics")

@@ -7,7 +7,7 @@ import hmac
 import json
 from typing import Any
 
-from flask import request
+from flask import current_app, g, request
 from flask_babel import gettext, lazy_gettext
 from marshmallow import Schema, ValidationError, fields
 from webargs.flaskparser import FlaskParser
@@ -120,6 +120,37 @@ class OneOfNested(fields.Field):
         if not isinstance(value, dict):
             raise ValidationError("Not a valid object.")
         return self.choose(data).load(value)
+
+
+def bearer_token() -> str:
+    """The token of `Authorization: Bearer <token>` ("" without one)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def staff_name_for(token: str, staff_tokens: tuple[tuple[str, str], ...]) -> str | None:
+    """The name whose admin token `token` is (None if nobody's); every token is compared, in constant time."""
+    found = None
+    for name, expected in staff_tokens:
+        if token and expected and hmac.compare_digest(token.encode(), expected.encode()) and found is None:
+            found = name
+    return found
+
+
+def require_staff(staff_tokens: tuple[tuple[str, str], ...]) -> str:
+    """The staff name of the request's admin bearer token; 401 unless it carries one (realm "admin")."""
+    name = staff_name_for(bearer_token(), staff_tokens)
+    if name is None:
+        raise Unauthorized("A valid admin token is required in the Authorization header.",
+                           headers={"WWW-Authenticate": 'Bearer realm="admin"'})
+    return name
+
+
+def require_admin() -> str:
+    """before_request of the merchant's API: the staff name of the admin bearer token (also kept as `g.staff`, so
+    what the request does is attributed to that person); 401 without a valid one."""
+    g.staff = require_staff(current_app.extensions["settings"].staff_tokens)
+    return g.staff
 
 
 def require_bearer(expected: str, realm: str) -> None:

@@ -6,7 +6,7 @@ from flask import current_app
 from marshmallow import Schema, fields
 
 from service.api.openapi import Blueprint
-from service.api.parsing import require_bearer
+from service.api.parsing import require_admin
 from service.db import db
 from service.membership.rules import card_preview
 
@@ -15,7 +15,7 @@ bp = Blueprint("membership", __name__, description="Membership cards (InstantCar
 
 @bp.before_request
 def require_admin_token():
-    require_bearer(current_app.extensions["settings"].admin_api_token, "admin")
+    require_admin()
 
 
 class MembershipCardPreviewSchema(Schema):

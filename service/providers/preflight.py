@@ -339,7 +339,7 @@ def check_providers(settings: Settings, clients: CheckClients | None = None) -> 
 def _secrets(settings: Settings, clients: CheckClients) -> list[str]:
     values = [settings.instagift.merchant_key, settings.instagift.merchant_secret, settings.cardly.api_key,
               settings.instantcard.password, settings.admin_api_token, settings.shop_api_token,
-              *settings.webhook_secrets]
+              *settings.webhook_secrets, *(token for _, token in settings.staff_tokens), settings.secret_key]
     if clients.instantcard is not None:
         token = clients.instantcard.tokens.load()
         if token is not None:

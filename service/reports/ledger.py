@@ -13,7 +13,7 @@ from service.formats import iso
 from service.logs import masked_last4, redact
 from service.orders.models import Order
 from service.redemption.models import GiftCardRedemption
-from service.reports.listing import DEFAULT_PER_PAGE, DateRange, Page, dollars
+from service.reports.listing import DEFAULT_PER_PAGE, DateRange, Page, csv_lines, dollars, span_label
 
 
 def ledger_row(row: GiftCardRedemption, shop_order_id: str | None,
@@ -101,3 +101,26 @@ def ledger_csv_record(item: dict[str, Any]) -> list[Any]:
         else:
             record.append("" if item[column] is None else _csv_text(item[column]))
     return record
+
+
+def ledger_csv(session: Session, window: DateRange | None, *, state: str | None = None) -> tuple[Iterator[str], str]:
+    """The ledger's CSV (every matching row, a header line first) and its file name: the API's `Accept: text/csv`
+    answer and the console's download are this one export."""
+    rows = iter_ledger(session, window, state=state)
+    return (csv_lines(LEDGER_CSV_COLUMNS, (ledger_csv_record(row) for row in rows)),
+            f"redemptions_{span_label(window)}.csv")
+
+
+LEDGER_TOTAL_FIELDS = ("applied_cents", "taken_cents", "intended_cents", "redeemed_cents", "rounding_cents",
+                       "shortfall_cents", "forfeit_cents")
+
+
+def ledger_totals(session: Session, window: DateRange | None, *, state: str | None = None) -> dict[str, int]:
+    """The sums of every matching ledger row (not only one page): the ledger's totals row."""
+    totals = dict.fromkeys(LEDGER_TOTAL_FIELDS, 0)
+    totals["rows"] = 0
+    for row in iter_ledger(session, window, state=state):
+        totals["rows"] += 1
+        for key in LEDGER_TOTAL_FIELDS:
+            totals[key] += row[key] or 0
+    return totals

@@ -68,6 +68,13 @@ class Page:
                 "next_page": self.next_page}
 
 
+def span_label(window: DateRange | None) -> str:
+    """A range as it appears in a file name: `2026-12-01_2026-12-03`, or `all`."""
+    if window is None:
+        return "all"
+    return f"{window.days[0].isoformat()}_{window.days[-1].isoformat()}"
+
+
 def dollars(cents: int | None) -> str:
     """Cents as a plain decimal dollar amount with two places ("-1.05"), for CSV and tables."""
     cents = cents or 0

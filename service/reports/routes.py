@@ -3,17 +3,17 @@ the comparison with Instagift, the job queue, and the providers' preflight check
 
 from __future__ import annotations
 
-from flask import Response, current_app, request, stream_with_context
+from flask import Response, current_app, g, request, stream_with_context
 
 from service.api.openapi import Blueprint
-from service.api.parsing import require_bearer
+from service.api.parsing import require_admin
+from service.api.ratelimit import client_address
 from service.db import db, utcnow
-from service.jobs.queue import retry_by_person
-from service.orders.attention import attention_item_view, resolve_attention
+from service.orders.attention import attention_item_view
 from service.providers.preflight import check_providers
 from service.reports.failures import job_view, list_jobs
-from service.reports.ledger import LEDGER_CSV_COLUMNS, iter_ledger, ledger_csv_record, ledger_page
-from service.reports.listing import DateRange, csv_lines
+from service.reports.ledger import ledger_csv, ledger_page
+from service.reports.listing import csv_lines, span_label
 from service.reports.order_list import list_orders
 from service.reports.reconciliation import (
     compare_with_instagift,
@@ -38,6 +38,7 @@ from service.reports.schemas import (
     ResolveAttentionBody,
     TimelineSchema,
 )
+from service.reports.staff_actions import resolve_for_staff, retry_for_staff
 from service.reports.timeline import order_timeline
 
 bp = Blueprint("admin", __name__, description="Merchant endpoints (Bearer ADMIN_API_TOKEN)")
@@ -49,12 +50,7 @@ CSV = {200: {"description": "JSON, or CSV with Accept: text/csv", "content": {"t
 
 @bp.before_request
 def require_admin_token():
-    require_bearer(current_app.extensions["settings"].admin_api_token, "admin")
-
-
-def staff_name() -> str:
-    """Who is acting, for the records (resolved_by, retried_by): the single admin token names no one."""
-    return "admin API token"
+    require_admin()
 
 
 # -- routes --------------------------------------------------------------------------------------------------
@@ -86,7 +82,8 @@ def get_order(order_id: str):
 @bp.doc(security=ADMIN)
 def resolve_attention_item(body, order_id: str, item_id: int):
     """Mark one of the order's attention items resolved, with an optional note saying what was done."""
-    item = resolve_attention(db.session, order_id, item_id, by=staff_name(), note=body["note"])
+    item = resolve_for_staff(db.session, order_id, item_id, staff=g.staff, address=client_address(),
+                             note=body["note"], via="api")
     return attention_item_view(item)
 
 
@@ -106,7 +103,8 @@ def get_jobs(query):
 @bp.doc(security=ADMIN)
 def retry_job(job_id: int):
     """Queue a dead or parked job again now, with a fresh failure budget."""
-    return job_view(db.session, retry_by_person(db.session, job_id, by=staff_name()))
+    job = retry_for_staff(db.session, job_id, staff=g.staff, address=client_address(), via="api")
+    return job_view(db.session, job)
 
 
 def _wants_csv() -> bool:
@@ -118,12 +116,6 @@ def _csv_response(lines, filename: str) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
-def _span(window: DateRange | None) -> str:
-    if window is None:
-        return "all"
-    return f"{window.days[0].isoformat()}_{window.days[-1].isoformat()}"
-
-
 @bp.get("/v1/redemptions")
 @bp.arguments(LedgerQuery(), location="query")
 @bp.response(200, LedgerPageSchema)
@@ -132,9 +124,7 @@ def _span(window: DateRange | None) -> str:
 def get_redemptions(query):
     """The redemption ledger: JSON pages, or every matching row as CSV with `Accept: text/csv`."""
     if _wants_csv():
-        rows = iter_ledger(db.session, query["range"], state=query["state"])
-        lines = csv_lines(LEDGER_CSV_COLUMNS, (ledger_csv_record(row) for row in rows))
-        return _csv_response(lines, f"redemptions_{_span(query['range'])}.csv")
+        return _csv_response(*ledger_csv(db.session, query["range"], state=query["state"]))
     page = ledger_page(db.session, query["range"], state=query["state"], page=query["page"],
                        per_page=query["per_page"])
     return {"range": query["range"].as_dict() if query["range"] else None, **page.as_dict()}
@@ -150,7 +140,7 @@ def get_reconciliation(query):
     report = reconciliation_report(db.session, query["range"], now=utcnow())
     if _wants_csv():
         lines = csv_lines(totals_csv_header(report), totals_csv_records(report))
-        return _csv_response(lines, f"reconciliation_{_span(query['range'])}.csv")
+        return _csv_response(lines, f"reconciliation_{span_label(query['range'])}.csv")
     return report
 
 

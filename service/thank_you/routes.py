@@ -6,7 +6,7 @@ from flask import current_app
 from marshmallow import Schema, fields
 
 from service.api.openapi import Blueprint
-from service.api.parsing import require_bearer
+from service.api.parsing import require_admin
 from service.api.schemas import ProblemSchema, problem_code
 from service.db import utcnow
 from service.orders.schemas import OrderDataSchema
@@ -17,7 +17,7 @@ bp = Blueprint("thank_you", __name__, description="Thank-you cards (Cardly): the
 
 @bp.before_request
 def require_admin_token():
-    require_bearer(current_app.extensions["settings"].admin_api_token, "admin")
+    require_admin()
 
 
 class DeliveryEstimateSchema(Schema):
