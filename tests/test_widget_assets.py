@@ -109,7 +109,8 @@ def production_app(database_url):
 
 
 @pytest.mark.parametrize("method, path", [("GET", "/demo"), ("POST", "/demo/orders"),
-                                          ("GET", "/demo/orders/1001"), ("GET", "/demo/orders/1001/timeline")])
+                                          ("GET", "/demo/orders/1001"), ("GET", "/demo/orders/1001/timeline"),
+                                          ("GET", "/demo/balance"), ("GET", "/demo/static/demo.css")])
 def test_demo_is_not_found_in_production(production_app, method, path):
     response = production_app.test_client().open(path, method=method)
     assert response.status_code == 404
