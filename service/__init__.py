@@ -15,6 +15,7 @@ from flask_migrate import Migrate
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service import models  # noqa: F401  (every table: create_all and migrations see the whole schema)
+from service.api.languages import WIDGET_PATHS
 from service.api.problems import masked_request_path
 from service.db import db
 from service.logs import configure_logging
@@ -64,9 +65,8 @@ def create_app(environ: dict[str, str] | None = None, **overrides) -> Flask:
     features.register(app)
     _register_request_ids(app)
     # The widget's endpoints only: verify is for the shop's backend and gets no CORS headers.
-    widget_paths = r"^/v1/(gift-cards(/.*)?|carts(/[^/]+(/gift-cards(/[^/]+)?)?)?)$"
-    CORS(app, resources={widget_paths: {"origins": list(settings.allowed_origins)}},
-         expose_headers=["X-Request-Id", "Retry-After"], max_age=600)
+    CORS(app, resources={WIDGET_PATHS.pattern: {"origins": list(settings.allowed_origins)}},
+         expose_headers=["X-Request-Id", "Retry-After", "Content-Language"], max_age=600)
 
     from service import cli
     cli.register(app)

@@ -15,7 +15,12 @@ from flask import Flask
 from marshmallow import Schema
 
 from service.api.parsing import OneOfNested, RequestParser
-from service.api.schemas import ProblemSchema, ValidationProblemSchema
+from service.api.schemas import (
+    ProblemSchema,
+    ProviderTroubleProblemSchema,
+    RateLimitedProblemSchema,
+    ValidationProblemSchema,
+)
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -31,17 +36,27 @@ STATUS_DESCRIPTIONS = {
     415: "The body was not sent as JSON (unsupported_media_type)",
     422: "The request is invalid: `errors` maps each field to its messages (validation_failed, or a more "
          "specific code)",
-    429: "Too many requests (rate_limited); Retry-After says when to try again",
+    429: "Too many requests (rate_limited): `reason` says which limit; Retry-After and `retry_after` say when to "
+         "try again",
     502: "A provider refused or failed the call (provider_*)",
     503: "A provider is unavailable or rate limiting us (provider_unavailable, provider_rate_limited)",
 }
 
+# Every problem says the language of its words (service.api.languages).
+CONTENT_LANGUAGE = {"Content-Language": {"description": "The language of `title` and `detail` (en, es): on the "
+                                                        "widget's endpoints the best match of Accept-Language",
+                                         "schema": {"type": "string"}}}
 RESPONSE_HEADERS = {
     401: {"WWW-Authenticate": {"description": "The bearer realm (shop or admin); absent for webhooks",
                                "schema": {"type": "string"}}},
     429: {"Retry-After": {"description": "Seconds until another attempt may succeed",
                           "schema": {"type": "integer", "minimum": 1}}},
+    503: {"Retry-After": {"description": "provider_rate_limited on a look-up: seconds until trying again may succeed",
+                          "schema": {"type": "integer", "minimum": 1}}},
 }
+# The problem schema of a status whose operations list no specific ones.
+DEFAULT_PROBLEM_SCHEMAS = {422: ValidationProblemSchema, 429: RateLimitedProblemSchema,
+                           503: ProviderTroubleProblemSchema}
 
 
 class ServiceApi(flask_smorest.Api):
@@ -82,7 +97,7 @@ class Blueprint(flask_smorest.Blueprint):
                 func = self.alt_response(status, schema=_problem_schema(status, schemas),
                                          content_type=PROBLEM_JSON,
                                          description=STATUS_DESCRIPTIONS.get(status, http.HTTPStatus(status).phrase),
-                                         headers=RESPONSE_HEADERS.get(status))(func)
+                                         headers={**CONTENT_LANGUAGE, **RESPONSE_HEADERS.get(status, {})})(func)
             return func
 
         return decorator
@@ -90,7 +105,7 @@ class Blueprint(flask_smorest.Blueprint):
 
 def _problem_schema(status: int, schemas: list[type[Schema]] | None) -> Any:
     if not schemas:
-        return ValidationProblemSchema if status == 422 else ProblemSchema
+        return DEFAULT_PROBLEM_SCHEMAS.get(status, ProblemSchema)
     if len(schemas) == 1:
         return schemas[0]
     return {"anyOf": list(schemas)}

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from flask import request
+from flask_babel import gettext, lazy_gettext
 from marshmallow import Schema, ValidationError, fields
 from webargs.flaskparser import FlaskParser
 from werkzeug.routing import IntegerConverter
@@ -31,10 +32,10 @@ def json_body() -> Any:
         return {}
     # A JSON content type makes browsers ask (CORS preflight) before a page on another origin may send it.
     if not request.is_json:
-        raise UnsupportedMediaType("Send the body as JSON with Content-Type: application/json.")
+        raise UnsupportedMediaType(gettext("Send the body as JSON with Content-Type: application/json."))
     data = request.get_json(silent=True)
     if data is None:
-        raise BadRequest("The request body is not valid JSON.", code="malformed_json")
+        raise BadRequest(gettext("The request body is not valid JSON."), code="malformed_json")
     return data
 
 
@@ -49,7 +50,7 @@ class DatabaseIdConverter(IntegerConverter):
 def refuse_nul_in_url() -> None:
     """before_request: a NUL character in the path or query can name nothing we store (PostgreSQL text refuses it)."""
     if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in request.args.items(multi=True)):
-        raise BadRequest("The address contains a NUL character.")
+        raise BadRequest(gettext("The address contains a NUL character."))
 
 
 def _has_nul(value: Any) -> bool:
@@ -73,7 +74,7 @@ def json_object(data: Any) -> dict:
 
 
 # What a validation problem says, by where the invalid value was.
-_DETAIL_BY_LOCATION = {"query": "One or more query parameters are invalid."}
+_DETAIL_BY_LOCATION = {"query": lazy_gettext("One or more query parameters are invalid.")}
 
 
 class RequestParser(FlaskParser):

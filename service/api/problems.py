@@ -6,16 +6,18 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, g, json, request
+from flask_babel import gettext, lazy_gettext
 from werkzeug.exceptions import HTTPException
 
-from service.errors import ServiceError
+from service.errors import ProviderError, ServiceError
+from service.formats import duration_words
 from service.logs import mask, redact
 
 log = logging.getLogger("service.web")
 
 PROBLEM_TYPE_BASE = "https://docs.instagift-checkout.invalid/problems/"
 
-# Werkzeug's own errors (routing, size limits, methods) get stable codes too.
+# Werkzeug's own errors (routing, size limits, methods) get stable codes, and titles in the answer's language.
 HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -26,6 +28,17 @@ HTTP_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
     429: "rate_limited",
+}
+HTTP_TITLES = {
+    400: lazy_gettext("Bad request"),
+    401: lazy_gettext("Authentication required"),
+    403: lazy_gettext("Forbidden"),
+    404: lazy_gettext("Not found"),
+    405: lazy_gettext("Method not allowed"),
+    406: lazy_gettext("Not acceptable"),
+    413: lazy_gettext("Request too large"),
+    415: lazy_gettext("Unsupported media type"),
+    429: lazy_gettext("Too many requests"),
 }
 
 
@@ -40,15 +53,16 @@ def masked_request_path() -> str:
 
 def problem(status: int, code: str, title: str, detail: str | None = None,
             headers: dict[str, str] | None = None, **extra: Any) -> Response:
-    """Build an application/problem+json response with the service's stable `code`."""
+    """Build an application/problem+json response with the service's stable `code`; `title` and `detail` may be
+    lazy translations, written here in the answer's language."""
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + code,
-        "title": title,
+        "title": str(title),
         "status": status,
         "code": code,
     }
     if detail:
-        body["detail"] = detail
+        body["detail"] = str(detail)
     # Paths can carry a cart token (a bearer capability): shown masked like every other secret.
     body["instance"] = masked_request_path() if request else None
     if g.get("request_id"):
@@ -65,25 +79,46 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ServiceError)
     def service_error(exc: ServiceError):
-        if exc.status >= 500:
-            log.warning("%s: %s", exc.code, exc)
+        if exc.status >= 500 or isinstance(exc.__cause__, ProviderError):
+            # A problem worded for a shopper raised from a provider's error: the log keeps the technical words,
+            # under the request id the problem carries.
+            log.warning("%s: %s", exc.code, exc.__cause__ if isinstance(exc.__cause__, ProviderError) else exc)
         return problem(exc.status, exc.code, exc.title, exc.detail, headers=exc.headers, **exc.extra)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         status = exc.code or 500
         headers = {}
+        extra: dict[str, Any] = {}
         if status == 405 and getattr(exc, "valid_methods", None):
             headers["Allow"] = ", ".join(exc.valid_methods)
-        detail = exc.description if status != 404 else "There is nothing at this address."
+        detail = _http_detail(status, exc)
         if status == 429:
-            # Flask-Limiter's RateLimitExceeded: say when to come back.
-            headers["Retry-After"] = exc.get_response().headers.get("Retry-After", "60")
-            detail = "Too many attempts; please wait before trying again."
-        return problem(status, HTTP_CODES.get(status, "http_error"), exc.name, detail, headers=headers)
+            # Flask-Limiter's RateLimitExceeded (new carts per client): say when to come back.
+            retry_after = int(exc.get_response().headers.get("Retry-After") or 60)
+            headers["Retry-After"] = str(retry_after)
+            extra = {"reason": "too_many_carts", "retry_after": retry_after}
+            detail = gettext("Too many checkouts were started from your connection. Please wait %(wait)s and try "
+                             "again.", wait=duration_words(retry_after))
+        return problem(status, HTTP_CODES.get(status, "http_error"), HTTP_TITLES.get(status, exc.name), detail,
+                       headers=headers, **extra)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         log.exception("unhandled error")
-        return problem(500, "internal_error", "Internal server error",
-                       "Something went wrong on our side; the request id identifies it in our logs.")
+        return problem(500, "internal_error", lazy_gettext("Internal server error"),
+                       gettext("Something went wrong on our side. Please try again in a minute, or pay another way; "
+                               "the request id identifies what happened in our logs."))
+
+
+def _http_detail(status: int, exc: HTTPException) -> str | None:
+    """Werkzeug's own errors, in words a shopper's browser may show."""
+    if status == 400:
+        return gettext("The request could not be understood.")
+    if status == 404:
+        return gettext("There is nothing at this address.")
+    if status == 405:
+        return gettext("This address does not accept this method.")
+    if status == 413:
+        return gettext("The request is too large.")
+    return exc.description

@@ -7,14 +7,27 @@ import logging
 import math
 import time
 
+from flask_babel import gettext
 from limits import parse_many
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from service.config import Settings
 from service.errors import RateLimited
+from service.formats import duration_words
 
 log = logging.getLogger("service.checkout")
+
+
+def _limit_reached(subject: str, wait: int) -> RateLimited:
+    """The 429 for a used-up lookup limit, in the shopper's words: per connection (`client:…`) or per cart."""
+    if subject.startswith("cart:"):
+        return RateLimited(wait, reason="too_many_lookups_on_cart", detail=gettext(
+            "Many gift card codes were tried on this checkout in a short time. Please wait %(wait)s and try "
+            "again, or pay another way.", wait=duration_words(wait)))
+    return RateLimited(wait, reason="too_many_lookups", detail=gettext(
+        "Many gift card codes were checked from your connection in a short time. Please wait %(wait)s and try "
+        "again, or pay another way.", wait=duration_words(wait)))
 
 
 class LookupLimiter:
@@ -46,8 +59,7 @@ class LookupLimiter:
                     return
                 if not allowed:
                     stats = self.strategy.get_window_stats(item, "lookup", subject)
-                    raise RateLimited(max(1, math.ceil(stats.reset_time - time.time())),
-                                      detail="Too many gift card lookups; please wait before trying again.")
+                    raise _limit_reached(subject, max(1, math.ceil(stats.reset_time - time.time())))
 
     def reachable(self) -> bool:
         """True when the rate-limit storage answers."""

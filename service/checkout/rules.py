@@ -12,12 +12,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from flask_babel import gettext
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
@@ -26,8 +28,18 @@ from service.checkout.limits import LookupLimiter
 from service.checkout.models import Cart, GiftCardHold
 from service.config import Settings
 from service.db import call_provider, lock_for_update
-from service.errors import Conflict, NotFound, ProviderNotFound, RateLimited, ValidationFailed
-from service.formats import iso
+from service.errors import (
+    Conflict,
+    NotFound,
+    ProviderError,
+    ProviderNotFound,
+    ProviderRateLimited,
+    ProviderUnavailable,
+    RateLimited,
+    ServiceError,
+    ValidationFailed,
+)
+from service.formats import amount_words, duration_words, iso
 from service.logs import mask, masked_last4
 from service.providers.instagift import ClaimCode, parse_claim_code
 
@@ -105,8 +117,9 @@ def _require_usd(currency: str | None) -> str:
     currency = (currency or "USD").upper()
     if not money.is_supported_currency(currency):
         raise ValidationFailed({"currency": [f"Only USD is supported today; {currency} is not."]},
-                               detail=f"Only USD carts are supported; {currency} is not.",
-                               code="currency_not_supported", title="Currency not supported")
+                               detail=gettext("Only US dollar carts are supported; %(currency)s is not.",
+                                              currency=currency),
+                               code="currency_not_supported", title=gettext("Currency not supported"))
     return currency
 
 
@@ -145,8 +158,8 @@ def find_cart(session: Session, token: str, now: datetime, *, for_update: bool =
             stmt = stmt.with_for_update(of=Cart)
     cart = session.scalars(stmt).unique().first()
     if cart is None or cart.expires_at <= now:
-        raise NotFound("This cart does not exist or has expired; start a new one.", code="cart_not_found",
-                       title="Cart not found")
+        raise NotFound(gettext("Your checkout session has expired or does not exist. Please start again."),
+                       code="cart_not_found", title=gettext("Cart not found"))
     return cart
 
 
@@ -191,7 +204,8 @@ def update_cart_total(session: Session, settings: Settings, token: str, total_ce
     if currency is not None and currency.upper() != cart.currency:
         _require_usd(currency)
         raise ValidationFailed({"currency": ["A cart's currency cannot change."]}, code="currency_not_supported",
-                               title="Currency not supported")
+                               title=gettext("Currency not supported"),
+                               detail=gettext("The currency of a checkout cannot change."))
     cart.total_cents = total_cents
     _touch(cart, settings, now)
     recompute(cart, settings)
@@ -227,41 +241,73 @@ def release_unaccepted_forfeits(cart: Cart, settings: Settings, now: datetime) -
 # -- lookups -------------------------------------------------------------------------------------------
 
 def _not_found() -> NotFound:
-    return NotFound("We couldn't find a gift card with that claim code. Check it and try again.",
-                    code="gift_card_not_found", title="Gift card not found")
+    return NotFound(gettext("We couldn't find a gift card with that claim code. Check it and try again."),
+                    code="gift_card_not_found", title=gettext("Gift card not found"))
 
 
-NOT_REDEEMABLE_DETAIL = {
-    "redeemed": "This gift card has already been used.",
-    "expired": "This gift card has expired.",
-    "cancelled": "This gift card has been cancelled.",
-    "returned": "This gift card has been returned.",
-    "pending": "This gift card is not active yet.",
-}
+def _not_redeemable_detail(reason: str) -> str:
+    """Why a real card can't pay, for the shopper (the problem's `reason` says it for programs)."""
+    details = {
+        "redeemed": gettext("This gift card has already been used."),
+        "expired": gettext("This gift card has expired."),
+        "cancelled": gettext("This gift card has been cancelled."),
+        "returned": gettext("This gift card has been returned."),
+        "pending": gettext("This gift card is not active yet. Please try again later, or pay another way."),
+    }
+    return details.get(reason) or gettext("This gift card can't be used right now. Please pay another way.")
 
 
 def check_redeemable(certificate, now: datetime) -> None:
     """Refuse certificates that cannot pay: other currencies, not redeemable, nothing to redeem."""
     if not money.is_supported_currency(certificate.currency):
-        raise Conflict(f"This gift card is in {certificate.currency}; only USD gift cards can be used here.",
-                       code="gift_card_currency_not_supported", title="Gift card currency not supported",
+        raise Conflict(gettext("This gift card is in %(currency)s; only US dollar gift cards can be used here.",
+                               currency=certificate.currency),
+                       code="gift_card_currency_not_supported", title=gettext("Gift card currency not supported"),
                        currency=certificate.currency)
     reason = certificate.unredeemable_reason(now)
     if reason:
-        raise Conflict(NOT_REDEEMABLE_DETAIL.get(reason, "This gift card can't be used right now."),
-                       code="gift_card_not_redeemable", title="Gift card not redeemable", reason=reason)
+        raise Conflict(_not_redeemable_detail(reason), code="gift_card_not_redeemable",
+                       title=gettext("Gift card not redeemable"), reason=reason)
     if money.redeemable_cents(certificate.face_value_cents) <= 0:
-        raise Conflict("This gift card has no balance left (under $1.00 can't be redeemed).",
-                       code="gift_card_empty", title="Gift card has no balance",
+        raise Conflict(gettext("This gift card has no balance left: less than %(minimum)s can't be used.",
+                               minimum=amount_words(money.CENTS_PER_DOLLAR)),
+                       code="gift_card_empty", title=gettext("Gift card has no balance"),
                        balance_cents=certificate.face_value_cents)
 
 
 def _lookup(client, code: ClaimCode):
-    """One lookup attempt (the client may send the code in two forms, see ClaimCode.lookup_forms); None if unknown."""
+    """One lookup attempt (the client may send the code in two forms, see ClaimCode.lookup_forms); None if unknown.
+
+    Any other trouble with Instagift becomes a problem worded for the shopper, with the same `code`; the
+    technical words are logged under the request id (service.api.problems)."""
     try:
         return client.fetch_by_claim_code(code)
     except ProviderNotFound:
         return None
+    except ProviderError as exc:
+        raise lookup_trouble(exc) from exc
+
+
+# When Instagift asks us to slow down without saying for how long: the shopper is told to wait a minute.
+PROVIDER_BUSY_SECONDS = 60
+
+
+def lookup_trouble(exc: ProviderError) -> ServiceError:
+    """Instagift's trouble during a shopper's lookup, in the shopper's words: Instagift busy (its own 429),
+    unreachable (timeout, 5xx), or any other failure. None of it is the shopper's doing."""
+    if isinstance(exc, ProviderRateLimited):
+        wait = max(1, math.ceil(exc.retry_after_seconds or PROVIDER_BUSY_SECONDS))
+        return ServiceError(
+            gettext("The gift card service is busy right now; this is not a problem with your card. Please try "
+                    "again in %(wait)s, or pay another way.", wait=duration_words(wait)),
+            status=exc.status, code=exc.code, title=exc.title, headers={"Retry-After": str(wait)}, retry_after=wait)
+    if isinstance(exc, ProviderUnavailable):
+        detail = gettext("We couldn't reach the gift card service to check your card. Please try again in a "
+                         "minute, or pay another way.")
+    else:
+        detail = gettext("The gift card service couldn't check your card just now. Please try again later, or "
+                         "pay another way.")
+    return ServiceError(detail, status=exc.status, code=exc.code, title=exc.title)
 
 
 def _record_failed_lookup(session: Session, settings: Settings, cart_id: int, now: datetime) -> None:
@@ -278,8 +324,11 @@ def _record_failed_lookup(session: Session, settings: Settings, cart_id: int, no
 
 def _check_cart_lock(cart: Cart, now: datetime) -> None:
     if cart.locked_until and cart.locked_until > now:
-        raise RateLimited(int((cart.locked_until - now).total_seconds()) + 1,
-                          detail="Too many claim codes were not recognised; this cart is locked for a while.")
+        wait = math.ceil((cart.locked_until - now).total_seconds())
+        raise RateLimited(wait, reason="cart_locked", detail=gettext(
+            "Too many claim codes entered here were not recognised, so gift cards are locked on this checkout for "
+            "%(wait)s. You can pay another way now, or try your code again after that.",
+            wait=duration_words(wait)))
 
 
 def balance_lookup(settings: Settings, client, limiter: LookupLimiter, raw_code: str, client_key: str,
@@ -329,8 +378,8 @@ def apply_gift_card(session: Session, settings: Settings, client, limiter: Looku
     code_hash = claim_code_hash(code, settings)
     _refuse_duplicate(cart, code_hash=code_hash)
     if len([h for h in cart.holds if h.status == "active"]) >= MAX_CARDS_PER_CART:
-        raise Conflict(f"A cart can hold at most {MAX_CARDS_PER_CART} gift cards.", code="too_many_gift_cards",
-                       title="Too many gift cards")
+        raise Conflict(gettext("An order can use at most %(count)d gift cards.", count=MAX_CARDS_PER_CART),
+                       code="too_many_gift_cards", title=gettext("Too many gift cards"))
     _refuse_nothing_due(cart, settings)
 
     certificate = call_provider(session, _lookup, client, code)  # the checks above only read
@@ -370,9 +419,10 @@ def _hold(session: Session, settings: Settings, request: ApplyRequest, certifica
     if part.forfeit_cents > 0 and not agreed:
         # Asked again with the current figures when the cart changed since the shopper saw the question.
         raise Conflict(
-            f"This gift card can't be split: all {money.format_usd(part.redeem_cents)} will be used and "
-            f"{money.format_usd(part.forfeit_cents)} more than what is due will be lost. Confirm to use it anyway.",
-            code="forfeit_not_accepted", title="Gift card would be used in full",
+            gettext("This gift card can't be split: all %(redeem)s will be used and %(forfeit)s more than what is "
+                    "due will be lost. Confirm to use it anyway.", redeem=amount_words(part.redeem_cents),
+                    forfeit=amount_words(part.forfeit_cents)),
+            code="forfeit_not_accepted", title=gettext("Gift card would be used in full"),
             forfeit_cents=part.forfeit_cents, balance_cents=certificate.face_value_cents,
             applied_cents=part.applied_cents, redeem_cents=part.redeem_cents)
     position = max([h.position for h in cart.holds] or [0]) + 1
@@ -394,25 +444,26 @@ def _hold(session: Session, settings: Settings, request: ApplyRequest, certifica
 
 
 def _in_use() -> Conflict:
-    return Conflict("This gift card is being used in another checkout right now.", code="gift_card_in_use",
-                    title="Gift card in use")
+    return Conflict(gettext("This gift card is being used in another checkout right now."), code="gift_card_in_use",
+                    title=gettext("Gift card in use"))
 
 
 def _refuse_duplicate(cart: Cart, *, code_hash: str, certificate_id: str | None = None) -> None:
     for hold in cart.holds:
         if hold.status == "active" and (hold.claim_code_hash == code_hash or hold.certificate_id == certificate_id):
-            raise Conflict("This gift card is already applied to your order.", code="gift_card_already_applied",
-                           title="Gift card already applied", gift_card_id=hold.id)
+            raise Conflict(gettext("This gift card is already applied to your order."),
+                           code="gift_card_already_applied", title=gettext("Gift card already applied"),
+                           gift_card_id=hold.id)
 
 
 def _nothing_due(cart: Cart, settings: Settings) -> Conflict:
     due = allocate_cart(cart, settings).amount_due_cents
     if due > 0:
-        detail = (f"Only {money.format_usd(due)} is left to pay; gift cards can pay whole dollars only, "
-                  "so please pay the rest another way.")
+        detail = gettext("Only %(due)s is left to pay; gift cards pay whole dollars only, so please pay the rest "
+                         "another way.", due=amount_words(due))
     else:
-        detail = "Nothing is left to pay on this order, so no further gift card is needed."
-    return Conflict(detail, code="nothing_due", title="Nothing left to pay with a gift card",
+        detail = gettext("Nothing is left to pay on this order, so no further gift card is needed.")
+    return Conflict(detail, code="nothing_due", title=gettext("Nothing left to pay with a gift card"),
                     amount_due_cents=due)
 
 
@@ -427,8 +478,8 @@ def remove_gift_card(session: Session, settings: Settings, token: str, gift_card
     cart = find_cart(session, token, now, for_update=True)
     hold = next((h for h in cart.holds if h.id == gift_card_id and h.status == "active"), None)
     if hold is None:
-        raise NotFound("This gift card is not applied to this cart.", code="gift_card_not_in_cart",
-                       title="Gift card not in cart")
+        raise NotFound(gettext("This gift card is no longer applied to your order."), code="gift_card_not_in_cart",
+                       title=gettext("Gift card not in cart"))
     _take_off(hold, "released", "removed by the shopper", now)
     _touch(cart, settings, now)
     recompute(cart, settings)
