@@ -308,10 +308,11 @@ class InstagiftClaimCode extends HTMLElement {
         let said = fill(t.added, {
           code: card ? this._label(card) : "", amount: this._money(card?.covers_cents ?? card?.applied_cents ?? 0), due: this._money(due),
         });
-        // Cents left due although a card could pay more: cards pay whole dollars (docs/money.md).
-        if (due > 0 && view.gift_cards.some((c) => c.splittable && c.balance_cents - (c.balance_cents % 100) > c.applied_cents)) {
-          said += " " + fill(t.wholeDollars, { cents: this._money(due) });
-        }
+        // Cents due only because cards pay whole dollars (docs/money.md): the service says how much; from a service
+        // without that member, a splittable card that could pay more while cents are due says the same.
+        const cents = view.whole_dollar_due_cents ??
+          (view.gift_cards.some((c) => c.splittable && c.balance_cents - (c.balance_cents % 100) > c.applied_cents) && due);
+        if (cents > 0) said += " " + fill(t.wholeDollars, { cents: this._money(cents) });
         this._say(said);
       } catch (err) {
         await this._fail(err, code);
@@ -378,11 +379,11 @@ class InstagiftClaimCode extends HTMLElement {
       case "gift_card_in_use":
         message = t.inUse;
         break;
-      case "cart_locked":
-        message = fill(t.locked, { minutes: Math.ceil(seconds / 60) });
-        break;
       case "rate_limited":
-        message = fill(t.rateLimited, { seconds });
+        // The cart's lockout (too many unknown codes) or this device's request limit: different words.
+        message = data.reason === "cart_locked"
+          ? fill(t.locked, { minutes: Math.ceil(seconds / 60) })
+          : fill(t.rateLimited, { seconds });
         break;
       case "provider_rate_limited":
         message = t.providerBusy;
