@@ -111,6 +111,7 @@ class InstagiftClaimCode extends HTMLElement {
     if (name === "total-cents" && before !== after) {
       // A newer total supersedes whatever request is in flight: abort it, then send the new total.
       this._running?.abort();
+      this._render();
       this._enqueue(() => this._sync());
     } else {
       this._texts();
