@@ -9,7 +9,7 @@ import pytest
 import requests
 from playwright.sync_api import Page, Route, expect
 
-from tests.browser.conftest import Widget, run_axe
+from tests.browser.conftest import Widget, run_axe, save_screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -156,6 +156,7 @@ def test_spanish_end_to_end(page, live_server):
     expect(widget.message).to_contain_text("Las tarjetas regalo solo pagan dólares enteros, así que los")
     expect(widget.cards.first).to_contain_text("Saldo")
     expect(page.get_by_role("button", name=re.compile("^Quitar la tarjeta regalo ••••PLIT"))).to_be_visible()
+    save_screenshot(widget.element, "widget-applied-es.png")
 
     widget.input.fill(UNKNOWN)
     with page.expect_response(APPLY) as answered:
@@ -312,6 +313,7 @@ def test_balance_mode_checks_a_card_without_a_cart(page, live_server):
     widget.input.fill(SPLITTABLE_100)
     check.click()
     expect(widget.message).to_have_text("Gift card ••••PLIT: balance $100.00.")
+    save_screenshot(widget.element, "widget-balance.png")
     expect(widget.input).to_have_value("")
     widget.input.fill(SEVENTY_FIVE_FIFTY)
     page.keyboard.press("Enter")
