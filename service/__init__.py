@@ -61,9 +61,9 @@ def create_app(environ: dict[str, str] | None = None, **overrides) -> Flask:
 
     from service.api import init_api
 
+    _register_request_ids(app)  # first: every answer, even one refused before its view (limits, NUL), has an id
     init_api(app)
     features.register(app)
-    _register_request_ids(app)
     # The widget's endpoints only: verify is for the shop's backend and gets no CORS headers.
     CORS(app, resources={WIDGET_PATHS.pattern: {"origins": list(settings.allowed_origins)}},
          expose_headers=["X-Request-Id", "Retry-After", "Content-Language"], max_age=600)

@@ -250,6 +250,7 @@ class Settings:
     lookup_rate_limit: str
     cart_create_rate_limit: str
     cart_failure_limit: int
+    cart_failure_window_minutes: int
     cart_lock_minutes: int
     gift_card_rounding: str
     hold_minutes: int
@@ -325,8 +326,9 @@ def read_service_settings(env: Environment, instance_path: str) -> dict[str, Any
             why=" (redis://… shared by every web process; memory:// only for a single process)"),
         lookup_rate_limit=env.text("LOOKUP_RATE_LIMIT", "10/minute;30/hour"),
         cart_create_rate_limit=env.text("CART_CREATE_RATE_LIMIT", "30/minute;300/hour"),
-        cart_failure_limit=env.whole("CART_FAILURE_LIMIT", 5, minimum=1),
-        cart_lock_minutes=env.whole("CART_LOCK_MINUTES", 15, minimum=0),
+        cart_failure_limit=env.whole("CART_FAILURE_LIMIT", 10, minimum=1),
+        cart_failure_window_minutes=env.whole("CART_FAILURE_WINDOW_MINUTES", 15, minimum=1),
+        cart_lock_minutes=env.whole("CART_LOCK_MINUTES", 10, minimum=0),
         gift_card_rounding=env.choice("GIFT_CARD_ROUNDING", "down", ("down", "up")),
         hold_minutes=env.whole("HOLD_MINUTES", 30, minimum=1),
         shop_name=env.text("SHOP_NAME", "Demo Shop"),

@@ -160,6 +160,18 @@ def allocate(total_cents: int, cards: Sequence[CardInput], rounding: Rounding = 
     return CartAllocation(total_cents, rounding, tuple(allocations), tuple(cards))
 
 
+def whole_dollar_due_cents(total_cents: int, amount_due_cents: int, balances_cents: Sequence[int]) -> int:
+    """Of what is still due, the part the cards' balances would have paid if gift cards paid cents: left due only
+    because Instagift redeems whole dollars (a splittable card's amount rounded down, a balance's odd cents).
+
+    Paying to the cent, cards applied in turn would cover min(total, Σ balances); whatever is due beyond what that
+    leaves is the whole-dollar part. At most 99 ¢ a card, never more than what is due; 0 under the `up` policy
+    when the cards can cover the total.
+    """
+    due_paying_to_the_cent = max(0, total_cents - sum(balances_cents))
+    return max(0, amount_due_cents - due_paying_to_the_cent)
+
+
 @dataclass(frozen=True)
 class RedemptionAmount:
     amount_cents: int  # what to ask Instagift to redeem now (whole dollars, 0 = do not call)

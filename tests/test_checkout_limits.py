@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 import redis
 import sqlalchemy as sa
 
 from service.checkout.limits import LookupLimiter
-from service.checkout.models import Cart
-from service.db import db
+from service.checkout.models import Cart, FailedLookup
+from service.db import db, utcnow
 
 REDIS_URL = "redis://127.0.0.1:6379"
 
@@ -112,3 +113,85 @@ def test_cart_creation_is_rate_limited_per_client_with_a_problem_and_retry_after
     assert 0 < int(refused.headers["Retry-After"]) <= 60
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Cart)) == 3
+
+
+# -- the forgiving lockout (defaults: 10 failed look-ups within 15 minutes lock a cart for 10 minutes) ----------
+
+
+def apply(client, token: str, code: str, language: str = "en"):
+    return client.post(f"/v1/carts/{token}/gift-cards", json={"claim_code": code},
+                       headers={"Accept-Language": language})
+
+
+def fail(client, token: str, times: int) -> None:
+    for n in range(times):
+        answer = apply(client, token, f"ZZZZ-ZZZZ-ZZ{n:04d}")
+        assert answer.status_code == 404 and answer.get_json()["code"] == "gift_card_not_found"
+
+
+def test_the_right_code_still_works_after_nine_failed_lookups(client, instagift):
+    token = client.post("/v1/carts", json={"total_cents": 5000}).get_json()["cart_token"]
+    fail(client, token, 9)
+    applied = apply(client, token, "DEMO-100S-PLIT")
+    assert applied.status_code == 200, applied.get_json()
+    assert applied.get_json()["amount_due_cents"] == 0
+
+
+def test_the_tenth_failed_lookup_locks_the_cart_for_ten_minutes_and_says_so(app, client, instagift):
+    token = client.post("/v1/carts", json={"total_cents": 5000}).get_json()["cart_token"]
+    fail(client, token, 10)
+    calls = instagift.calls["fetch_claim_code"]
+    for language, words in (("en", ("locked", "10 minutes", "pay another way")),
+                            ("es", ("bloqueadas", "10 minutos", "pagar de otra forma"))):
+        locked = apply(client, token, "DEMO-100S-PLIT", language)
+        body = locked.get_json()
+        assert (locked.status_code, body["code"], body["reason"]) == (429, "rate_limited", "cart_locked")
+        assert 9 * 60 < body["retry_after"] <= 10 * 60 and locked.headers["Retry-After"] == str(body["retry_after"])
+        assert locked.headers["Content-Language"] == language
+        assert all(word in body["detail"] for word in words), body["detail"]
+    assert client.get(f"/v1/carts/{token}").get_json()["gift_cards"] == []
+    assert instagift.calls["fetch_claim_code"] == calls  # a locked cart never reaches Instagift
+
+
+@pytest.fixture
+def many_lookups(environ):
+    environ["LOOKUP_RATE_LIMIT"] = "1000/minute"
+    return environ
+
+
+def _move_failures_back(app, minutes: float) -> None:
+    with app.app_context():
+        for row in db.session.scalars(sa.select(FailedLookup)):
+            row.failed_at -= timedelta(minutes=minutes)
+        db.session.commit()
+
+
+def test_only_failures_within_the_last_fifteen_minutes_count(many_lookups, request):
+    app, client = request.getfixturevalue("app"), request.getfixturevalue("client")
+    request.getfixturevalue("instagift")
+    token = client.post("/v1/carts", json={"total_cents": 5000}).get_json()["cart_token"]
+    fail(client, token, 9)
+    _move_failures_back(app, 15)  # exactly at the window's edge: out of it
+    fail(client, token, 9)
+    with app.app_context():
+        assert db.session.scalar(sa.select(Cart.failed_lookups)) == 9
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(FailedLookup)) == 9  # the old ones deleted
+    _move_failures_back(app, 14)  # still within the window
+    fail(client, token, 1)
+    assert apply(client, token, "DEMO-100S-PLIT").get_json()["reason"] == "cart_locked"
+
+
+def test_a_lock_ends_after_its_minutes_and_failures_start_again_from_none(many_lookups, request):
+    app, client = request.getfixturevalue("app"), request.getfixturevalue("client")
+    request.getfixturevalue("instagift")
+    token = client.post("/v1/carts", json={"total_cents": 5000}).get_json()["cart_token"]
+    fail(client, token, 10)
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(FailedLookup)) == 0
+        cart = db.session.scalar(sa.select(Cart))
+        assert cart.failed_lookups == 0
+        assert timedelta(minutes=9) < cart.locked_until - utcnow() <= timedelta(minutes=10)
+        cart.locked_until = utcnow() - timedelta(seconds=1)
+        db.session.commit()
+    fail(client, token, 9)
+    assert apply(client, token, "DEMO-100S-PLIT").status_code == 200

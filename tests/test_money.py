@@ -16,6 +16,7 @@ from service.money import (
     redeemable_cents,
     redemption_amount,
     split_order_gift_card_cents,
+    whole_dollar_due_cents,
 )
 
 # --- examples from docs/money.md ---------------------------------------------------------------------
@@ -147,6 +148,24 @@ def test_bad_inputs_are_refused():
         allocate(100, [], "sideways")  # type: ignore[arg-type]
 
 
+def whole_dollar_due(total: int, cards: list[CardInput], rounding: str = "down") -> int:
+    allocation = allocate(total, cards, rounding)
+    return whole_dollar_due_cents(total, allocation.amount_due_cents, [c.balance_cents for c in cards])
+
+
+def test_cents_left_due_only_because_cards_pay_whole_dollars():
+    # The README's screenshot: a $100 card on a $74.50 cart leaves 50 ¢ that the card could have paid.
+    assert whole_dollar_due(7450, [CardInput("a", 10000, True)]) == 50
+    assert whole_dollar_due(7450, [CardInput("a", 10000, True)], "up") == 0
+    # A card worth less than the cart: what is due is due anyway, not because of whole dollars.
+    assert whole_dollar_due(7450, [CardInput("a", 5000, True)]) == 0
+    # A balance's odd cents can't be redeemed: $75.50 pays $75 of an $80 cart, 50 ¢ of the $5 due is that.
+    assert whole_dollar_due(8000, [CardInput("a", 7550, True)]) == 50
+    # Non-splittable cards cover to the cent: nothing is due because of whole dollars.
+    assert whole_dollar_due(5050, [CardInput("a", 8000, False)]) == 0
+    assert whole_dollar_due(7450, []) == 0
+
+
 # --- properties ----------------------------------------------------------------------------------------
 
 cents = st.integers(min_value=0, max_value=500_000)
@@ -242,3 +261,28 @@ def test_split_order_never_gives_a_card_more_than_applied(gift, held):
     taken = split_order_gift_card_cents(gift, held)
     assert all(0 <= taken[k] <= applied for k, applied in held)
     assert sum(taken.values()) == min(gift, sum(a for _, a in held))
+
+
+@given(total=cents, cards=cards_strategy, rounding=roundings)
+def test_whole_dollar_due_is_part_of_what_is_due_and_under_a_dollar_a_card(total, cards, rounding):
+    allocation = allocate(total, cards, rounding)
+    part = whole_dollar_due_cents(total, allocation.amount_due_cents, [c.balance_cents for c in cards])
+    assert 0 <= part <= allocation.amount_due_cents
+    assert part <= 99 * len(cards)
+    if sum(c.balance_cents for c in cards) < total:
+        # The balances can't pay the total even to the cent: at least that shortfall is due whatever the dollars.
+        assert allocation.amount_due_cents - part >= total - sum(c.balance_cents for c in cards)
+
+
+whole_dollar_balances = st.integers(min_value=0, max_value=5000).map(lambda dollars: dollars * 100)
+
+
+@given(total=cents, balances=st.lists(whole_dollar_balances, max_size=5), splittable=st.booleans())
+def test_whole_dollar_cards_leave_only_the_totals_cents_and_only_when_rounding_down(total, balances, splittable):
+    cards = [CardInput(n, b, splittable) for n, b in enumerate(balances)]
+    assert whole_dollar_due(total, cards, "up") == 0
+    down = whole_dollar_due(total, cards, "down")
+    if not splittable:
+        assert down == 0  # redeemed whole, they cover to the cent
+    elif sum(balances) >= total:
+        assert down == allocate(total, cards, "down").amount_due_cents == total % 100

@@ -34,7 +34,14 @@ def answer_language() -> str:
     when nothing matches or the header is absent), elsewhere English."""
     if not has_request_context() or not WIDGET_PATHS.match(request.path):
         return SOURCE_LANGUAGE
-    return request.accept_languages.best_match(supported_languages(current_app), default=SOURCE_LANGUAGE)
+    supported = supported_languages(current_app)
+    # By the shopper's order of preference, a regional tag standing for its language ("es-MX" is "es"). Werkzeug's
+    # best_match would prefer an exact match further down the list ("es;q=0.9" over a first "en-GB").
+    for tag, quality in request.accept_languages:
+        language = SOURCE_LANGUAGE if tag == "*" else tag.replace("_", "-").split("-")[0].lower()
+        if quality > 0 and language in supported:
+            return language
+    return SOURCE_LANGUAGE
 
 
 def _compiled_languages(app: Flask) -> tuple[str, ...]:

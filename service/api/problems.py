@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from flask import Flask, Response, g, json, request
 from flask_babel import gettext, lazy_gettext
 from werkzeug.exceptions import HTTPException
 
+from service.api.ratelimit import limiter
 from service.errors import ProviderError, ServiceError
 from service.formats import duration_words
 from service.logs import mask, redact
@@ -95,7 +97,8 @@ def register_error_handlers(app: Flask) -> None:
         detail = _http_detail(status, exc)
         if status == 429:
             # Flask-Limiter's RateLimitExceeded (new carts per client): say when to come back.
-            retry_after = int(exc.get_response().headers.get("Retry-After") or 60)
+            limit = limiter.current_limit
+            retry_after = max(1, int(limit.reset_at - time.time())) if limit else 60  # as Flask-Limiter says it
             headers["Retry-After"] = str(retry_after)
             extra = {"reason": "too_many_carts", "retry_after": retry_after}
             detail = gettext("Too many checkouts were started from your connection. Please wait %(wait)s and try "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import request
-from flask_limiter import Limiter
+from flask_limiter import HeaderNames, Limiter
 
 
 def client_address() -> str:
@@ -13,4 +13,7 @@ def client_address() -> str:
 
 # Route limits (e.g. cart creation per client). Claim-code lookups have their own per-client *and* per-cart
 # limits in service.checkout.limits.LookupLimiter, on the same storage (RATELIMIT_STORAGE_URI).
-limiter = Limiter(key_func=client_address, default_limits=[], headers_enabled=True)
+# Flask-Limiter's own Retry-After (on every answer of a limited route, recomputed after the problem was written)
+# goes by another name: the 429 problem sets Retry-After itself, equal to its `retry_after` member.
+limiter = Limiter(key_func=client_address, default_limits=[], headers_enabled=True,
+                  header_name_mapping={HeaderNames.RETRY_AFTER: "X-RateLimit-Retry-After"})

@@ -31,7 +31,9 @@ class Cart(db.Model):
     total_cents: Mapped[int] = mapped_column(sa.BigInteger)
     currency: Mapped[str] = mapped_column(sa.String(3), default="USD")
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # Abuse limits: failed lookups (unknown/malformed codes) lock the cart until `locked_until`.
+    # Abuse limits: CART_FAILURE_LIMIT failed lookups (unknown/malformed codes) within CART_FAILURE_WINDOW_MINUTES
+    # (the rows of cart_failed_lookups) lock the cart until `locked_until`; `failed_lookups` is how many of them
+    # the window held at the last failure (0 again once the cart locks).
     failed_lookups: Mapped[int] = mapped_column(sa.Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -39,6 +41,19 @@ class Cart(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     holds: Mapped[list[GiftCardHold]] = relationship(back_populates="cart", order_by="GiftCardHold.position")
+
+
+class FailedLookup(db.Model):
+    """One failed claim-code lookup on a cart (an unknown or malformed code), kept while it counts toward the
+    cart's lock: older than the failure window it is deleted at the cart's next failure; all of a cart's go when
+    it locks. So a cart has fewer than CART_FAILURE_LIMIT rows here."""
+
+    __tablename__ = "cart_failed_lookups"
+    __table_args__ = (sa.Index("ix_cart_failed_lookups_cart_failed_at", "cart_id", "failed_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
+    cart_id: Mapped[int] = mapped_column(sa.ForeignKey("carts.id"))
+    failed_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class GiftCardHold(db.Model):

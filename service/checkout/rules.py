@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from service import money
 from service.checkout.limits import LookupLimiter
-from service.checkout.models import Cart, GiftCardHold
+from service.checkout.models import Cart, FailedLookup, GiftCardHold
 from service.config import Settings
 from service.db import call_provider, lock_for_update
 from service.errors import (
@@ -98,12 +98,15 @@ def cart_view(cart: Cart, token: str | None = None) -> dict[str, Any]:
     view: dict[str, Any] = {}
     if token:
         view["cart_token"] = token
+    amount_due = max(0, cart.total_cents - covered)
     view.update({
         "total_cents": cart.total_cents,
         "currency": cart.currency,
         "applied_cents": applied,
         "covered_cents": covered,
-        "amount_due_cents": max(0, cart.total_cents - covered),
+        "amount_due_cents": amount_due,
+        "whole_dollar_due_cents": money.whole_dollar_due_cents(cart.total_cents, amount_due,
+                                                               [h.balance_cents for h in holds]),
         "forfeit_cents": sum(h.forfeit_cents for h in holds),
         "gift_cards": [gift_card_view(h) for h in holds],
         "expires_at": iso(cart.expires_at),
@@ -311,14 +314,23 @@ def lookup_trouble(exc: ProviderError) -> ServiceError:
 
 
 def _record_failed_lookup(session: Session, settings: Settings, cart_id: int, now: datetime) -> None:
-    """Count a failed lookup on the cart and lock it after `cart_failure_limit` of them."""
+    """Record a failed lookup on the cart; the CART_FAILURE_LIMIT-th within the last CART_FAILURE_WINDOW_MINUTES
+    (a moving window) locks it for CART_LOCK_MINUTES, and the failures start again from none after that."""
     cart = session.scalar(lock_for_update(session, sa.select(Cart).where(Cart.id == cart_id)))
-    cart.failed_lookups += 1
+    window_start = now - timedelta(minutes=settings.cart_failure_window_minutes)
+    session.execute(sa.delete(FailedLookup).where(FailedLookup.cart_id == cart_id,
+                                                  FailedLookup.failed_at <= window_start))
+    session.add(FailedLookup(cart_id=cart_id, failed_at=now))
+    session.flush()
+    cart.failed_lookups = session.scalar(sa.select(sa.func.count()).select_from(FailedLookup)
+                                         .where(FailedLookup.cart_id == cart_id))
     if cart.failed_lookups >= settings.cart_failure_limit:
         cart.locked_until = now + timedelta(minutes=settings.cart_lock_minutes)
         cart.failed_lookups = 0
-        log.warning("cart %s locked for %d minutes after repeated failed gift card lookups",
-                    cart.id, settings.cart_lock_minutes)
+        session.execute(sa.delete(FailedLookup).where(FailedLookup.cart_id == cart_id))
+        log.warning("cart %s locked for %d minutes after %d failed gift card lookups within %d minutes",
+                    cart.id, settings.cart_lock_minutes, settings.cart_failure_limit,
+                    settings.cart_failure_window_minutes)
     session.commit()
 
 

@@ -65,7 +65,11 @@ class CartSchema(Schema):
     currency = fields.String(required=True)
     applied_cents = fields.Integer(required=True)
     covered_cents = fields.Integer(required=True)
-    amount_due_cents = fields.Integer(required=True)
+    amount_due_cents = fields.Integer(required=True, metadata={"description": "What the shopper pays another way"})
+    whole_dollar_due_cents = fields.Integer(required=True, metadata={
+        "description": "Of amount_due_cents, what the applied cards' balances would have paid if gift cards paid "
+                       "cents: due only because Instagift redeems whole dollars (0 when there is none). Explain "
+                       "it to the shopper when above 0"})
     forfeit_cents = fields.Integer(required=True)
     gift_cards = fields.List(fields.Nested(GiftCardSchema), required=True)
     expires_at = fields.String(required=True)
