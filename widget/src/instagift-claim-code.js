@@ -242,7 +242,7 @@ class InstagiftClaimCode extends HTMLElement {
   }
 
   async _sync() {
-    if (!(this._total() >= 0)) return;
+    if (!(this._total() >= 0) || this._balanceMode()) return;
     try {
       await this._ensureCart();
       await this._sendTotal();
