@@ -8,6 +8,8 @@ import json
 import re
 from pathlib import Path
 
+import brotli
+
 ROOT = Path(__file__).resolve().parent.parent
 WIDGET = ROOT / "widget"
 STATIC = ROOT / "service" / "static" / "widget"
@@ -48,8 +50,26 @@ def test_manifest_describes_the_one_built_file():
     assert hashlib.sha256(built).hexdigest() == data["sha256"]
     assert data["file"].split(".")[1] == data["sha256"][:12]
     assert len(built) == data["bytes"]
-    # Old builds are removed by the build, so exactly one versioned file is committed.
-    assert sorted(p.name for p in STATIC.glob("*.js")) == [data["file"]]
+    # Old builds are removed by the build: the widget and its language files, each with its compressed twins.
+    files = [data["file"], *(entry["file"] for entry in data["languages"].values())]
+    assert sorted(p.name for p in STATIC.glob("*.js")) == sorted(files)
+    for name in files:
+        body = (STATIC / name).read_bytes()
+        assert gzip.decompress((STATIC / f"{name}.gz").read_bytes()) == body
+        assert brotli.decompress((STATIC / f"{name}.br").read_bytes()) == body
+
+
+def test_spanish_strings_are_a_file_of_their_own_with_every_english_key():
+    data = manifest()
+    spanish = (STATIC / data["languages"]["es"]["file"]).read_text()
+    english_keys = set(re.findall(r"^  (\w+):", (WIDGET / "src" / "strings.js").read_text(), re.M))
+    spanish_keys = set(re.findall(r"^  (\w+):", (WIDGET / "src" / "strings.es.js").read_text(), re.M))
+    assert len(english_keys) > 30
+    assert spanish_keys == english_keys
+    assert spanish.startswith("var ") and "export" in spanish
+    assert hashlib.sha256(spanish.encode()).hexdigest() == data["languages"]["es"]["sha256"]
+    # The widget knows the file's hashed name, so it loads exactly this build's strings.
+    assert data["languages"]["es"]["file"] in (STATIC / data["file"]).read_text()
 
 
 def test_built_widget_is_minified_and_labels_the_input_as_instagift_asks():

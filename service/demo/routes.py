@@ -20,7 +20,12 @@ from standardwebhooks.webhooks import Webhook
 from service.config import Settings
 from service.widget.routes import widget_versioned_path
 
-bp = Blueprint("demo", __name__)
+# The demo's own CSS and scripts are same-origin files, so its pages run under the strict policy a storefront may
+# have; the widget must work and be styled under it (docs/widget.md lists what a storefront's policy needs).
+bp = Blueprint("demo", __name__, static_folder="static", static_url_path="/demo/static")
+STRICT_CSP = "default-src 'self'; style-src 'self'; script-src 'self'"
+# The demo's languages: the page's `lang` and the widget's `locale` (money formats follow it).
+LOCALES = {"en": "en-US", "es": "es-US"}
 
 MEMBERSHIP = {"sku": "MEMBER-GOLD", "title": "Gold membership (1 year)", "unit_price_cents": 5000}
 TSHIRT = {"sku": "TEE-1", "title": "Instagift T-shirt", "unit_price_cents": 2450}
@@ -44,6 +49,17 @@ HTTP_TIMEOUT = 15
 def development_only():
     if current_app.extensions["settings"].is_production:
         abort(404)
+
+
+@bp.after_request
+def strict_content_security_policy(response):
+    """Every demo page and file is served under the strict CSP the widget has to live with."""
+    response.headers["Content-Security-Policy"] = STRICT_CSP
+    return response
+
+
+def _lang(raw: str | None) -> str:
+    return raw if raw in LOCALES else "en"
 
 
 def demo_line_items(tshirts: int) -> list[dict[str, Any]]:
@@ -116,18 +132,26 @@ def _tshirts(raw: str | None) -> int:
         return 1
 
 
-def _checkout_page(tshirts: int, error: str | None = None, status: int = 200):
+def _checkout_page(tshirts: int, lang: str, error: str | None = None, status: int = 200):
     items = demo_line_items(tshirts)
     return render_template("demo/checkout.html", items=items, membership=MEMBERSHIP, tshirt=TSHIRT,
                            tshirts=tshirts, max_tshirts=MAX_TSHIRTS, total_cents=cart_total_cents(items),
                            codes=DEMO_CODES, widget_src=widget_versioned_path(), api_base=_service_url(),
-                           error=error), status
+                           error=error, lang=lang, locale=LOCALES[lang]), status
 
 
 @bp.get("/demo")
 def checkout():
-    """The demo checkout page: cart lines, the widget, the amount still due and "Place order"."""
-    return _checkout_page(_tshirts(request.args.get("tshirts")))
+    """The demo checkout page: cart lines, the widget, the amount still due and "Place order" (`?lang=es`)."""
+    return _checkout_page(_tshirts(request.args.get("tshirts")), _lang(request.args.get("lang")))
+
+
+@bp.get("/demo/balance")
+def balance_page():
+    """A "check your gift card balance" page: the widget in balance mode, no cart (`?lang=es`)."""
+    lang = _lang(request.args.get("lang"))
+    return render_template("demo/balance.html", widget_src=widget_versioned_path(), api_base=_service_url(),
+                           lang=lang, locale=LOCALES[lang], codes=DEMO_CODES)
 
 
 @bp.post("/demo/orders")
@@ -135,6 +159,7 @@ def place_order():
     """The demo shop backend: verify the cart, then send the signed order.completed webhook."""
     settings = current_app.extensions["settings"]
     tshirts = _tshirts(request.form.get("tshirts"))
+    lang = _lang(request.form.get("lang"))
     items = demo_line_items(tshirts)
     total = cart_total_cents(items)
     cart_token = request.form.get("instagift_cart_token") or None
@@ -142,14 +167,14 @@ def place_order():
     if cart_token:
         gift_card_cents, problem = gift_card_cents_for_cart(_service_url(), cart_token, total, settings)
         if problem:
-            return _checkout_page(tshirts, error=problem, status=409)
+            return _checkout_page(tshirts, lang, error=problem, status=409)
     order_id = f"demo-{secrets.token_hex(4)}"
     now = datetime.now(UTC)
     body = order_completed_body(order_id, cart_token, items, gift_card_cents, now)
     response = send_signed_webhook(_service_url(), body, settings, now)
     if response.status_code not in (200, 202):
         detail = _json(response).get("detail") or f"status {response.status_code}"
-        return _checkout_page(tshirts, error=f"The order webhook was refused: {detail}", status=502)
+        return _checkout_page(tshirts, lang, error=f"The order webhook was refused: {detail}", status=502)
     return redirect(url_for("demo.order_page", order_id=order_id), code=303)
 
 

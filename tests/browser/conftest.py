@@ -75,7 +75,21 @@ def demo(page, live_server) -> Widget:
     return widget
 
 
+def save_screenshot(locator, name: str) -> None:
+    """Screenshot into artifacts/; also refresh docs/screenshots/<name> when missing or UPDATE_SCREENSHOTS=1."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / name
+    locator.screenshot(path=str(shot), animations="disabled")
+    assert shot.stat().st_size > 1000
+    docs = ROOT / "docs" / "screenshots" / name
+    if not docs.exists() or os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        docs.parent.mkdir(parents=True, exist_ok=True)
+        docs.write_bytes(shot.read_bytes())
+
+
 def run_axe(page: Page) -> list[dict]:
     """axe-core's violations on the page (open shadow roots included)."""
-    page.add_script_tag(path=str(AXE_JS))
-    return page.evaluate("async () => (await axe.run(document, {resultTypes: ['violations']})).violations")
+    # Evaluated through the DevTools protocol rather than a <script> tag: the demo's strict CSP refuses inline scripts.
+    page.evaluate(f"() => {{ if (!window.axe) {{ {AXE_JS.read_text()}\n }} }}")
+    found = page.evaluate("async () => (await axe.run(document, {resultTypes: ['violations']})).violations")
+    return [{"id": v["id"], "nodes": [n["target"] for n in v["nodes"]]} for v in found]

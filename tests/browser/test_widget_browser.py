@@ -38,7 +38,8 @@ def test_apply_a_claim_code_shows_balance_applied_and_amount_due(demo: Widget, l
     expect(card).to_contain_text("Applied $74.00")
     expect(card).to_contain_text("The remaining $26.00 stays on a new Instagift certificate after your order.")
     expect(demo.due).to_have_text("$0.50")
-    expect(demo.message).to_have_text("Gift card ••••PLIT applied: $74.00. Amount still due $0.50.")
+    expect(demo.message).to_have_text("Gift card ••••PLIT applied: $74.00. Amount still due $0.50. Gift cards pay "
+                                      "whole dollars only, so the remaining $0.50 is paid another way.")
     expect(demo.input).to_have_value("")
     # The storefront heard `instagift:change` and updated its own summary.
     expect(demo.page.locator("#amount-due")).to_have_text("$0.50")

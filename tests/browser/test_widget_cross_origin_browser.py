@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 
 import pytest
 from flask import Flask, request
@@ -21,11 +22,18 @@ def storefront_app() -> Flask:
     @shop.get("/checkout")
     def checkout():
         service = html.escape(request.args["service"])
-        return (f'<!doctype html><html lang="en"><head><title>Shop</title>'
+        lang = html.escape(request.args.get("lang", "en"))
+        headers = {}
+        if request.args.get("csp"):
+            # What docs/widget.md tells a storefront with a strict policy to add for a service on another origin.
+            headers["Content-Security-Policy"] = (f"default-src 'self'; style-src 'self'; "
+                                                  f"script-src 'self' {request.args['service']}; "
+                                                  f"connect-src 'self' {request.args['service']}")
+        return (f'<!doctype html><html lang="{lang}"><head><title>Shop</title>'
                 f'<script src="{service}/widget/v1/instagift-claim-code.js" defer></script></head>'
                 f'<body><main><form method="post" action="/order"><h1>Checkout</h1>'
                 f'<instagift-claim-code api-base="{service}" total-cents="5250"></instagift-claim-code>'
-                f'<button>Pay</button></form></main></body></html>')
+                f'<button>Pay</button></form></main></body></html>', headers)
 
     return shop
 
@@ -64,3 +72,24 @@ def test_an_origin_not_allowed_cannot_use_the_api(page, storefront, live_server)
     widget = Widget(page)
     expect(widget.message).to_have_text(
         "We couldn't reach the gift card service. Check your connection and try again.")
+
+
+def test_a_strict_csp_storefront_in_spanish_with_the_service_elsewhere(page, storefront, live_server):
+    violations: list[str] = []
+    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+    response = page.goto(f"{storefront.url}/checkout?service={live_server.url}&lang=es&csp=1")
+    assert "connect-src" in response.headers["content-security-policy"]
+    widget = Widget(page)
+    expect(widget.due).to_have_text(re.compile(r"52[.,]50"))
+    # <html lang="es"> and no locale attribute: the Spanish strings load from the service, next to the script.
+    apply = page.get_by_role("button", name="Aplicar", exact=True)
+    expect(apply).to_be_visible()
+    assert apply.evaluate("el => getComputedStyle(el).borderTopStyle") == "solid"
+
+    widget.input.fill("NOPE-NOPE-NOPE")
+    apply.click()
+    expect(widget.message).to_have_text("No encontramos ese código de canje. Revísalo e inténtalo de nuevo.")
+    widget.input.fill("DEMO-050S-PLIT")
+    apply.click()
+    expect(widget.cards).to_have_count(1)
+    assert violations == []

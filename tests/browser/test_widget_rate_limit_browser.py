@@ -27,7 +27,7 @@ def test_rate_limited_lookups_say_when_to_try_again(demo: Widget):
 
     demo.apply("DEMO-100S-PLIT")
 
-    expect(demo.message).to_have_text(re.compile(r"^Too many attempts\. Please wait \d+ seconds and try again\.$"))
+    expect(demo.message).to_have_text(re.compile(r"^Too many attempts from this device\. Please wait \d+ seconds and try again\.$"))
     seconds = int(re.search(r"\d+", demo.message.inner_text()).group())
     assert 0 < seconds <= 60
     expect(demo.cards).to_have_count(1)

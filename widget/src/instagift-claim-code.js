@@ -1,10 +1,21 @@
-// <instagift-claim-code>: lets a shopper pay with Instagift claim codes on a storefront's checkout page.
-// Dependency-free custom element with a shadow root; talks to the service's public /v1 cart endpoints.
+// <instagift-claim-code>: lets a shopper pay with Instagift claim codes on a storefront's checkout page, or (with
+// mode="balance") check a certificate's balance. Dependency-free custom element with a shadow root; talks to the
+// service's public /v1 endpoints.
 import css from "./styles.css";
-import { STRINGS } from "./strings.js";
+import { en } from "./strings.js";
 
+// Other languages' files, by language ({es: "instagift-claim-code.es.<hash>.js"}): filled in by build.mjs. They sit
+// next to this script, which is where the widget loads them from (api-base's /widget/v1/ when loaded as a module).
+const LANGUAGE_FILES = __LANGUAGE_FILES__;
+const SCRIPT_URL = document.currentScript?.src;
+const texts = { en };
+const loading = {};
 const fill = (text, values) => text.replace(/\{(\w+)\}/g, (m, k) => (k in values ? values[k] : m));
 const REASONS = { redeemed: "redeemed", expired: "expired", cancelled: "cancelled" };
+const DEFAULT_TIMEOUT_SECONDS = 15;
+// One constructable stylesheet for every instance: unlike an inline <style>, it applies under a strict CSP
+// (`style-src 'self'`).
+let sheet;
 
 // Small element builder: keeps untrusted text out of innerHTML.
 const h = (tag, props, ...children) => {
@@ -15,7 +26,7 @@ const h = (tag, props, ...children) => {
 };
 
 class InstagiftClaimCode extends HTMLElement {
-  static observedAttributes = ["total-cents", "strings", "currency", "locale"];
+  static observedAttributes = ["total-cents", "strings", "currency", "locale", "mode"];
 
   constructor() {
     super();
@@ -23,9 +34,15 @@ class InstagiftClaimCode extends HTMLElement {
     this._queue = Promise.resolve();
     this._view = null;
     this._token = null;
+    this._removing = new Set();
     const root = this.attachShadow({ mode: "open" });
+    if (!sheet) {
+      sheet = new CSSStyleSheet();
+      sheet.replaceSync(css);
+    }
+    root.adoptedStyleSheets = [sheet];
     root.innerHTML =
-      `<style>${css}</style><div class="w" part="container"><div part="form">` +
+      `<div class="w" part="container"><div part="form">` +
       `<label for="i" part="label"></label><div class="row"><input id="i" part="input" autocomplete="off" ` +
       `autocapitalize="characters" spellcheck="false" aria-describedby="m"><button part="button apply-button" ` +
       `type="button"></button></div></div><p id="m" class="m" part="message" role="status"></p>` +
@@ -50,9 +67,10 @@ class InstagiftClaimCode extends HTMLElement {
       this._say(this._t().forfeitCancelled);
       e.input.focus();
     });
+    e.confirm.addEventListener("keydown", (ev) => ev.key === "Escape" && e.no.click());
   }
 
-  /** Text overrides for another language; merged over the English defaults. */
+  /** Text overrides (any key of strings.js); merged over the built-in text of the widget's language. */
   get strings() {
     return this._t();
   }
@@ -69,12 +87,16 @@ class InstagiftClaimCode extends HTMLElement {
 
   connectedCallback() {
     this._texts();
+    if (this._balanceMode()) return this._language().then(() => this._emit("ready", {}));
     if (this.closest("form") && !this._hidden) {
       // Inputs inside a shadow root never submit with the page's form, so the token lives in light DOM.
       this._hidden = h("input", { type: "hidden", name: this.getAttribute("input-name") || "instagift_cart_token" });
       this.append(this._hidden);
     }
-    this._enqueue(() => this._sync());
+    this._enqueue(async () => {
+      await this._language();
+      await this._sync();
+    });
   }
 
   attributeChangedCallback(name, before, after) {
@@ -86,12 +108,42 @@ class InstagiftClaimCode extends HTMLElement {
       }
     }
     if (!this.isConnected) return;
-    if (name === "total-cents" && before !== after) this._enqueue(() => this._sync());
-    else this._texts();
+    if (name === "total-cents" && before !== after) {
+      // A newer total supersedes whatever request is in flight: abort it, then send the new total.
+      this._running?.abort();
+      this._render();
+      this._enqueue(() => this._sync());
+    } else {
+      this._texts();
+      if (name === "locale") this._language();
+    }
+  }
+
+  _balanceMode() {
+    return this.getAttribute("mode") === "balance";
+  }
+
+  _locale() {
+    return this.getAttribute("locale") || this.closest("[lang]")?.lang || navigator.language;
+  }
+
+  _lang() {
+    return this._locale().slice(0, 2).toLowerCase();
+  }
+
+  // Loads the widget's language once (shared by every instance); English (bundled) meanwhile or when it fails.
+  _language() {
+    const lang = this._lang();
+    const file = LANGUAGE_FILES[lang];
+    if (!file || texts[lang]) return Promise.resolve();
+    loading[lang] ||= import(new URL(file, SCRIPT_URL || new URL(this._base() + "/widget/v1/", location.href)))
+      .then((module) => (texts[lang] = module.default))
+      .catch(() => delete loading[lang]);
+    return loading[lang].then(() => this._texts());
   }
 
   _t() {
-    return { ...STRINGS, ...this._overrides };
+    return { ...en, ...texts[this._lang()], ...this._overrides };
   }
 
   _base() {
@@ -104,34 +156,56 @@ class InstagiftClaimCode extends HTMLElement {
 
   _money(cents) {
     const currency = this.getAttribute("currency") || this._view?.currency || "USD";
-    const locale = this.getAttribute("locale") || document.documentElement.lang || undefined;
-    return new Intl.NumberFormat(locale, { style: "currency", currency }).format(cents / 100);
+    return new Intl.NumberFormat(this._locale(), { style: "currency", currency }).format(cents / 100);
   }
 
-  // Cart requests run one at a time so a total change never races an apply or a remove.
+  _emit(name, detail) {
+    this.dispatchEvent(new CustomEvent("instagift:" + name, { bubbles: true, composed: true, detail }));
+  }
+
+  // Requests run one at a time so a total change never races an apply or a remove; each task gets an
+  // AbortController that a newer total change aborts.
   _enqueue(task) {
-    const run = this._queue.then(task);
+    const run = this._queue.then(() => {
+      this._running = new AbortController();
+      return task();
+    });
     this._queue = run.catch(() => {});
     return run;
   }
 
   async _request(method, path, body) {
-    let response;
+    const own = new AbortController();
+    const task = this._running?.signal;
+    const stop = () => own.abort();
+    task?.addEventListener("abort", stop);
+    let late = false;
+    const seconds = parseFloat(this.getAttribute("timeout")) || DEFAULT_TIMEOUT_SECONDS;
+    const timer = setTimeout(() => {
+      late = true;
+      own.abort();
+    }, seconds * 1000);
+    const headers = { Accept: "application/json", "Accept-Language": this._locale() };
+    if (body) headers["Content-Type"] = "application/json";
     try {
-      response = await fetch(this._base() + path, {
-        method,
-        credentials: "omit",
-        headers: body ? { "Content-Type": "application/json", Accept: "application/json" } : { Accept: "application/json" },
-        body: body && JSON.stringify(body),
+      const response = await fetch(this._base() + path, {
+        method, headers, credentials: "omit", body: body && JSON.stringify(body), signal: own.signal,
       });
-    } catch {
-      throw { code: "network" };
+      const data = response.status === 204 ? null : await response.json().catch(() => ({}));
+      if (own.signal.aborted) throw 0;
+      if (!response.ok) {
+        throw { status: response.status, code: data?.code || "", data: data || {}, retry: response.headers.get("Retry-After") };
+      }
+      return data;
+    } catch (err) {
+      // A superseded answer is dropped whole: it never overwrites what a newer request says.
+      if (task?.aborted) throw { code: "superseded" };
+      if (late) throw { code: "timeout" };
+      throw err?.status ? err : { code: "network" };
+    } finally {
+      clearTimeout(timer);
+      task?.removeEventListener("abort", stop);
     }
-    const data = response.status === 204 ? null : await response.json().catch(() => ({}));
-    if (!response.ok) {
-      throw { status: response.status, code: data?.code || "", data: data || {}, retry: response.headers.get("Retry-After") };
-    }
-    return data;
   }
 
   _storageKey() {
@@ -139,48 +213,65 @@ class InstagiftClaimCode extends HTMLElement {
   }
 
   async _ensureCart() {
-    if (this._view) return;
-    let token = null;
-    try {
-      token = sessionStorage.getItem(this._storageKey());
-    } catch {}
-    if (token) {
+    if (!this._view) {
+      let token = null;
       try {
-        return this._show(await this._request("GET", `/v1/carts/${encodeURIComponent(token)}`), token);
-      } catch (err) {
-        if (err.status !== 404 && err.status !== 410) throw err;
+        token = sessionStorage.getItem(this._storageKey());
+      } catch {}
+      let view;
+      if (token) {
+        try {
+          view = await this._request("GET", `/v1/carts/${encodeURIComponent(token)}`);
+        } catch (err) {
+          if (err.status !== 404 && err.status !== 410) throw err;
+        }
       }
+      if (!view) {
+        view = await this._request("POST", "/v1/carts", {
+          total_cents: this._total(),
+          currency: this.getAttribute("currency") || "USD",
+        });
+        token = view.cart_token;
+      }
+      this._show(view, token);
     }
-    const view = await this._request("POST", "/v1/carts", {
-      total_cents: this._total(),
-      currency: this.getAttribute("currency") || "USD",
-    });
-    this._show(view, view.cart_token);
+    if (!this._ready) {
+      this._ready = true;
+      this._emit("ready", this._detail());
+    }
   }
 
   async _sync() {
-    if (!(this._total() >= 0)) return;
+    if (!(this._total() >= 0) || this._balanceMode()) return;
     try {
       await this._ensureCart();
-      if (this._view.total_cents !== this._total()) {
-        const before = this._view.gift_cards || [];
-        const view = await this._request("PUT", this._cartPath(), { total_cents: this._total() });
-        this._show(view);
-        const t = this._t();
-        const due = { due: this._money(view.amount_due_cents) };
-        const kept = new Set((view.gift_cards || []).map((c) => c.id));
-        // The service takes off a non-splittable card that would now forfeit more than the shopper agreed to.
-        const said = before.filter((c) => !kept.has(c.id)).map((c) => fill(t.forfeitReleased, { code: c.code }));
-        if (this._pending) {
-          // The forfeit question quoted the old amount due: withdraw it rather than let it be accepted as shown.
-          this._hideConfirm();
-          said.push(fill(t.totalChangedWhileAsking, due));
-        } else if (said.length || view.gift_cards?.length) said.push(fill(t.totalChanged, due));
-        if (said.length) this._say(said.join(" "));
-      }
+      await this._sendTotal();
     } catch (err) {
       await this._fail(err);
     }
+  }
+
+  // Sends the page's total when the cart has another one (a total change, or one that failed earlier);
+  // true when the forfeit question had to be withdrawn.
+  async _sendTotal() {
+    if (this._view.total_cents === this._total()) return;
+    const before = this._view.gift_cards || [];
+    const labels = new Map(before.map((c) => [c.id, this._label(c)]));
+    const view = await this._request("PUT", this._cartPath(), { total_cents: this._total() });
+    this._show(view);
+    const t = this._t();
+    const due = { due: this._money(view.amount_due_cents) };
+    const kept = new Set((view.gift_cards || []).map((c) => c.id));
+    // The service takes off a non-splittable card that would now forfeit more than the shopper agreed to.
+    const said = before.filter((c) => !kept.has(c.id)).map((c) => fill(t.forfeitReleased, { code: labels.get(c.id) }));
+    const asking = this._pending;
+    if (asking) {
+      // The forfeit question quoted the old amount due: withdraw it rather than let it be accepted as shown.
+      this._hideConfirm();
+      said.push(fill(t.totalChangedWhileAsking, due));
+    } else if (said.length || view.gift_cards?.length) said.push(fill(t.totalChanged, due));
+    if (said.length) this._say(said.join(" "));
+    return asking;
   }
 
   _cartPath(suffix = "") {
@@ -189,17 +280,20 @@ class InstagiftClaimCode extends HTMLElement {
 
   _apply(acceptForfeit) {
     const e = this._els;
+    const t = this._t();
     const code = acceptForfeit ? this._pending : e.input.value.trim();
     if (!code) {
-      this._say(this._t().empty, true);
+      this._say(t.empty, true);
       return e.input.focus();
     }
     if (this._busy) return;
     this._setBusy(true);
-    this._say(this._t().applying);
+    this._say(t.applying);
     return this._enqueue(async () => {
       try {
+        if (this._balanceMode()) return this._sayBalance(await this._request("POST", "/v1/gift-cards/balance", { claim_code: code }));
         await this._ensureCart();
+        if ((await this._sendTotal()) && acceptForfeit) return;
         const known = new Set((this._view.gift_cards || []).map((c) => c.id));
         // Consent binds to the amount shown: a larger forfeit (the cart changed meanwhile) is asked again.
         const body = acceptForfeit
@@ -211,9 +305,16 @@ class InstagiftClaimCode extends HTMLElement {
         e.input.value = "";
         this._show(view);
         const card = view.gift_cards.find((c) => !known.has(c.id)) || view.gift_cards[view.gift_cards.length - 1];
-        this._say(fill(this._t().added, {
-          code: card?.code || "", amount: this._money(card?.covers_cents ?? card?.applied_cents ?? 0), due: this._money(view.amount_due_cents),
-        }));
+        const due = view.amount_due_cents;
+        let said = fill(t.added, {
+          code: card ? this._label(card) : "", amount: this._money(card?.covers_cents ?? card?.applied_cents ?? 0), due: this._money(due),
+        });
+        // Cents due only because cards pay whole dollars (docs/money.md): the service says how much; from a service
+        // without that member, a splittable card that could pay more while cents are due says the same.
+        const cents = view.whole_dollar_due_cents ??
+          (view.gift_cards.some((c) => c.splittable && c.balance_cents - (c.balance_cents % 100) > c.applied_cents) && due);
+        if (cents > 0) said += " " + fill(t.wholeDollars, { cents: this._money(cents) });
+        this._say(said);
       } catch (err) {
         await this._fail(err, code);
       } finally {
@@ -222,15 +323,37 @@ class InstagiftClaimCode extends HTMLElement {
     });
   }
 
-  _remove(card) {
+  _sayBalance(answer) {
+    const t = this._t();
+    const values = { code: answer.code, amount: this._money(answer.balance_cents), redeemable: this._money(answer.redeemable_cents) };
+    if (answer.status !== "redeemable") return this._say(t[REASONS[answer.status]] || t.notRedeemable, true);
+    this._els.input.value = "";
+    this._say(fill(answer.redeemable_cents < answer.balance_cents ? t.balanceSplit : t.balanceIs, values));
+  }
+
+  _remove(card, button) {
+    // A second click while the first removal runs would remove nothing and report an error.
+    if (this._removing.has(card.id)) return;
+    this._removing.add(card.id);
+    button.setAttribute("aria-disabled", "true");
+    const label = this._label(card);
     return this._enqueue(async () => {
       try {
-        let view = await this._request("DELETE", this._cartPath(`/gift-cards/${encodeURIComponent(card.id)}`));
+        let view;
+        try {
+          view = await this._request("DELETE", this._cartPath(`/gift-cards/${encodeURIComponent(card.id)}`));
+        } catch (err) {
+          // Already off the cart (another tab, an earlier click): what the shopper wanted has happened.
+          if (err.code !== "gift_card_not_in_cart") throw err;
+        }
         if (!view?.gift_cards) view = await this._request("GET", this._cartPath());
         this._show(view);
-        this._say(fill(this._t().removed, { code: card.code, due: this._money(view.amount_due_cents) }));
+        this._say(fill(this._t().removed, { code: label, due: this._money(view.amount_due_cents) }));
       } catch (err) {
         await this._fail(err);
+      } finally {
+        this._removing.delete(card.id);
+        button.removeAttribute("aria-disabled");
       }
       // The Remove button is gone; keep keyboard users in the widget.
       this._els.input.focus();
@@ -238,12 +361,15 @@ class InstagiftClaimCode extends HTMLElement {
   }
 
   async _fail(err, code) {
+    if (err.code === "superseded") return this._say("");
     const t = this._t();
     const data = err.data || {};
+    const seconds = parseInt(err.retry, 10) || data.retry_after || 60;
     let message;
     switch (err.code) {
+      case "timeout":
       case "network":
-        message = t.network;
+        message = t[err.code];
         break;
       case "gift_card_not_found":
         message = t.notFound;
@@ -255,7 +381,13 @@ class InstagiftClaimCode extends HTMLElement {
         message = t.inUse;
         break;
       case "rate_limited":
-        message = fill(t.rateLimited, { seconds: parseInt(err.retry, 10) || data.retry_after || 60 });
+        // The cart's lockout (too many unknown codes) or this device's request limit: different words.
+        message = data.reason === "cart_locked"
+          ? fill(t.locked, { minutes: Math.ceil(seconds / 60) })
+          : fill(t.rateLimited, { seconds });
+        break;
+      case "provider_rate_limited":
+        message = t.providerBusy;
         break;
       case "forfeit_not_accepted":
         return this._askForfeit(code, data);
@@ -272,13 +404,16 @@ class InstagiftClaimCode extends HTMLElement {
           } catch {
             message = t.network;
           }
+        } else if (/^provider/.test(err.code)) {
+          message = t.providerDown;
         } else {
+          // The service writes its problem details for shoppers, in the language the widget asked for.
           message = data.detail || data.title || t.failed;
         }
     }
     this._hideConfirm();
-    this._els.input.setAttribute("aria-invalid", "true");
     this._say(message, true);
+    this._emit("error", { code: err.code, status: err.status, message, cart: this._detail() });
   }
 
   _askForfeit(code, data) {
@@ -304,27 +439,38 @@ class InstagiftClaimCode extends HTMLElement {
 
   _setBusy(busy) {
     this._busy = busy;
-    // aria-disabled rather than disabled: a disabled button would drop keyboard focus.
-    this._els.apply.setAttribute("aria-disabled", String(busy));
-    this._els.yes.setAttribute("aria-disabled", String(busy));
-    this._els.apply.parentNode.parentNode.setAttribute("aria-busy", String(busy));
+    // aria-disabled rather than disabled: a disabled button would drop keyboard focus. styles.css dims it.
+    this._els.apply.setAttribute("aria-disabled", busy);
+    this._els.yes.setAttribute("aria-disabled", busy);
+    this._els.apply.parentNode.parentNode.setAttribute("aria-busy", busy);
   }
 
   _say(text, isError = false) {
     const { msg, input } = this._els;
     msg.textContent = text;
     msg.className = isError ? "m e" : "m";
-    if (!isError) input.removeAttribute("aria-invalid");
+    if (isError) input.setAttribute("aria-invalid", "true");
+    else input.removeAttribute("aria-invalid");
   }
 
   _texts() {
     const t = this._t();
     const e = this._els;
     e.label.textContent = t.label;
-    e.apply.textContent = t.apply;
+    e.apply.textContent = this._balanceMode() ? t.check : t.apply;
     e.list.setAttribute("aria-label", t.cardsLabel);
     e.due.firstChild.textContent = t.due;
     this._render();
+  }
+
+  // The masked code, numbered when two applied cards end in the same four characters.
+  _label(card) {
+    const same = (this._view?.gift_cards || []).filter((c) => c.code === card.code);
+    return same.length > 1 ? `${card.code} (${same.findIndex((c) => c.id === card.id) + 1})` : card.code;
+  }
+
+  _detail() {
+    return this._view && { ...this._view, cart_token: this._token };
   }
 
   _show(view, token) {
@@ -337,9 +483,7 @@ class InstagiftClaimCode extends HTMLElement {
     this._view = view;
     if (this._hidden) this._hidden.value = this._token;
     this._render();
-    this.dispatchEvent(new CustomEvent("instagift:change", {
-      bubbles: true, composed: true, detail: { ...view, cart_token: this._token },
-    }));
+    this._emit("change", this._detail());
   }
 
   _render() {
@@ -355,12 +499,13 @@ class InstagiftClaimCode extends HTMLElement {
       const note = card.splittable
         ? rest > 0 && fill(t.splitRest, { amount: this._money(rest) })
         : card.forfeit_cents > 0 && fill(t.forfeitNote, { amount: this._money(card.forfeit_cents) });
+      const label = this._label(card);
       const remove = h("button", { type: "button", className: "s", textContent: t.remove });
       remove.setAttribute("part", "button remove-button");
-      remove.setAttribute("aria-label", fill(t.removeLabel, { code: card.code }));
-      remove.addEventListener("click", () => this._remove(card));
+      remove.setAttribute("aria-label", fill(t.removeLabel, { code: label }));
+      remove.addEventListener("click", () => this._remove(card, remove));
       const item = h("li", {},
-        h("b", { textContent: card.code }),
+        h("b", { textContent: label }),
         h("span", { textContent: fill(t.balance, { amount: this._money(card.balance_cents) }) }),
         h("span", { textContent: fill(t.applied, { amount: this._money(card.covers_cents ?? card.applied_cents) }) }),
         remove,
@@ -369,7 +514,8 @@ class InstagiftClaimCode extends HTMLElement {
       return item;
     }));
     due.hidden = false;
-    due.lastChild.textContent = this._money(view.amount_due_cents);
+    // Until the cart has the page's total (a total change still on its way, or failed) no amount is true.
+    due.lastChild.textContent = view.total_cents === this._total() ? this._money(view.amount_due_cents) : "…";
   }
 }
 

@@ -1,8 +1,11 @@
-// Default (English) text. A storefront overrides any of these with the `strings` property or a JSON
-// `strings` attribute; {placeholders} are filled in by the widget.
-export const STRINGS = {
+// The widget's built-in text: English, bundled in the widget. Other languages are strings.<language>.js files
+// with the same keys, each built into its own file and loaded only when the widget's language is that one (the
+// `locale` attribute's, else the page's `lang`). A storefront overrides any key with the `strings` property or a
+// JSON `strings` attribute; {placeholders} are filled in by the widget. docs/widget.md lists every key.
+export const en = {
   label: "Instagift Claim Code",
   apply: "Apply",
+  check: "Check balance",
   applying: "Checking your claim code…",
   remove: "Remove",
   removeLabel: "Remove gift card {code}",
@@ -13,6 +16,7 @@ export const STRINGS = {
   splitRest: "The remaining {amount} stays on a new Instagift certificate after your order.",
   forfeitNote: "{amount} of this card's value will be forfeited.",
   added: "Gift card {code} applied: {amount}. Amount still due {due}.",
+  wholeDollars: "Gift cards pay whole dollars only, so the remaining {cents} is paid another way.",
   removed: "Gift card {code} removed. Amount still due {due}.",
   totalChanged: "Amount still due {due}.",
   forfeitReleased:
@@ -25,7 +29,11 @@ export const STRINGS = {
   cancelled: "That Instagift certificate was cancelled and can't be used.",
   notRedeemable: "That Instagift certificate can't be used.",
   inUse: "That Instagift certificate is already being used in another checkout.",
-  rateLimited: "Too many attempts. Please wait {seconds} seconds and try again.",
+  rateLimited: "Too many attempts from this device. Please wait {seconds} seconds and try again.",
+  locked: "Too many claim codes were not recognised, so gift cards are locked on this order for {minutes} minutes. Try again then, or pay another way.",
+  providerBusy: "Instagift is busy right now. Please try again in a minute, or pay another way.",
+  providerDown: "Instagift isn't answering right now. Please try again in a minute, or pay another way.",
+  timeout: "The gift card service took too long to answer. Please try again, or pay another way.",
   network: "We couldn't reach the gift card service. Check your connection and try again.",
   cartExpired: "Your checkout session expired, so gift cards were removed. Please enter your code again.",
   failed: "Something went wrong. Please try again.",
@@ -34,4 +42,6 @@ export const STRINGS = {
   forfeitYes: "Apply and forfeit {forfeit}",
   forfeitNo: "Cancel",
   forfeitCancelled: "Certificate not applied.",
+  balanceIs: "Gift card {code}: balance {amount}.",
+  balanceSplit: "Gift card {code}: balance {amount}; cards pay whole dollars, so it can pay up to {redeemable}.",
 };
