@@ -258,7 +258,7 @@ class Settings:
     max_request_bytes: int = 64 * 1024
     # Proxies in front of the service whose X-Forwarded-For/-Proto are believed (0: none, the socket's address).
     trusted_proxies: int = 0
-    job_lease_seconds: int = 120
+    job_lease_seconds: int = 30
     job_max_attempts: int = 8
     job_backoff_base_seconds: float = 2.0
     job_backoff_cap_seconds: float = 900.0
@@ -333,7 +333,7 @@ def read_service_settings(env: Environment, instance_path: str) -> dict[str, Any
         sandbox_url=env.sandbox_url,
         max_request_bytes=env.whole("MAX_REQUEST_BYTES", 64 * 1024, minimum=1024),
         trusted_proxies=env.whole("TRUSTED_PROXIES", 0, minimum=0),
-        job_lease_seconds=env.whole("JOB_LEASE_SECONDS", 120, minimum=10),
+        job_lease_seconds=env.whole("JOB_LEASE_SECONDS", 30, minimum=10),
         job_max_attempts=env.whole("JOB_MAX_ATTEMPTS", 8, minimum=1),
         job_backoff_base_seconds=float(env.whole("JOB_BACKOFF_BASE_SECONDS", 2, minimum=0)),
         job_backoff_cap_seconds=float(env.whole("JOB_BACKOFF_CAP_SECONDS", 900, minimum=1)),
