@@ -74,7 +74,7 @@ def main() -> None:
         final = job()
         with app.app_context():
             lapsed = db.session.scalar(sa.select(sa.func.count()).select_from(JobAttempt)
-                                       .where(JobAttempt.outcome == "lease_expired"))
+                                       .where(JobAttempt.job_id == final.id, JobAttempt.outcome == "lease_expired"))
         runs = len(marker.read_text().splitlines())
     print(json.dumps({
         "cycles": args.cycles, "job_max_attempts": args.max_attempts,
