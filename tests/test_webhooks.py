@@ -145,6 +145,44 @@ def test_same_order_and_event_under_a_new_webhook_id_is_a_duplicate(client, app)
     assert counts(app) == before
 
 
+def test_a_reused_webhook_id_with_another_body_is_409_and_stores_nothing(client, app, caplog):
+    raw, headers = signed_webhook(order_completed("81"))
+    assert post(client, raw, headers).status_code == 202
+    before = counts(app)
+    other, other_headers = signed_webhook(order_completed("82"), msg_id=headers["webhook-id"])
+    with caplog.at_level("WARNING", logger="service.orders"):
+        body = assert_problem(post(client, other, other_headers), 409, "webhook_id_reused")
+    assert headers["webhook-id"] in body["detail"] or "webhook-id" in body["detail"]
+    assert counts(app) == before
+    with app.app_context():
+        assert db.session.scalar(sa.select(Order).where(Order.shop_order_id == "82")) is None
+    assert any("already used for a different body" in r.getMessage() for r in caplog.records)
+    # The true redelivery still is a quiet duplicate.
+    again = post(client, raw, headers)
+    assert again.status_code == 200 and again.get_json()["status"] == "duplicate"
+    assert counts(app) == before
+
+
+def test_a_reused_webhook_id_for_the_same_order_with_changed_fields_is_409_and_changes_nothing(client, app):
+    raw, headers = signed_webhook(order_completed("83"))
+    assert post(client, raw, headers).status_code == 202
+    changed, changed_headers = signed_webhook(order_completed("83", total_cents=9999), msg_id=headers["webhook-id"])
+    assert_problem(post(client, changed, changed_headers), 409, "webhook_id_reused")
+    with app.app_context():
+        assert db.session.scalar(sa.select(Order.total_cents).where(Order.shop_order_id == "83")) == 5250
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_webhooks_must_be_sent_as_json(client, app, content_type):
+    raw, headers = signed_webhook(order_completed("84"))
+    if content_type is None:
+        del headers["Content-Type"]
+    else:
+        headers["Content-Type"] = content_type
+    assert_problem(post(client, raw, headers), 415, "unsupported_media_type")
+    assert counts(app)["orders"] == 0
+
+
 def test_order_cancelled_is_accepted_and_recorded(client, app):
     raw, headers = signed_webhook(order_completed("9"))
     assert post(client, raw, headers).status_code == 202

@@ -121,11 +121,13 @@ class RequestParser(FlaskParser):
 
 
 class RawJsonParser(RequestParser):
-    """For senders that sign their bytes (webhooks): the body is JSON whatever its Content-Type; anything else is
-    a 422 on the body, never a 400 or 415."""
+    """For senders that sign their bytes (webhooks): the signed bytes are parsed as they are. They must be sent as
+    JSON (415 otherwise); a body that is not valid JSON is a 422 on the body, one nested too deeply a 400."""
 
     def load_json(self, req, schema) -> Any:
         """The raw body parsed as a JSON object."""
+        if not req.is_json:
+            raise UnsupportedMediaType("Send webhooks as JSON with Content-Type: application/json.")
         try:
             data = json.loads(req.get_data(cache=True))
         except (ValueError, UnicodeDecodeError):

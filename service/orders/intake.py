@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 
 from service.config import Settings
 from service.db import insert_ignoring_conflict, lock_for_update, utcnow
+from service.errors import Conflict
 from service.jobs import enqueue
 from service.orders import effects
 from service.orders.models import Order, OrderEvent
@@ -36,18 +37,23 @@ class IntakeResult:
 
 
 def record_order_event(session: Session, settings: Settings, *, webhook_id: str, event_type: str,
-                       occurred_at: datetime | None, data: dict[str, Any]) -> IntakeResult:
-    """Store a verified order event and enqueue its effects atomically; duplicates change nothing."""
+                       occurred_at: datetime | None, data: dict[str, Any],
+                       body_sha256: str | None = None) -> IntakeResult:
+    """Store a verified order event and enqueue its effects atomically; duplicates change nothing, and a webhook
+    id already used for another body is a Conflict (webhook_id_reused) that changes nothing either."""
     now = utcnow()
     shop_order_id = data["id"]
     duplicate = IntakeResult(new=False, shop_order_id=shop_order_id, event_type=event_type)
+    if _is_redelivery(session, webhook_id, body_sha256):
+        return duplicate
     order = _upsert_order(session, event_type, data, now)
     if not insert_ignoring_conflict(
         session, OrderEvent,
         dict(order_id=order.id, event_type=event_type, webhook_id=webhook_id, occurred_at=occurred_at,
-             received_at=now),
-    ):  # either unique key: a redelivered webhook id, or this order's event again under a new id
-        session.rollback()
+             received_at=now, body_sha256=body_sha256),
+    ):  # either unique key: a redelivered webhook id (sent at the same moment), or this order's event again
+        session.rollback()  # under a new id
+        _is_redelivery(session, webhook_id, body_sha256)  # the same webhook id with another body still conflicts
         return duplicate
 
     if event_type == "order.completed":
@@ -64,6 +70,21 @@ def record_order_event(session: Session, settings: Settings, *, webhook_id: str,
     session.commit()
     log.info("order %s: %s accepted", shop_order_id, event_type)
     return IntakeResult(new=True, shop_order_id=shop_order_id, event_type=event_type)
+
+
+def _is_redelivery(session: Session, webhook_id: str, body_sha256: str | None) -> bool:
+    """True when `webhook_id` was recorded with this body (a redelivery); Conflict when it was recorded with
+    another one (a shop reusing ids would otherwise lose the new event without a word). Writes nothing."""
+    recorded = session.execute(sa.select(OrderEvent.body_sha256).where(OrderEvent.webhook_id == webhook_id)).first()
+    session.rollback()
+    if recorded is None:
+        return False
+    if recorded.body_sha256 is not None and body_sha256 is not None and recorded.body_sha256 != body_sha256:
+        log.warning("webhook %s refused: its id was already used for a different body", webhook_id)
+        raise Conflict("This webhook-id was already used for a different body; nothing was recorded. Send each "
+                       "event under its own webhook-id, and a redelivery with exactly the same body.",
+                       code="webhook_id_reused", title="Webhook id reused")
+    return True
 
 
 def _upsert_order(session: Session, event_type: str, data: dict[str, Any], now: datetime) -> Order:

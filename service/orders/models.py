@@ -54,6 +54,9 @@ class OrderEvent(db.Model):
     order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id"))
     event_type: Mapped[str] = mapped_column(sa.String(50))
     webhook_id: Mapped[str] = mapped_column(sa.String(WEBHOOK_ID_MAX_LENGTH), unique=True)
+    # SHA-256 of the delivered body: a redelivery under the same webhook id must carry the same bytes (NULL for
+    # events recorded before it was kept).
+    body_sha256: Mapped[str | None] = mapped_column(sa.String(64))
     occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
