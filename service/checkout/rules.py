@@ -28,6 +28,7 @@ from service.config import Settings
 from service.db import call_provider, lock_for_update
 from service.errors import Conflict, NotFound, ProviderNotFound, RateLimited, ValidationFailed
 from service.formats import iso
+from service.hashing import token_hash as hash_token
 from service.logs import mask, masked_last4
 from service.providers.instagift import ClaimCode, parse_claim_code
 
@@ -41,11 +42,6 @@ MAX_CARDS_PER_CART = 20  # the per-cart lookup limit already slows abuse; this b
 def new_cart_token() -> str:
     """A random, unguessable cart token (192 bits)."""
     return secrets.token_urlsafe(24)
-
-
-def hash_token(token: str) -> str:
-    """SHA-256 of a cart token: the database never holds the token itself."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def claim_code_hash(code: ClaimCode, settings: Settings) -> str:

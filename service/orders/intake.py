@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from service.config import Settings
 from service.db import insert_ignoring_conflict, lock_for_update, utcnow
 from service.errors import Conflict
+from service.hashing import token_hash
 from service.jobs import enqueue
 from service.orders import effects
 from service.orders.models import Order, OrderEvent
@@ -113,9 +114,14 @@ def _upsert_order(session: Session, event_type: str, data: dict[str, Any], now: 
 
 def _completed_fields(data: dict[str, Any]) -> dict[str, Any]:
     customer = data.get("customer") or {}
-    return dict(number=data.get("number"), cart_token=data.get("cart_token"), currency=data["currency"],
+    cart_token = data.get("cart_token")
+    cart_token_hash = token_hash(cart_token) if cart_token else None
+    # The cart token is a bearer capability: at rest, as in carts, only its hash.
+    payload = {key: value for key, value in _jsonable(data).items() if key != "cart_token"}
+    payload["cart_token_hash"] = cart_token_hash
+    return dict(number=data.get("number"), cart_token_hash=cart_token_hash, currency=data["currency"],
                 total_cents=data["total_cents"], gift_card_cents=data.get("gift_card_cents") or 0,
-                customer_email=customer.get("email"), placed_at=data.get("placed_at"), payload=_jsonable(data))
+                customer_email=customer.get("email"), placed_at=data.get("placed_at"), payload=payload)
 
 
 def _jsonable(value: Any) -> Any:

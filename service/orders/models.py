@@ -14,14 +14,16 @@ WEBHOOK_ID_MAX_LENGTH = 200  # Standard Webhooks ids are short (msg_…); longer
 
 
 class Order(db.Model):
-    """A shop order; `shop_order_id` is the shop's `data.id`. `payload` keeps the completed event's data."""
+    """A shop order; `shop_order_id` is the shop's `data.id`. `payload` keeps the completed event's data, with its
+    `cart_token` replaced by `cart_token_hash`."""
 
     __tablename__ = "orders"
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
     shop_order_id: Mapped[str] = mapped_column(sa.String(100), unique=True)
     number: Mapped[str | None] = mapped_column(sa.String(100))
-    cart_token: Mapped[str | None] = mapped_column(sa.String(100), index=True)
+    # The cart's token as carts keep it: only its SHA-256 (service.hashing), never the token itself.
+    cart_token_hash: Mapped[str | None] = mapped_column(sa.String(64), index=True)
     currency: Mapped[str] = mapped_column(sa.String(3))
     total_cents: Mapped[int] = mapped_column(sa.BigInteger)
     gift_card_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0)

@@ -9,7 +9,6 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
 from service.checkout.models import Cart, GiftCardHold
-from service.checkout.rules import hash_token
 from service.errors import NotFound
 from service.formats import iso
 from service.jobs.models import Job
@@ -35,8 +34,8 @@ def order_timeline(session: Session, shop_order_id: str) -> dict[str, Any]:
     body: dict[str, Any] = {"order": order_summary(order)}
     body["events"] = [{"type": e.event_type, "webhook_id": e.webhook_id, "occurred_at": iso(e.occurred_at),
                        "received_at": iso(e.received_at)} for e in order.events]
-    cart = session.scalar(sa.select(Cart).where(Cart.token_hash == hash_token(order.cart_token))
-                          .options(selectinload(Cart.holds))) if order.cart_token else None
+    cart = session.scalar(sa.select(Cart).where(Cart.token_hash == order.cart_token_hash)
+                          .options(selectinload(Cart.holds))) if order.cart_token_hash else None
     body["holds"] = [hold_dict(hold) for hold in (cart.holds if cart else [])]
     # verify keeps the last time it ran on the cart and marks the holds it refused (status_reason "verify: …").
     body["verifies"] = [] if cart is None or cart.last_verified_at is None else [{
@@ -69,7 +68,7 @@ def order_summary(order: Order) -> dict[str, Any]:
         "total_cents": order.total_cents, "gift_card_cents": order.gift_card_cents,
         "customer_email": order.customer_email, "placed_at": iso(order.placed_at),
         "completed_at": iso(order.completed_at), "cancelled_at": iso(order.cancelled_at),
-        "attention": order.attention, "has_cart": order.cart_token is not None,
+        "attention": order.attention, "has_cart": order.cart_token_hash is not None,
     }
 
 
