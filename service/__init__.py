@@ -15,6 +15,7 @@ from flask_migrate import Migrate
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service import models  # noqa: F401  (every table: create_all and migrations see the whole schema)
+from service.api.headers import register_security_headers
 from service.api.problems import masked_request_path
 from service.db import db
 from service.logs import configure_logging
@@ -67,6 +68,7 @@ def create_app(environ: dict[str, str] | None = None, **overrides) -> Flask:
     widget_paths = r"^/v1/(gift-cards(/.*)?|carts(/[^/]+(/gift-cards(/[^/]+)?)?)?)$"
     CORS(app, resources={widget_paths: {"origins": list(settings.allowed_origins)}},
          expose_headers=["X-Request-Id", "Retry-After"], max_age=600)
+    register_security_headers(app, widget_paths)
 
     from service import cli
     cli.register(app)

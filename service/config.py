@@ -32,6 +32,7 @@ DEV_WEBHOOK_SECRET = "whsec_ZGV2LXdlYmhvb2stc2VjcmV0LW5vdC1mb3ItcHJvZHVjdGlvbg==
 DEV_SHOP_API_TOKEN = "dev-shop-token"
 DEV_ADMIN_API_TOKEN = "dev-admin-token"
 DEV_SANDBOX_URL = "http://127.0.0.1:5001"
+DEV_SERVICE_URL = "http://127.0.0.1:5000"
 MIN_TOKEN_LENGTH = 16
 DEV_ALLOWED_ORIGINS = ("http://127.0.0.1:5000", "http://localhost:5000")
 
@@ -255,6 +256,8 @@ class Settings:
     hold_minutes: int
     shop_name: str
     sandbox_url: str | None
+    # Where the demo's shop backend reaches this service (development only; never taken from a request header).
+    demo_service_url: str | None = None
     max_request_bytes: int = 64 * 1024
     # Proxies in front of the service whose X-Forwarded-For/-Proto are believed (0: none, the socket's address).
     trusted_proxies: int = 0
@@ -331,6 +334,7 @@ def read_service_settings(env: Environment, instance_path: str) -> dict[str, Any
         hold_minutes=env.whole("HOLD_MINUTES", 30, minimum=1),
         shop_name=env.text("SHOP_NAME", "Demo Shop"),
         sandbox_url=env.sandbox_url,
+        demo_service_url=None if production else env.url("DEMO_SERVICE_URL", DEV_SERVICE_URL).rstrip("/"),
         max_request_bytes=env.whole("MAX_REQUEST_BYTES", 64 * 1024, minimum=1024),
         trusted_proxies=env.whole("TRUSTED_PROXIES", 0, minimum=0),
         job_lease_seconds=env.whole("JOB_LEASE_SECONDS", 30, minimum=10),

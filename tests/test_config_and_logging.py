@@ -282,7 +282,7 @@ def test_readiness_is_503_when_the_database_is_unreachable():
     from service import create_app
 
     app = create_app({"SERVICE_ENV": "development", "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/nowhere"})
-    response = app.test_client().get("/readyz")
+    response = app.test_client().get("/readyz", headers={"Authorization": "Bearer dev-admin-token"})
     assert response.status_code == 503
     assert response.get_json()["database"] == "unreachable"
 
@@ -374,7 +374,7 @@ def test_without_trusted_proxies_the_forwarded_header_cannot_dodge_the_limit(app
 
 def test_an_unreachable_rate_limit_store_degrades_readiness_but_not_checkout(app_with):
     client = app_with(RATELIMIT_STORAGE_URI="redis://127.0.0.1:9").test_client()
-    ready = client.get("/readyz")
+    ready = client.get("/readyz", headers={"Authorization": "Bearer dev-admin-token"})
     assert ready.status_code == 200
     assert (ready.get_json()["status"], ready.get_json()["rate_limits"]) == ("degraded", "unreachable")
     assert client.post("/v1/carts", json={"total_cents": 100}).status_code == 201

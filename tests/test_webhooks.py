@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from service.db import db
 from service.jobs.models import Job
 from service.orders.models import Order, OrderEvent
-from tests.support import order_completed, signed_webhook
+from tests.support import ADMIN, order_completed, signed_webhook
 
 OLD_SECRET = "whsec_b2xkLXNlY3JldC1mb3Itcm90YXRpb24tdGVzdHM="
 NEW_SECRET = "whsec_bmV3LXNlY3JldC1mb3Itcm90YXRpb24tdGVzdHM="
@@ -247,7 +247,8 @@ def test_flask_errors_are_problem_details_with_request_ids(client):
 
 def test_health_readiness_and_openapi(client):
     assert client.get("/healthz").get_json() == {"status": "ok"}
-    ready = client.get("/readyz").get_json()
+    assert client.get("/readyz").get_json() == {"status": "ok"}
+    ready = client.get("/readyz", headers=ADMIN).get_json()
     assert ready["database"] == "ok"
     assert ready["providers"] == {"instagift": "sandbox", "cardly": "sandbox", "instantcard": "sandbox"}
     spec = client.get("/openapi.json").get_json()

@@ -152,11 +152,16 @@ class OneOfNested(fields.Field):
         return self.choose(data).load(value)
 
 
-def require_bearer(expected: str, realm: str) -> None:
-    """Refuse the request with 401 unless it carries `Authorization: Bearer <expected>`."""
+def has_bearer(expected: str) -> bool:
+    """Whether the request carries `Authorization: Bearer <expected>` (compared in constant time)."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token or not expected or not hmac.compare_digest(
-            token.strip().encode(), expected.encode()):
+    return bool(scheme.lower() == "bearer" and token and expected and hmac.compare_digest(
+        token.strip().encode(), expected.encode()))
+
+
+def require_bearer(expected: str, realm: str) -> None:
+    """Refuse the request with 401 unless it carries `Authorization: Bearer <expected>`."""
+    if not has_bearer(expected):
         raise Unauthorized(f"A valid {realm} token is required in the Authorization header.",
                            headers={"WWW-Authenticate": f'Bearer realm="{realm}"'})
