@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
 import os
 import re
@@ -261,6 +262,8 @@ class Settings:
     max_request_bytes: int = 64 * 1024
     # Proxies in front of the service whose X-Forwarded-For/-Proto are believed (0: none, the socket's address).
     trusted_proxies: int = 0
+    # The address gunicorn listens on (the Procfile's --bind); with trusted proxies it should be one only they reach.
+    bind_address: str = "0.0.0.0"
     job_lease_seconds: int = 30
     job_max_attempts: int = 8
     job_backoff_base_seconds: float = 2.0
@@ -294,6 +297,20 @@ def _webhook_secret_problems(secrets: tuple[str, ...]) -> list[str]:
 def _origin_problems(origins: tuple[str, ...]) -> list[str]:
     return [f"ALLOWED_ORIGINS entries must be origins like https://shop.example (got {origin!r})"
             for origin in origins if not _ORIGIN.fullmatch(origin)]
+
+
+ALL_INTERFACES = ("0.0.0.0", "[::]")
+
+
+def _bind_address_problems(address: str) -> list[str]:
+    host = address[1:-1] if address.startswith("[") and address.endswith("]") else address
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return [f"BIND_ADDRESS must be an IP address such as 127.0.0.1, 10.0.0.5 or [::1] (got {address!r})"]
+    if ip.version == 6 and host == address:
+        return [f"BIND_ADDRESS must write an IPv6 address in brackets, as gunicorn takes it: [{address}]"]
+    return []
 
 
 def normalise_database_url(url: str) -> str:
@@ -337,6 +354,7 @@ def read_service_settings(env: Environment, instance_path: str) -> dict[str, Any
         demo_service_url=None if production else env.url("DEMO_SERVICE_URL", DEV_SERVICE_URL).rstrip("/"),
         max_request_bytes=env.whole("MAX_REQUEST_BYTES", 64 * 1024, minimum=1024),
         trusted_proxies=env.whole("TRUSTED_PROXIES", 0, minimum=0),
+        bind_address=env.text("BIND_ADDRESS", "0.0.0.0", problems=_bind_address_problems),
         job_lease_seconds=env.whole("JOB_LEASE_SECONDS", 30, minimum=10),
         job_max_attempts=env.whole("JOB_MAX_ATTEMPTS", 8, minimum=1),
         job_backoff_base_seconds=float(env.whole("JOB_BACKOFF_BASE_SECONDS", 2, minimum=0)),
