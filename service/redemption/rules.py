@@ -115,7 +115,7 @@ def plan_for_completed_order(session: Session, order: Order, settings: Settings)
         hold.status, hold.updated_at = "redeeming", now
         session.flush()
         enqueue(session, JOB_KIND, {"redemption_id": redemption.id, "hold_id": hold.id},
-                dedupe_key=f"redeem:{hold.id}", order_id=order.id)
+                dedupe_key=f"redeem:{hold.id}", order_id=order.id, max_attempts=settings.job_max_attempts)
 
 
 def _holder_elsewhere(session: Session, hold: GiftCardHold) -> GiftCardHold | None:
