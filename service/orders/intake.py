@@ -45,16 +45,14 @@ def record_order_event(session: Session, settings: Settings, *, webhook_id: str,
     now = utcnow()
     shop_order_id = data["id"]
     duplicate = IntakeResult(new=False, shop_order_id=shop_order_id, event_type=event_type)
-    if _is_redelivery(session, webhook_id, body_sha256):
-        return duplicate
     order = _upsert_order(session, event_type, data, now)
     if not insert_ignoring_conflict(
         session, OrderEvent,
         dict(order_id=order.id, event_type=event_type, webhook_id=webhook_id, occurred_at=occurred_at,
              received_at=now, body_sha256=body_sha256),
-    ):  # either unique key: a redelivered webhook id (sent at the same moment), or this order's event again
-        session.rollback()  # under a new id
-        _is_redelivery(session, webhook_id, body_sha256)  # the same webhook id with another body still conflicts
+    ):  # either unique key: a redelivered webhook id, or this order's event again under a new id
+        session.rollback()  # the order's upsert too: nothing of this delivery stays
+        _refuse_reused_webhook_id(session, webhook_id, body_sha256)
         return duplicate
 
     if event_type == "order.completed":
@@ -73,19 +71,19 @@ def record_order_event(session: Session, settings: Settings, *, webhook_id: str,
     return IntakeResult(new=True, shop_order_id=shop_order_id, event_type=event_type)
 
 
-def _is_redelivery(session: Session, webhook_id: str, body_sha256: str | None) -> bool:
-    """True when `webhook_id` was recorded with this body (a redelivery); Conflict when it was recorded with
-    another one (a shop reusing ids would otherwise lose the new event without a word). Writes nothing."""
+def _refuse_reused_webhook_id(session: Session, webhook_id: str, body_sha256: str | None) -> None:
+    """Conflict (webhook_id_reused) when `webhook_id` was recorded with another body: a shop reusing ids would
+    otherwise lose the new event without a word. A redelivery (same body) or the order's event again under a
+    new id passes. Asked only once the insert lost, so a new event costs no extra query."""
     recorded = session.execute(sa.select(OrderEvent.body_sha256).where(OrderEvent.webhook_id == webhook_id)).first()
     session.rollback()
     if recorded is None:
-        return False
+        return
     if recorded.body_sha256 is not None and body_sha256 is not None and recorded.body_sha256 != body_sha256:
         log.warning("webhook %s refused: its id was already used for a different body", webhook_id)
         raise Conflict("This webhook-id was already used for a different body; nothing was recorded. Send each "
                        "event under its own webhook-id, and a redelivery with exactly the same body.",
                        code="webhook_id_reused", title="Webhook id reused")
-    return True
 
 
 def _upsert_order(session: Session, event_type: str, data: dict[str, Any], now: datetime) -> Order:
