@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections import Counter
@@ -145,18 +146,26 @@ def test_same_order_and_event_under_a_new_webhook_id_is_a_duplicate(client, app)
     assert counts(app) == before
 
 
-def test_a_reused_webhook_id_with_another_body_is_409_and_stores_nothing(client, app, caplog):
+def test_a_reused_webhook_id_with_another_body_is_409_and_stores_nothing(client, app):
     raw, headers = signed_webhook(order_completed("81"))
     assert post(client, raw, headers).status_code == 202
     before = counts(app)
     other, other_headers = signed_webhook(order_completed("82"), msg_id=headers["webhook-id"])
-    with caplog.at_level("WARNING", logger="service.orders"):
+    logger = logging.getLogger("service.orders")
+    records: list[logging.LogRecord] = []
+    listener = logging.Handler(logging.WARNING)
+    listener.emit = records.append
+    logger.addHandler(listener)
+    try:
         body = assert_problem(post(client, other, other_headers), 409, "webhook_id_reused")
+    finally:
+        logger.removeHandler(listener)
     assert headers["webhook-id"] in body["detail"] or "webhook-id" in body["detail"]
     assert counts(app) == before
     with app.app_context():
         assert db.session.scalar(sa.select(Order).where(Order.shop_order_id == "82")) is None
-    assert any("already used for a different body" in r.getMessage() for r in caplog.records)
+    assert any("already used for a different body" in r.getMessage() for r in records), (
+        logger.disabled, logger.getEffectiveLevel(), logging.root.manager.disable)
     # The true redelivery still is a quiet duplicate.
     again = post(client, raw, headers)
     assert again.status_code == 200 and again.get_json()["status"] == "duplicate"
