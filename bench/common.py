@@ -46,13 +46,17 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def gunicorn(app_spec: str, env: dict[str, str], workers: int = 2, threads: int = 4, health_path: str = "/healthz"):
-    """Run gunicorn on a free port until the block ends; yields the base URL."""
+def gunicorn(app_spec: str, env: dict[str, str], workers: int = 2, threads: int = 4, health_path: str = "/healthz",
+             log_path: Path | None = None):
+    """Run gunicorn on a free port until the block ends; yields the base URL. Its log (stderr) goes to `log_path`
+    when given, else to a temporary file."""
     port = free_port()
     cmd = [sys.executable, "-m", "gunicorn", "--no-control-socket", "--workers", str(workers), "--threads",
            str(threads), "--bind", f"127.0.0.1:{port}", "--log-level", "warning", app_spec]
     # Logs go to a file: a pipe nobody reads fills up and blocks the server's logging.
-    log_file = tempfile.NamedTemporaryFile(prefix="bench-gunicorn-", suffix=".log", delete=False)  # noqa: SIM115 (lives as long as the server)
+    # The file lives as long as the server.
+    log_file = (open(log_path, "ab") if log_path  # noqa: SIM115
+                else tempfile.NamedTemporaryFile(prefix="bench-gunicorn-", suffix=".log", delete=False))  # noqa: SIM115
     process = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
                                stderr=log_file)
     url = f"http://127.0.0.1:{port}"

@@ -55,7 +55,7 @@ def dev_command(port: int, sandbox_port: int) -> None:
     """Run everything on this machine: migrations, sandbox providers, web (gunicorn) and a worker."""
     if os.environ.get("SERVICE_ENV") == PRODUCTION:
         raise click.ClickException("`dev` is for development; use the Procfile in production.")
-    env = dict(os.environ, SANDBOX_URL=f"http://127.0.0.1:{sandbox_port}",
+    env = dict(os.environ, SANDBOX_URL=f"http://127.0.0.1:{sandbox_port}", DEMO_SERVICE_URL=f"http://127.0.0.1:{port}",
                PROMETHEUS_MULTIPROC_DIR=_fresh_metrics_directory())
     python = sys.executable
     flask = [python, "-m", "flask", "--app", "service"]

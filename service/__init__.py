@@ -15,8 +15,10 @@ from flask_migrate import Migrate
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service import models  # noqa: F401  (every table: create_all and migrations see the whole schema)
+from service.api.headers import register_security_headers
 from service.api.languages import WIDGET_PATHS
 from service.api.problems import masked_request_path
+from service.config import ALL_INTERFACES
 from service.db import db
 from service.logs import configure_logging
 
@@ -52,6 +54,12 @@ def create_app(environ: dict[str, str] | None = None, **overrides) -> Flask:
         # Rate limits key on the shopper's address: behind N proxies, the Nth address from the right in
         # X-Forwarded-For is the one no client can forge.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
+        if settings.bind_address in ALL_INTERFACES:
+            # Whoever reaches gunicorn directly writes X-Forwarded-For themselves and dodges every rate limit.
+            log.warning("TRUSTED_PROXIES=%d but BIND_ADDRESS=%s listens on every interface: a client that reaches "
+                        "this service directly can forge X-Forwarded-For and dodge the rate limits. Bind to an "
+                        "address only the proxy reaches (e.g. BIND_ADDRESS=127.0.0.1), or firewall the port.",
+                        settings.trusted_proxies, settings.bind_address)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, compare_type=True, render_as_batch=True)
@@ -67,6 +75,7 @@ def create_app(environ: dict[str, str] | None = None, **overrides) -> Flask:
     # The widget's endpoints only: verify is for the shop's backend and gets no CORS headers.
     CORS(app, resources={WIDGET_PATHS.pattern: {"origins": list(settings.allowed_origins)}},
          expose_headers=["X-Request-Id", "Retry-After", "Content-Language"], max_age=600)
+    register_security_headers(app, WIDGET_PATHS.pattern)
 
     from service import cli
     cli.register(app)

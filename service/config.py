@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
 import os
 import re
@@ -37,6 +38,7 @@ MIN_SECRET_KEY_LENGTH = 32
 SHARED_ADMIN_NAME = "admin"
 _STAFF_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 DEV_SANDBOX_URL = "http://127.0.0.1:5001"
+DEV_SERVICE_URL = "http://127.0.0.1:5000"
 MIN_TOKEN_LENGTH = 16
 DEV_ALLOWED_ORIGINS = ("http://127.0.0.1:5000", "http://localhost:5000")
 
@@ -261,10 +263,14 @@ class Settings:
     hold_minutes: int
     shop_name: str
     sandbox_url: str | None
+    # Where the demo's shop backend reaches this service (development only; never taken from a request header).
+    demo_service_url: str | None = None
     max_request_bytes: int = 64 * 1024
     # Proxies in front of the service whose X-Forwarded-For/-Proto are believed (0: none, the socket's address).
     trusted_proxies: int = 0
-    job_lease_seconds: int = 120
+    # The address gunicorn listens on (the Procfile's --bind); with trusted proxies it should be one only they reach.
+    bind_address: str = "0.0.0.0"
+    job_lease_seconds: int = 30
     job_max_attempts: int = 8
     job_backoff_base_seconds: float = 2.0
     job_backoff_cap_seconds: float = 900.0
@@ -355,6 +361,20 @@ def _staff_conflicts(env: Environment, values: dict[str, Any]) -> None:
             env.problem(f"ADMIN_API_TOKENS: the name {SHARED_ADMIN_NAME!r} is ADMIN_API_TOKEN's; choose another")
 
 
+ALL_INTERFACES = ("0.0.0.0", "[::]")
+
+
+def _bind_address_problems(address: str) -> list[str]:
+    host = address[1:-1] if address.startswith("[") and address.endswith("]") else address
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return [f"BIND_ADDRESS must be an IP address such as 127.0.0.1, 10.0.0.5 or [::1] (got {address!r})"]
+    if ip.version == 6 and host == address:
+        return [f"BIND_ADDRESS must write an IPv6 address in brackets, as gunicorn takes it: [{address}]"]
+    return []
+
+
 def normalise_database_url(url: str) -> str:
     """Accept postgres:// and postgresql:// and always drive PostgreSQL through psycopg 3."""
     for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
@@ -402,9 +422,11 @@ def read_service_settings(env: Environment, instance_path: str) -> dict[str, Any
         hold_minutes=env.whole("HOLD_MINUTES", 30, minimum=1),
         shop_name=env.text("SHOP_NAME", "Demo Shop"),
         sandbox_url=env.sandbox_url,
+        demo_service_url=None if production else env.url("DEMO_SERVICE_URL", DEV_SERVICE_URL).rstrip("/"),
         max_request_bytes=env.whole("MAX_REQUEST_BYTES", 64 * 1024, minimum=1024),
         trusted_proxies=env.whole("TRUSTED_PROXIES", 0, minimum=0),
-        job_lease_seconds=env.whole("JOB_LEASE_SECONDS", 120, minimum=10),
+        bind_address=env.text("BIND_ADDRESS", "0.0.0.0", problems=_bind_address_problems),
+        job_lease_seconds=env.whole("JOB_LEASE_SECONDS", 30, minimum=10),
         job_max_attempts=env.whole("JOB_MAX_ATTEMPTS", 8, minimum=1),
         job_backoff_base_seconds=float(env.whole("JOB_BACKOFF_BASE_SECONDS", 2, minimum=0)),
         job_backoff_cap_seconds=float(env.whole("JOB_BACKOFF_CAP_SECONDS", 900, minimum=1)),

@@ -65,20 +65,36 @@ def redact(text: str) -> str:
     return _CLAIM_CODE.sub(lambda m: mask(m.group(0)), text)
 
 
+# No single record may flood the log (a request that recurses deeply once wrote a 107 KB traceback): a message and
+# a traceback keep their beginning and their end, the middle is left out.
+MAX_MESSAGE_CHARS = 2000
+MAX_TRACEBACK_CHARS = 4000
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to about `limit` characters: its first quarter and its end kept (a traceback's entry point and
+    the frames and exception where it failed), saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    head = limit // 4
+    tail = limit - head
+    return f"{text[:head]}\n… {len(text) - limit} characters left out …\n{text[-tail:]}"
+
+
 class RedactingFilter(logging.Filter):
-    """Renders the message once and masks secrets in it before any handler sees the record."""
+    """Renders the message once, masks secrets in it and clips it before any handler sees the record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except Exception:  # a bad format string must not hide the log line
             message = str(record.msg)
-        record.msg = redact(message)
+        record.msg = clip(redact(message), MAX_MESSAGE_CHARS)
         record.args = ()
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redact(record.exc_text)
+            record.exc_text = clip(redact(record.exc_text), MAX_TRACEBACK_CHARS)
         return True
 
 

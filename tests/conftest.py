@@ -3,6 +3,7 @@ servers for the service and the sandbox providers, and a worker that drains the 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 
@@ -118,6 +119,8 @@ def client(app):
 def live_server(app):
     """The service itself over real HTTP (threaded), for concurrency and browser tests."""
     with ServerThread(app) as server:
+        # The demo's shop backend calls the service at its configured address: this server's.
+        app.extensions["settings"] = dataclasses.replace(app.extensions["settings"], demo_service_url=server.url)
         yield server
 
 

@@ -288,7 +288,7 @@ def test_readiness_is_503_when_the_database_is_unreachable():
     from service import create_app
 
     app = create_app({"SERVICE_ENV": "development", "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/nowhere"})
-    response = app.test_client().get("/readyz")
+    response = app.test_client().get("/readyz", headers={"Authorization": "Bearer dev-admin-token"})
     assert response.status_code == 503
     assert response.get_json()["database"] == "unreachable"
 
@@ -314,7 +314,8 @@ def test_the_procfile_web_process_never_prints_a_cart_token(tmp_path):
         port = s.getsockname()[1]
     env = {**os.environ, "SERVICE_ENV": "development", "PORT": str(port),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "DATABASE_URL": f"sqlite:///{tmp_path / 'procfile.db'}", "WEB_CONCURRENCY": "1"}
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'procfile.db'}", "WEB_CONCURRENCY": "1",
+           "BIND_ADDRESS": "127.0.0.1"}
     subprocess.run(["bash", "-c", procfile["release"]], cwd=ROOT, env=env, check=True, capture_output=True)
     log_path = tmp_path / "web.log"
     with open(log_path, "w") as log_file:
@@ -340,6 +341,7 @@ def test_the_procfile_web_process_never_prints_a_cart_token(tmp_path):
             process.terminate()
             process.wait(timeout=30)
     logged = log_path.read_text()
+    assert f"Listening at: http://127.0.0.1:{port}" in logged  # BIND_ADDRESS, not every interface
     assert f"GET /v1/carts/••••{token[-4:]} 200" in logged
     assert not re.search(re.escape(token[4:-4]) + "|" + re.escape(unknown[4:-4]), logged)
 
@@ -380,7 +382,7 @@ def test_without_trusted_proxies_the_forwarded_header_cannot_dodge_the_limit(app
 
 def test_an_unreachable_rate_limit_store_degrades_readiness_but_not_checkout(app_with):
     client = app_with(RATELIMIT_STORAGE_URI="redis://127.0.0.1:9").test_client()
-    ready = client.get("/readyz")
+    ready = client.get("/readyz", headers={"Authorization": "Bearer dev-admin-token"})
     assert ready.status_code == 200
     assert (ready.get_json()["status"], ready.get_json()["rate_limits"]) == ("degraded", "unreachable")
     assert client.post("/v1/carts", json={"total_cents": 100}).status_code == 201
@@ -398,3 +400,53 @@ def test_api_answers_are_not_cached_and_verify_gets_no_cors(client):
     applied = client.options(f"/v1/carts/{token}/gift-cards", headers={
         "Origin": "http://127.0.0.1:5000", "Access-Control-Request-Method": "POST"})
     assert applied.headers["Access-Control-Allow-Origin"] == "http://127.0.0.1:5000"
+
+
+@pytest.mark.parametrize("address, key", [
+    ("198.51.100.7", "198.51.100.7"),
+    ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"),
+    ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+    ("::ffff:198.51.100.7", "198.51.100.7"),
+    (None, "unknown"),
+])
+def test_rate_limits_count_an_ipv6_client_by_its_64(address, key):
+    from service.api.ratelimit import client_key
+
+    assert client_key(address) == key
+
+
+def test_an_ipv6_shopper_rotating_addresses_in_their_64_shares_one_limit(app_with):
+    client = app_with(TRUSTED_PROXIES="1", BIND_ADDRESS="127.0.0.1", CART_CREATE_RATE_LIMIT="2/minute",
+                      LOOKUP_RATE_LIMIT="2/minute").test_client()
+    same_64 = ["2001:db8:1:2::1", "2001:db8:1:2:ffff::9", "2001:db8:1:2:1234:5678:9abc:def0"]
+    codes = [client.post("/v1/carts", json={"total_cents": 100}, headers={"X-Forwarded-For": a}).status_code
+             for a in same_64]
+    assert codes == [201, 201, 429]
+    assert client.post("/v1/carts", json={"total_cents": 100},
+                       headers={"X-Forwarded-For": "2001:db8:1:3::1"}).status_code == 201  # another subscriber
+    lookups = [client.post("/v1/gift-cards/balance", json={"claim_code": "DEMO-100S-PLIT"},
+                           headers={"X-Forwarded-For": f"2001:db8:9:9::{n}"}).status_code for n in range(1, 4)]
+    assert lookups == [200, 200, 429]
+
+
+def test_trusting_proxies_on_an_all_interfaces_bind_warns_at_start(environ, caplog):
+    from service import create_app
+
+    def warnings(**extra) -> list[str]:
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="service.web"):
+            create_app({**environ, **extra})
+        return [r.getMessage() for r in caplog.records if "BIND_ADDRESS" in r.getMessage()]
+
+    [warning] = warnings(TRUSTED_PROXIES="1")
+    assert "BIND_ADDRESS=0.0.0.0" in warning and "X-Forwarded-For" in warning
+    assert len(warnings(TRUSTED_PROXIES="2", BIND_ADDRESS="[::]")) == 1
+    assert warnings(TRUSTED_PROXIES="1", BIND_ADDRESS="127.0.0.1") == []
+    assert warnings(TRUSTED_PROXIES="1", BIND_ADDRESS="[::1]") == []
+    assert warnings() == []
+
+
+@pytest.mark.parametrize("value", ["localhost:80", "::1", "not an address"])
+def test_a_bind_address_gunicorn_cannot_take_is_refused(value):
+    with pytest.raises(ConfigurationError, match="BIND_ADDRESS"):
+        load_settings({"SERVICE_ENV": "development", "BIND_ADDRESS": value}, "/tmp")

@@ -118,3 +118,69 @@ def test_redaction_keeps_snake_case_names_readable_for_tracebacks():
             "Connection._revalidate_connection(), order ord-audit-1, order tp0-1483")
     assert redact(text) == text
     assert "StringDataRightTruncation" not in redact("psycopg.errors.StringDataRightTruncation")  # could be a key
+
+
+def nested_body(depth: int) -> str:
+    """A body a widget or shop could send, plus one member nested `depth` levels deep (the object is level 1)."""
+    return ('{"claim_code":"DEMO-100S-PLIT","total_cents":100,"x":' + "[" * (depth - 1) + "]" * (depth - 1) + "}")
+
+
+def _deep_sender(client, endpoint: str):
+    """A function sending a raw JSON body to `endpoint` (a cart is opened first where the endpoint needs one)."""
+    if endpoint == "webhook":
+        def send_webhook(raw: str):
+            signed, headers = signed_webhook(raw)
+            return client.post("/v1/webhooks/orders", data=signed, headers=headers)
+        return send_webhook
+    token = client.post("/v1/carts", json={"total_cents": 5000}).get_json()["cart_token"]
+    method, path = {
+        "balance": ("POST", "/v1/gift-cards/balance"),
+        "create_cart": ("POST", "/v1/carts"),
+        "update_cart": ("PUT", f"/v1/carts/{token}"),
+        "apply": ("POST", f"/v1/carts/{token}/gift-cards"),
+    }[endpoint]
+    return lambda raw: client.open(path, method=method, data=raw, content_type="application/json")
+
+
+@pytest.mark.parametrize("depth", [33, 480, 30_000])  # 30,000 levels: about 60 KB, still inside the body limit
+@pytest.mark.parametrize("endpoint", ["balance", "create_cart", "update_cart", "apply", "webhook"])
+def test_deeply_nested_json_is_a_400_problem_and_changes_nothing(app, client, endpoint, depth):
+    raw = nested_body(depth)
+    assert len(raw) < app.extensions["settings"].max_request_bytes
+    send = _deep_sender(client, endpoint)
+    carts_before = count(app, Cart)
+    response = send(raw)
+    assert response.status_code == 400, response.get_data(as_text=True)[:500]
+    assert response.mimetype == "application/problem+json"
+    assert response.get_json()["code"] == "json_too_deep"
+    assert (count(app, Cart), count(app, GiftCardHold), count(app, Order)) == (carts_before, 0, 0)
+
+
+@pytest.mark.parametrize("endpoint", ["balance", "create_cart", "apply"])
+def test_json_nested_up_to_the_limit_is_read(client, endpoint):
+    response = _deep_sender(client, endpoint)(nested_body(32))
+    assert response.status_code in (200, 201), response.get_json()
+
+
+def test_no_log_record_is_longer_than_a_few_kilobytes(capfd):
+    """A traceback 1,000 frames deep once wrote 107 KB per request: a record keeps its beginning and its end."""
+    import json
+    import logging
+
+    from service.logs import configure_logging
+
+    configure_logging("json")
+
+    def dive(depth: int) -> int:
+        return dive(depth + 1) + 1
+
+    try:
+        dive(0)
+    except RecursionError:
+        logging.getLogger("service.web").exception("unhandled error while reading %s", "more " * 5_000)
+    [line] = [line for line in capfd.readouterr().err.splitlines() if "unhandled error" in line]
+    assert len(line.encode()) < 8 * 1024
+    entry = json.loads(line)
+    assert entry["message"].startswith("unhandled error while reading more more") and "left out" in entry["message"]
+    assert entry["exception"].startswith("Traceback (most recent call last):")
+    assert entry["exception"].endswith("RecursionError: maximum recursion depth exceeded")

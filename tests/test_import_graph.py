@@ -30,12 +30,15 @@ def import_circles(graph: grimp.ImportGraph) -> list[tuple[str, ...]]:
 
 def test_the_import_contracts_hold(capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
-    # lint_imports configures logging with dictConfig, which disables every logger that exists (the service's
-    # too) for the rest of the session: the tests after this one that read the service's log lines saw none.
-    loggers = [logger for logger in logging.root.manager.loggerDict.values() if isinstance(logger, logging.Logger)]
-    for logger in loggers:
-        monkeypatch.setattr(logger, "disabled", logger.disabled)
-    passed = lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True, no_logo=True) == 0
+    # import-linter configures logging with dictConfig, which disables every logger that already exists (the
+    # service's among them): they are enabled again afterwards, or later tests would hear none of their records.
+    enabled = [logger for logger in logging.root.manager.loggerDict.values()
+               if isinstance(logger, logging.Logger) and not logger.disabled]
+    try:
+        passed = lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True, no_logo=True) == 0
+    finally:
+        for logger in enabled:
+            logger.disabled = False
     assert passed, capsys.readouterr().out
 
 

@@ -102,6 +102,59 @@ def test_a_job_whose_worker_died_runs_again_after_its_lease_expires(app):
         assert queue.mark_retry(db.session, job, "dead-worker", "late", queue.Backoff()) == "succeeded"
 
 
+def test_each_lost_lease_is_a_failed_attempt_and_the_last_makes_the_job_dead(app):
+    """A job that kills (or hangs) every worker that runs it: after max_attempts lost leases it is dead, in the
+    failure queue, and never run again."""
+    (job_id,) = _enqueue(app, "test_record", max_attempts=3)
+    start = utcnow()
+    for n in range(3):  # three workers claim it in turn and die without recording anything
+        with app.app_context():
+            [job] = queue.claim(db.session, f"doomed-{n}", lease_seconds=30, now=start + timedelta(seconds=31 * n))
+            assert (job.attempts, job.failures) == (n + 1, n)
+    later = start + timedelta(seconds=31 * 3)
+    assert Worker(app, threads=0, worker_id="survivor", clock=lambda: later).drain() == 0
+    assert runs[job_id] == 0
+    with app.app_context():
+        job = db.session.get(Job, job_id)
+        assert (job.state, job.attempts, job.failures, job.locked_by, job.lease_expires_at) == ("dead", 3, 3, None,
+                                                                                                None)
+        assert job.last_error.startswith(queue.WORKER_LOST)
+        assert job.finished_at == later
+        attempts = db.session.scalars(sa.select(JobAttempt).where(JobAttempt.job_id == job_id)
+                                      .order_by(JobAttempt.id)).all()
+        assert [(a.attempt, a.worker, a.outcome) for a in attempts] == [
+            (n + 1, f"doomed-{n}", "lease_expired") for n in range(3)]
+        assert all(a.error == queue.WORKER_LOST for a in attempts)
+    # Nothing claims it again, however late.
+    with app.app_context():
+        assert queue.claim(db.session, "much-later", now=later + timedelta(days=1)) == []
+
+
+def test_a_lost_lease_then_a_handler_failure_share_one_failure_budget(app):
+    (job_id,) = _enqueue(app, "test_behave", max_attempts=2)
+    behaviour["outcome"] = RuntimeError("provider hiccup")
+    start = utcnow()
+    with app.app_context():
+        queue.claim(db.session, "doomed", lease_seconds=30, now=start)
+    Worker(app, threads=0, worker_id="second", clock=lambda: start + timedelta(seconds=31)).drain()
+    job = _job(app, job_id)
+    assert (job.state, job.attempts, job.failures) == ("dead", 2, 2)
+
+
+@pytest.mark.parametrize("expire_on_commit", [True, False])
+def test_claim_reports_the_attempt_count_however_the_session_expires(app, expire_on_commit):
+    (job_id,) = _enqueue(app, "test_record")
+    start = utcnow()
+    for n in range(2):
+        with app.app_context():
+            db.session().expire_on_commit = expire_on_commit
+            [job] = queue.claim(db.session, f"w{n}", lease_seconds=30, now=start + timedelta(seconds=31 * n))
+            assert (job.id, job.state, job.attempts, job.failures, job.locked_by) == (job_id, "running", n + 1, n,
+                                                                                       f"w{n}")
+            db.session.expire_all()
+            assert (job.attempts, job.failures) == (n + 1, n)  # what the database holds
+
+
 @pytest.mark.parametrize("outcome", ["succeeded", "retry", "parked", "dead"])
 def test_a_worker_whose_lease_was_taken_over_records_no_outcome(app, outcome):
     (job_id,) = _enqueue(app, "test_record")
@@ -125,7 +178,9 @@ def test_a_worker_whose_lease_was_taken_over_records_no_outcome(app, outcome):
         assert answer in (False, "running", None)
         session.rollback()
         job = session.get(Job, job_id)
-        assert (job.state, job.locked_by, job.failures, job.last_error) == ("running", "second", 0, None)
+        # The slow worker's lost lease counted as a failed attempt when "second" took the job over.
+        assert (job.state, job.locked_by, job.failures, job.last_error) == ("running", "second", 1,
+                                                                           queue.WORKER_LOST)
         attempts = session.scalars(sa.select(JobAttempt).where(JobAttempt.job_id == job_id)
                                    .order_by(JobAttempt.id)).all()
         assert [(a.worker, a.outcome) for a in attempts] == [("slow-worker", "lease_expired"), ("second", "running")]

@@ -246,3 +246,35 @@ def test_attention_text_becomes_typed_items_and_comes_back_on_the_way_down(empty
     assert downgraded.returncode == 0, downgraded.stderr
     assert read_rows(empty_database_url, "SELECT id, attention FROM orders ORDER BY id") == [
         (1, refund), (2, f"{refund} {placed} {printed}"), (3, None), (4, printed)]
+
+
+def test_cart_tokens_written_in_clear_are_hashed_in_the_column_and_the_payload(empty_database_url):
+    import hashlib
+    import json
+
+    assert flask_db(["upgrade", "f7a3c5e9b2d4"], empty_database_url).returncode == 0
+    token = "Zq8yQ2rP0sT4uV6wX8yZ0aB2cD4eF6gH"
+    common = {"currency": "USD", "total_cents": 5000, "gift_card_cents": 0, "completed_at": WHEN, "created_at": WHEN}
+    write_rows(empty_database_url, [
+        ("orders", {"id": 1, "shop_order_id": "m1", "cart_token": token,
+                    "payload": {"id": "m1", "cart_token": token, "currency": "USD"}, **common}),
+        ("orders", {"id": 2, "shop_order_id": "m2", "cart_token": None,
+                    "payload": {"id": "m2", "cart_token": None}, **common}),
+        ("order_events", {"id": 1, "order_id": 1, "event_type": "order.completed", "webhook_id": "msg_1",
+                          "received_at": WHEN}),
+    ])
+    upgraded = flask_db(["upgrade"], empty_database_url)
+    assert upgraded.returncode == 0, upgraded.stderr
+    rows = read_rows(empty_database_url, "SELECT id, cart_token_hash, payload FROM orders ORDER BY id")
+    payloads = [json.loads(p) if isinstance(p, str) else p for _id, _hash, p in rows]
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    assert [(row[0], row[1]) for row in rows] == [(1, digest), (2, None)]
+    assert payloads == [{"id": "m1", "currency": "USD", "cart_token_hash": digest},
+                        {"id": "m2", "cart_token_hash": None}]
+    assert token not in json.dumps(payloads)
+    assert read_rows(empty_database_url, "SELECT webhook_id, body_sha256 FROM order_events") == [("msg_1", None)]
+    check = flask_db(["check"], empty_database_url)
+    assert check.returncode == 0, check.stdout + check.stderr
+    downgraded = flask_db(["downgrade", "f7a3c5e9b2d4"], empty_database_url)
+    assert downgraded.returncode == 0, downgraded.stderr
+    assert read_rows(empty_database_url, "SELECT id, cart_token FROM orders ORDER BY id") == [(1, None), (2, None)]

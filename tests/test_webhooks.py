@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections import Counter
@@ -14,7 +15,7 @@ import sqlalchemy as sa
 from service.db import db
 from service.jobs.models import Job
 from service.orders.models import Order, OrderEvent
-from tests.support import order_completed, signed_webhook
+from tests.support import ADMIN, order_completed, signed_webhook
 
 OLD_SECRET = "whsec_b2xkLXNlY3JldC1mb3Itcm90YXRpb24tdGVzdHM="
 NEW_SECRET = "whsec_bmV3LXNlY3JldC1mb3Itcm90YXRpb24tdGVzdHM="
@@ -145,6 +146,52 @@ def test_same_order_and_event_under_a_new_webhook_id_is_a_duplicate(client, app)
     assert counts(app) == before
 
 
+def test_a_reused_webhook_id_with_another_body_is_409_and_stores_nothing(client, app):
+    raw, headers = signed_webhook(order_completed("81"))
+    assert post(client, raw, headers).status_code == 202
+    before = counts(app)
+    other, other_headers = signed_webhook(order_completed("82"), msg_id=headers["webhook-id"])
+    logger = logging.getLogger("service.orders")
+    records: list[logging.LogRecord] = []
+    listener = logging.Handler(logging.WARNING)
+    listener.emit = records.append
+    logger.addHandler(listener)
+    try:
+        body = assert_problem(post(client, other, other_headers), 409, "webhook_id_reused")
+    finally:
+        logger.removeHandler(listener)
+    assert headers["webhook-id"] in body["detail"] or "webhook-id" in body["detail"]
+    assert counts(app) == before
+    with app.app_context():
+        assert db.session.scalar(sa.select(Order).where(Order.shop_order_id == "82")) is None
+    assert any("already used for a different body" in r.getMessage() for r in records), (
+        logger.disabled, logger.getEffectiveLevel(), logging.root.manager.disable)
+    # The true redelivery still is a quiet duplicate.
+    again = post(client, raw, headers)
+    assert again.status_code == 200 and again.get_json()["status"] == "duplicate"
+    assert counts(app) == before
+
+
+def test_a_reused_webhook_id_for_the_same_order_with_changed_fields_is_409_and_changes_nothing(client, app):
+    raw, headers = signed_webhook(order_completed("83"))
+    assert post(client, raw, headers).status_code == 202
+    changed, changed_headers = signed_webhook(order_completed("83", total_cents=9999), msg_id=headers["webhook-id"])
+    assert_problem(post(client, changed, changed_headers), 409, "webhook_id_reused")
+    with app.app_context():
+        assert db.session.scalar(sa.select(Order.total_cents).where(Order.shop_order_id == "83")) == 5250
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_webhooks_must_be_sent_as_json(client, app, content_type):
+    raw, headers = signed_webhook(order_completed("84"))
+    if content_type is None:
+        del headers["Content-Type"]
+    else:
+        headers["Content-Type"] = content_type
+    assert_problem(post(client, raw, headers), 415, "unsupported_media_type")
+    assert counts(app)["orders"] == 0
+
+
 def test_order_cancelled_is_accepted_and_recorded(client, app):
     raw, headers = signed_webhook(order_completed("9"))
     assert post(client, raw, headers).status_code == 202
@@ -209,7 +256,8 @@ def test_flask_errors_are_problem_details_with_request_ids(client):
 
 def test_health_readiness_and_openapi(client):
     assert client.get("/healthz").get_json() == {"status": "ok"}
-    ready = client.get("/readyz").get_json()
+    assert client.get("/readyz").get_json() == {"status": "ok"}
+    ready = client.get("/readyz", headers=ADMIN).get_json()
     assert ready["database"] == "ok"
     assert ready["providers"] == {"instagift": "sandbox", "cardly": "sandbox", "instantcard": "sandbox"}
     spec = client.get("/openapi.json").get_json()

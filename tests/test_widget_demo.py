@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 
 import requests
@@ -41,7 +43,9 @@ def test_place_order_sends_a_signed_order_completed_with_the_cart_and_what_it_co
     order_id = re.fullmatch(r"/demo/orders/(demo-[0-9a-f]{8})", response.headers["Location"]).group(1)
     [order] = orders(app)
     assert order.shop_order_id == order_id
-    assert order.cart_token == token
+    # At rest the order keeps only the token's hash, in its column and in the stored payload.
+    assert order.cart_token_hash == hashlib.sha256(token.encode()).hexdigest()
+    assert token not in json.dumps(order.payload) and order.payload["cart_token_hash"] == order.cart_token_hash
     assert (order.total_cents, order.gift_card_cents) == (7450, 5000)
     assert order.customer_email == "ada@example.com"
     assert [line["sku"] for line in order.payload["line_items"]] == ["MEMBER-GOLD", "TEE-1"]
@@ -59,7 +63,7 @@ def test_place_order_without_a_cart_pays_nothing_with_gift_cards(app, live_serve
     response = place_order(live_server, None, tshirts=0)
     assert response.status_code == 303
     [order] = orders(app)
-    assert (order.total_cents, order.gift_card_cents, order.cart_token) == (5000, 0, None)
+    assert (order.total_cents, order.gift_card_cents, order.cart_token_hash) == (5000, 0, None)
 
 
 def test_a_cart_that_no_longer_verifies_sends_no_order(app, live_server, instagift):

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from service.api.openapi import Blueprint
+from service.api.parsing import bearer_token, staff_name_for
 from service.api.schemas import HealthSchema, ReadinessSchema
 from service.db import db
 
@@ -24,8 +25,10 @@ def healthz():
 @bp.response(200, ReadinessSchema)
 @bp.alt_response(503, schema=ReadinessSchema, description="The database does not answer")
 @bp.problems(400)
+@bp.doc(security=[{}, {"admin": []}])
 def readyz():
-    """The database answers; says which providers are live and which are the sandbox."""
+    """The database answers (status only); with the admin token also the detail: the database, the rate limits,
+    whether each provider is live or the sandbox, and the environment."""
     settings = current_app.extensions["settings"]
     providers = {
         "instagift": "sandbox" if settings.instagift.sandbox else "live",
@@ -44,6 +47,7 @@ def readyz():
     # or an outage of Redis would take every web process out of rotation.
     rate_limits = "ok" if current_app.extensions["checkout_limiter"].reachable() else "unreachable"
     status = "unavailable" if database != "ok" else "ok" if rate_limits == "ok" else "degraded"
-    body = {"status": status, "database": database, "rate_limits": rate_limits, "providers": providers,
-            "environment": settings.env}
+    body = {"status": status}
+    if staff_name_for(bearer_token(), settings.staff_tokens) is not None:  # any staff token sees the detail
+        body.update(database=database, rate_limits=rate_limits, providers=providers, environment=settings.env)
     return body, (200 if database == "ok" else 503)

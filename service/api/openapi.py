@@ -26,12 +26,12 @@ PROBLEM_JSON = "application/problem+json"
 
 # What each status means when the service answers it; the codes are listed in docs/api.md.
 STATUS_DESCRIPTIONS = {
-    400: "Bad request: a NUL character in the address or query (bad_request), or a body that is not JSON "
-         "(malformed_json)",
+    400: "Bad request: a NUL character in the address or query (bad_request), a body that is not JSON "
+         "(malformed_json), or JSON nested more than 32 levels deep (json_too_deep)",
     401: "Authentication required or refused (unauthorized; webhooks: webhook_signature_missing, "
          "webhook_signature_invalid)",
     404: "Not found",
-    409: "Conflict with the current state",
+    409: "Conflict with the current state (webhooks: webhook_id_reused, a webhook-id already used for another body)",
     413: "The body is larger than MAX_REQUEST_BYTES (payload_too_large)",
     415: "The body was not sent as JSON (unsupported_media_type)",
     422: "The request is invalid: `errors` maps each field to its messages (validation_failed, or a more "

@@ -33,7 +33,10 @@ def json_body() -> Any:
     # A JSON content type makes browsers ask (CORS preflight) before a page on another origin may send it.
     if not request.is_json:
         raise UnsupportedMediaType(gettext("Send the body as JSON with Content-Type: application/json."))
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # nested deeper than the JSON decoder goes: refused like any too-deep body
+        raise _too_deep() from None
     if data is None:
         raise BadRequest(gettext("The request body is not valid JSON."), code="malformed_json")
     return data
@@ -53,22 +56,46 @@ def refuse_nul_in_url() -> None:
         raise BadRequest(gettext("The address contains a NUL character."))
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+# No body the service reads nests deeper than 4 levels (an order's line items); a bound well above that keeps
+# every later step (schemas, storing the payload, logging) clear of Python's recursion limit.
+MAX_JSON_DEPTH = 32
+
+
+def _too_deep() -> BadRequest:
+    return BadRequest(f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep.", code="json_too_deep")
+
+
+def _depth_and_nul(value: Any) -> tuple[int, bool]:
+    """How deep `value` nests (a scalar is 0) and whether any text in it holds a NUL; walked without recursion
+    and stopping as soon as it is too deep."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return deepest, True
+        elif isinstance(item, dict | list):
+            depth += 1
+            deepest = max(deepest, depth)
+            if depth > MAX_JSON_DEPTH:
+                return deepest, False
+            members = item.items() if isinstance(item, dict) else ((None, v) for v in item)
+            for key, member in members:
+                stack.append((member, depth))
+                if key is not None:
+                    stack.append((key, depth))
+    return deepest, False
 
 
 def json_object(data: Any) -> dict:
-    """`data` if it is a JSON object without NUL characters; else 422 (PostgreSQL text cannot hold NUL, so it is
-    refused the same way on every database)."""
+    """`data` if it is a JSON object nested at most MAX_JSON_DEPTH levels (else 400 json_too_deep) without NUL
+    characters (else 422: PostgreSQL text cannot hold NUL, so it is refused the same way on every database)."""
+    depth, has_nul = _depth_and_nul(data)
+    if depth > MAX_JSON_DEPTH:
+        raise _too_deep()
     if not isinstance(data, dict):
         raise ValidationFailed({"_schema": ["The body must be a JSON object."]})
-    if _has_nul(data):
+    if has_nul:
         raise ValidationFailed({"_schema": ["Text must not contain NUL characters."]})
     return data
 
@@ -95,15 +122,19 @@ class RequestParser(FlaskParser):
 
 
 class RawJsonParser(RequestParser):
-    """For senders that sign their bytes (webhooks): the body is JSON whatever its Content-Type; anything else is
-    a 422 on the body, never a 400 or 415."""
+    """For senders that sign their bytes (webhooks): the signed bytes are parsed as they are. They must be sent as
+    JSON (415 otherwise); a body that is not valid JSON is a 422 on the body, one nested too deeply a 400."""
 
     def load_json(self, req, schema) -> Any:
         """The raw body parsed as a JSON object."""
+        if not req.is_json:
+            raise UnsupportedMediaType("Send webhooks as JSON with Content-Type: application/json.")
         try:
             data = json.loads(req.get_data(cache=True))
         except (ValueError, UnicodeDecodeError):
             raise ValidationFailed({"_schema": ["The body is not valid JSON."]}) from None
+        except RecursionError:
+            raise _too_deep() from None
         return json_object(data)
 
 
@@ -153,11 +184,16 @@ def require_admin() -> str:
     return g.staff
 
 
-def require_bearer(expected: str, realm: str) -> None:
-    """Refuse the request with 401 unless it carries `Authorization: Bearer <expected>`."""
+def has_bearer(expected: str) -> bool:
+    """Whether the request carries `Authorization: Bearer <expected>` (compared in constant time)."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token or not expected or not hmac.compare_digest(
-            token.strip().encode(), expected.encode()):
+    return bool(scheme.lower() == "bearer" and token and expected and hmac.compare_digest(
+        token.strip().encode(), expected.encode()))
+
+
+def require_bearer(expected: str, realm: str) -> None:
+    """Refuse the request with 401 unless it carries `Authorization: Bearer <expected>`."""
+    if not has_bearer(expected):
         raise Unauthorized(f"A valid {realm} token is required in the Authorization header.",
                            headers={"WWW-Authenticate": f'Bearer realm="{realm}"'})

@@ -14,12 +14,15 @@ class ReadinessSchema(Schema):
     status = fields.String(required=True, validate=validate.OneOf(["ok", "degraded", "unavailable"]),
                            metadata={"description": "ok, degraded (rate limits unreachable: not enforced) or "
                                                     "unavailable (the database does not answer: 503)"})
-    database = fields.String(required=True, validate=validate.OneOf(["ok", "unreachable"]))
-    rate_limits = fields.String(required=True, validate=validate.OneOf(["ok", "unreachable"]))
-    providers = fields.Dict(required=True, keys=fields.String(), values=fields.String(),
-                            metadata={"description": "instagift, cardly, instantcard: live, test, sandbox or "
-                                                     "disabled"})
-    environment = fields.String(required=True)
+    # The detail below only with the admin token: who may read it learns, e.g., that rate limits are off.
+    database = fields.String(validate=validate.OneOf(["ok", "unreachable"]),
+                             metadata={"description": "Only with the admin token"})
+    rate_limits = fields.String(validate=validate.OneOf(["ok", "unreachable"]),
+                                metadata={"description": "Only with the admin token"})
+    providers = fields.Dict(keys=fields.String(), values=fields.String(),
+                            metadata={"description": "Only with the admin token. instagift, cardly, instantcard: "
+                                                     "live, test, sandbox or disabled"})
+    environment = fields.String(metadata={"description": "Only with the admin token"})
 
 
 class ProblemSchema(Schema):

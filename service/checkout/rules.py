@@ -40,6 +40,7 @@ from service.errors import (
     ValidationFailed,
 )
 from service.formats import amount_words, duration_words, iso
+from service.hashing import token_hash as hash_token
 from service.logs import mask, masked_last4
 from service.providers.instagift import ClaimCode, parse_claim_code
 
@@ -53,11 +54,6 @@ MAX_CARDS_PER_CART = 20  # the per-cart lookup limit already slows abuse; this b
 def new_cart_token() -> str:
     """A random, unguessable cart token (192 bits)."""
     return secrets.token_urlsafe(24)
-
-
-def hash_token(token: str) -> str:
-    """SHA-256 of a cart token: the database never holds the token itself."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def claim_code_hash(code: ClaimCode, settings: Settings) -> str:

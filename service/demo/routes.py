@@ -121,8 +121,9 @@ def _json(response: requests.Response) -> dict[str, Any]:
 
 
 def _service_url() -> str:
-    # The demo's "shop backend" calls this very service over HTTP, at the address the browser used.
-    return request.host_url.rstrip("/")
+    # The demo's "shop backend" calls this very service over HTTP with the shop and admin tokens: at the configured
+    # local address (DEMO_SERVICE_URL), never one a request names (a forged Host header would receive the tokens).
+    return current_app.extensions["settings"].demo_service_url
 
 
 def _tshirts(raw: str | None) -> int:

@@ -8,6 +8,7 @@ the worker agree on one clock.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from service.errors import Conflict, NotFound
 from service.jobs.models import Job, JobAttempt
 from service.jobs.registry import person_retry_hook, success_listeners
 from service.logs import redact
+
+log = logging.getLogger("service.jobs")
 
 CLAIMABLE_STATES = ("queued", "parked")
 PERIODIC_KEY_PREFIX = "periodic:"
@@ -74,9 +77,13 @@ def enqueue(session: Session, kind: str, payload: dict[str, Any] | None = None, 
     return insert_ignoring_conflict(session, Job, values, ["dedupe_key"]) is not None
 
 
-def claim(session: Session, worker_id: str, *, limit: int = 1, lease_seconds: int = 120,
+def claim(session: Session, worker_id: str, *, limit: int = 1, lease_seconds: int = 30,
           now: datetime | None = None, kinds: tuple[str, ...] | None = None) -> list[Job]:
-    """Lease up to `limit` due jobs to `worker_id` and commit; returns them in the running state."""
+    """Lease up to `limit` due jobs to `worker_id` and commit; returns them in the running state.
+
+    A job whose lease ran out lost its worker while running (a crash, a kill, a hang): that attempt counts as a
+    failure, and a job whose failures reach `max_attempts` that way is `dead` instead of claimed, so a job that
+    kills its worker is not run again and again."""
     now = now or utcnow()
     due = sa.or_(
         sa.and_(Job.state.in_(CLAIMABLE_STATES), Job.run_at <= now),
@@ -92,30 +99,57 @@ def claim(session: Session, worker_id: str, *, limit: int = 1, lease_seconds: in
         session.rollback()
         return []
     lease_until = now + timedelta(seconds=lease_seconds)
+    # What each claimed job becomes is taken before the commit: nothing after it may read an attribute the commit
+    # expired (with expire_on_commit, `job.attempts` would be read back already raised and counted twice).
+    claimed: list[tuple[Job, int, dict[str, Any]]] = []
     for job in jobs:
+        mirror: dict[str, Any] = {}
         if job.state == "running":
-            # Its worker died or stalled: close that attempt before starting another.
-            _finish_open_attempts(session, job.id, now, "lease_expired", "lease expired before the job finished")
-    ids = [job.id for job in jobs]
-    # One UPDATE and one multi-row INSERT per claim, whatever the batch size.
+            failures = job.failures + 1
+            _finish_open_attempts(session, job.id, now, "lease_expired", WORKER_LOST)
+            if failures >= job.max_attempts:
+                _bury_lost_job(session, job, failures, now)
+                continue
+            mirror = dict(failures=failures, last_error=WORKER_LOST)
+            session.execute(sa.update(Job).where(Job.id == job.id).values(**mirror)
+                            .execution_options(synchronize_session=False))
+        mirror.update(state="running", attempts=job.attempts + 1, lease_expires_at=lease_until, locked_by=worker_id)
+        claimed.append((job, job.id, mirror))
+    if claimed:
+        ids = [job_id for _job, job_id, _mirror in claimed]
+        # One UPDATE and one multi-row INSERT per claim, whatever the batch size.
+        session.execute(
+            sa.update(Job).where(Job.id.in_(ids))
+            .values(state="running", attempts=Job.attempts + 1, lease_expires_at=lease_until, locked_by=worker_id,
+                    updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        session.execute(sa.insert(JobAttempt), [
+            dict(job_id=job_id, attempt=mirror["attempts"], worker=worker_id, started_at=now, outcome="running")
+            for _job, job_id, mirror in claimed
+        ])
+    session.commit()
+    for job, _job_id, mirror in claimed:
+        # Mirror the UPDATEs in memory without marking anything dirty (the worker's session keeps attributes
+        # across commits, so this saves a reload of every job).
+        for name, value in mirror.items():
+            set_committed_value(job, name, value)
+    return [job for job, _job_id, _mirror in claimed]
+
+
+WORKER_LOST = "worker lost while running (its lease ran out before the job finished)"
+
+
+def _bury_lost_job(session: Session, job: Job, failures: int, now: datetime) -> None:
+    """The job's last attempt lost its worker too: `dead`, for a person, and never claimed again."""
+    error = f"{WORKER_LOST}; {failures} of {job.max_attempts} attempts failed"
     session.execute(
-        sa.update(Job).where(Job.id.in_(ids))
-        .values(state="running", attempts=Job.attempts + 1, lease_expires_at=lease_until, locked_by=worker_id,
-                updated_at=now)
+        sa.update(Job).where(Job.id == job.id)
+        .values(state="dead", failures=failures, last_error=error, finished_at=now, lease_expires_at=None,
+                locked_by=None, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    session.execute(sa.insert(JobAttempt), [
-        dict(job_id=job.id, attempt=job.attempts + 1, worker=worker_id, started_at=now, outcome="running")
-        for job in jobs
-    ])
-    session.commit()
-    for job in jobs:
-        # Mirror the UPDATE in memory without marking anything dirty (the worker's session keeps attributes
-        # across commits, so this saves a reload of every job).
-        for name, value in (("state", "running"), ("attempts", job.attempts + 1),
-                            ("lease_expires_at", lease_until), ("locked_by", worker_id)):
-            set_committed_value(job, name, value)
-    return jobs
+    log.warning("job %s (%s) is dead: %s", job.id, job.kind, error)
 
 
 def renew_leases(session: Session, job_ids: list[int], worker_id: str, lease_seconds: int,

@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 
 from service.config import Settings
 from service.db import insert_ignoring_conflict, lock_for_update, utcnow
+from service.errors import Conflict
+from service.hashing import token_hash
 from service.jobs import enqueue
 from service.orders import effects
 from service.orders.models import Order, OrderEvent
@@ -36,8 +38,10 @@ class IntakeResult:
 
 
 def record_order_event(session: Session, settings: Settings, *, webhook_id: str, event_type: str,
-                       occurred_at: datetime | None, data: dict[str, Any]) -> IntakeResult:
-    """Store a verified order event and enqueue its effects atomically; duplicates change nothing."""
+                       occurred_at: datetime | None, data: dict[str, Any],
+                       body_sha256: str | None = None) -> IntakeResult:
+    """Store a verified order event and enqueue its effects atomically; duplicates change nothing, and a webhook
+    id already used for another body is a Conflict (webhook_id_reused) that changes nothing either."""
     now = utcnow()
     shop_order_id = data["id"]
     duplicate = IntakeResult(new=False, shop_order_id=shop_order_id, event_type=event_type)
@@ -45,9 +49,10 @@ def record_order_event(session: Session, settings: Settings, *, webhook_id: str,
     if not insert_ignoring_conflict(
         session, OrderEvent,
         dict(order_id=order.id, event_type=event_type, webhook_id=webhook_id, occurred_at=occurred_at,
-             received_at=now),
+             received_at=now, body_sha256=body_sha256),
     ):  # either unique key: a redelivered webhook id, or this order's event again under a new id
-        session.rollback()
+        session.rollback()  # the order's upsert too: nothing of this delivery stays
+        _refuse_reused_webhook_id(session, webhook_id, body_sha256)
         return duplicate
 
     if event_type == "order.completed":
@@ -64,6 +69,21 @@ def record_order_event(session: Session, settings: Settings, *, webhook_id: str,
     session.commit()
     log.info("order %s: %s accepted", shop_order_id, event_type)
     return IntakeResult(new=True, shop_order_id=shop_order_id, event_type=event_type)
+
+
+def _refuse_reused_webhook_id(session: Session, webhook_id: str, body_sha256: str | None) -> None:
+    """Conflict (webhook_id_reused) when `webhook_id` was recorded with another body: a shop reusing ids would
+    otherwise lose the new event without a word. A redelivery (same body) or the order's event again under a
+    new id passes. Asked only once the insert lost, so a new event costs no extra query."""
+    recorded = session.execute(sa.select(OrderEvent.body_sha256).where(OrderEvent.webhook_id == webhook_id)).first()
+    session.rollback()
+    if recorded is None:
+        return
+    if recorded.body_sha256 is not None and body_sha256 is not None and recorded.body_sha256 != body_sha256:
+        log.warning("webhook %s refused: its id was already used for a different body", webhook_id)
+        raise Conflict("This webhook-id was already used for a different body; nothing was recorded. Send each "
+                       "event under its own webhook-id, and a redelivery with exactly the same body.",
+                       code="webhook_id_reused", title="Webhook id reused")
 
 
 def _upsert_order(session: Session, event_type: str, data: dict[str, Any], now: datetime) -> Order:
@@ -92,9 +112,14 @@ def _upsert_order(session: Session, event_type: str, data: dict[str, Any], now: 
 
 def _completed_fields(data: dict[str, Any]) -> dict[str, Any]:
     customer = data.get("customer") or {}
-    return dict(number=data.get("number"), cart_token=data.get("cart_token"), currency=data["currency"],
+    cart_token = data.get("cart_token")
+    cart_token_hash = token_hash(cart_token) if cart_token else None
+    # The cart token is a bearer capability: at rest, as in carts, only its hash.
+    payload = {key: value for key, value in _jsonable(data).items() if key != "cart_token"}
+    payload["cart_token_hash"] = cart_token_hash
+    return dict(number=data.get("number"), cart_token_hash=cart_token_hash, currency=data["currency"],
                 total_cents=data["total_cents"], gift_card_cents=data.get("gift_card_cents") or 0,
-                customer_email=customer.get("email"), placed_at=data.get("placed_at"), payload=_jsonable(data))
+                customer_email=customer.get("email"), placed_at=data.get("placed_at"), payload=payload)
 
 
 def _jsonable(value: Any) -> Any:

@@ -31,7 +31,8 @@ RESOLVED_BY_SUCCESSFUL_RETRY = ("redemption_failed",)
 
 
 class Order(db.Model):
-    """A shop order; `shop_order_id` is the shop's `data.id`. `payload` keeps the completed event's data."""
+    """A shop order; `shop_order_id` is the shop's `data.id`. `payload` keeps the completed event's data, with its
+    `cart_token` replaced by `cart_token_hash`."""
 
     __tablename__ = "orders"
     __table_args__ = (
@@ -44,7 +45,8 @@ class Order(db.Model):
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
     shop_order_id: Mapped[str] = mapped_column(sa.String(100), unique=True)
     number: Mapped[str | None] = mapped_column(sa.String(100))
-    cart_token: Mapped[str | None] = mapped_column(sa.String(100), index=True)
+    # The cart's token as carts keep it: only its SHA-256 (service.hashing), never the token itself.
+    cart_token_hash: Mapped[str | None] = mapped_column(sa.String(64), index=True)
     currency: Mapped[str] = mapped_column(sa.String(3))
     total_cents: Mapped[int] = mapped_column(sa.BigInteger)
     gift_card_cents: Mapped[int] = mapped_column(sa.BigInteger, default=0)
@@ -84,6 +86,9 @@ class OrderEvent(db.Model):
     order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id"))
     event_type: Mapped[str] = mapped_column(sa.String(50))
     webhook_id: Mapped[str] = mapped_column(sa.String(WEBHOOK_ID_MAX_LENGTH), unique=True)
+    # SHA-256 of the delivered body: a redelivery under the same webhook id must carry the same bytes (NULL for
+    # events recorded before it was kept).
+    body_sha256: Mapped[str | None] = mapped_column(sa.String(64))
     occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

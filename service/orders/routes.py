@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import binascii
+import hashlib
 
 from flask import current_app, g, request
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -17,7 +18,7 @@ from service.orders.schemas import OrderEventSchema, WebhookAcceptedSchema, Webh
 
 
 class WebhookBlueprint(Blueprint):
-    """The body is signed as bytes: read as JSON whatever its Content-Type (a bad body is a 422)."""
+    """The body is signed as bytes: the signed bytes are what is parsed (sent as JSON; a bad body is a 422)."""
 
     ARGUMENTS_PARSER = RawJsonParser()
 
@@ -57,11 +58,15 @@ def require_signature() -> None:
 @bp.response(202, WebhookAcceptedSchema, description="A new event, recorded with its jobs")
 @bp.alt_response(200, schema=WebhookAcceptedSchema, description="A duplicate delivery (same webhook-id): "
                                                                  "nothing changed", success=True)
-@bp.problems(401, 413, 422)
+@bp.problems(400, 401, 409, 413, 415, 422)
 def receive_order_event(headers, event):
-    """Receive an order event (order.completed, order.cancelled): 202 when new, 200 for a duplicate."""
+    """Receive an order event (order.completed, order.cancelled): 202 when new, 200 for a duplicate (the same
+    webhook-id and body again, or the order's event again under a new webhook-id); 409 webhook_id_reused when
+    the webhook-id came before with another body."""
+    body_sha256 = hashlib.sha256(request.get_data(cache=True)).hexdigest()
     result = record_order_event(db.session, current_app.extensions["settings"], webhook_id=headers["webhook_id"],
-                                event_type=event["type"], occurred_at=event.get("timestamp"), data=event["data"])
+                                event_type=event["type"], occurred_at=event.get("timestamp"), data=event["data"],
+                                body_sha256=body_sha256)
     body = {"status": "accepted" if result.new else "duplicate", "order_id": result.shop_order_id,
             "event_type": result.event_type}
     return body, (202 if result.new else 200)

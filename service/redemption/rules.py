@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from service import money
 from service.checkout.models import LOCKING_HOLD_STATUSES, Cart, GiftCardHold
-from service.checkout.rules import hash_token, take_back
+from service.checkout.rules import take_back
 from service.config import Settings
 from service.db import call_provider, lock_for_update, utcnow
 from service.errors import (
@@ -53,10 +53,10 @@ FINAL_STATES = ("succeeded", "shortfall", "failed", "cancelled")
 
 def plan_for_completed_order(session: Session, order: Order, settings: Settings) -> None:
     """Create a pending ledger row and one redemption job per held certificate of the order's cart."""
-    if not order.cart_token:
+    if not order.cart_token_hash:
         return
     cart = session.scalar(lock_for_update(session, sa.select(Cart).where(
-        Cart.token_hash == hash_token(order.cart_token))))
+        Cart.token_hash == order.cart_token_hash)))
     if cart is None:
         if order.gift_card_cents:
             order.add_attention("gift_cards_not_held",
@@ -119,7 +119,7 @@ def plan_for_completed_order(session: Session, order: Order, settings: Settings)
         hold.status, hold.updated_at = "redeeming", now
         session.flush()
         enqueue(session, JOB_KIND, {"redemption_id": redemption.id, "hold_id": hold.id},
-                dedupe_key=f"redeem:{hold.id}", order_id=order.id)
+                dedupe_key=f"redeem:{hold.id}", order_id=order.id, max_attempts=settings.job_max_attempts)
 
 
 def _holder_elsewhere(session: Session, hold: GiftCardHold) -> GiftCardHold | None:
@@ -158,8 +158,8 @@ def on_order_cancelled(session: Session, order: Order, settings: Settings) -> No
         order.add_attention("outcome_unknown",
                             f"Cancelled while {in_doubt} gift card redemption(s) had an unknown outcome; "
                             "what they turn out to have done is noted here.")
-    if order.cart_token:
-        cart = session.scalar(sa.select(Cart).where(Cart.token_hash == hash_token(order.cart_token)))
+    if order.cart_token_hash:
+        cart = session.scalar(sa.select(Cart).where(Cart.token_hash == order.cart_token_hash))
         if cart is not None:
             _release([h for h in cart.holds if h.status == "active"], "order cancelled", order.cancelled_at)
 

@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
 from service.checkout.models import Cart, GiftCardHold
-from service.checkout.rules import hash_token
 from service.errors import NotFound
 from service.formats import iso
 from service.jobs.models import Job
@@ -39,8 +38,8 @@ def order_timeline(session: Session, shop_order_id: str) -> dict[str, Any]:
         raise NotFound(f"There is no order {shop_order_id!r}.", code="order_not_found")
     jobs = session.scalars(sa.select(Job).where(Job.order_id == order.id).order_by(Job.id)
                            .options(selectinload(Job.attempt_log))).all()
-    cart = session.scalar(sa.select(Cart).where(Cart.token_hash == hash_token(order.cart_token))
-                          .options(selectinload(Cart.holds))) if order.cart_token else None
+    cart = session.scalar(sa.select(Cart).where(Cart.token_hash == order.cart_token_hash)
+                          .options(selectinload(Cart.holds))) if order.cart_token_hash else None
     holds = sorted(cart.holds, key=lambda hold: hold.position) if cart else []
     redemptions = list(session.scalars(sa.select(GiftCardRedemption).where(GiftCardRedemption.order_id == order.id)
                                        .order_by(GiftCardRedemption.id)))
@@ -193,7 +192,7 @@ def order_summary(order: Order) -> dict[str, Any]:
         "customer_email": order.customer_email, "placed_at": iso(order.placed_at),
         "completed_at": iso(order.completed_at), "cancelled_at": iso(order.cancelled_at),
         "needs_attention": any(item.resolved_at is None for item in order.attention_items),
-        "has_cart": order.cart_token is not None,
+        "has_cart": order.cart_token_hash is not None,
     }
 
 
