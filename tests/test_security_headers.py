@@ -48,6 +48,7 @@ def production(database_url) -> Flask:
         "SHOP_API_TOKEN": "shop-token-0123456789", "ADMIN_API_TOKEN": "admin-token-0123456789",
         "INSTAGIFT_MERCHANT_KEY": "key", "INSTAGIFT_MERCHANT_SECRET": "secret", "CARDLY_ENABLED": "false",
         "ALLOWED_ORIGINS": "https://shop.example", "RATELIMIT_STORAGE_URI": "memory://", "TRUSTED_PROXIES": "1",
+        "SECRET_KEY": "production-secret-key-0123456789abcdef",
     })
 
 
