@@ -293,6 +293,20 @@ def test_readiness_is_503_when_the_database_is_unreachable():
     assert response.get_json()["database"] == "unreachable"
 
 
+def test_readiness_calls_instantcard_disabled_while_no_product_is_mapped(tmp_path):
+    """InstantCard is used only for a mapped SKU (as `providers check` says): without one, readiness must not call
+    it live."""
+    from service import create_app
+
+    env = dict(PRODUCTION, DATABASE_URL=f"sqlite:///{tmp_path}/ready.sqlite3", RATELIMIT_STORAGE_URI="memory://")
+    unmapped = create_app(env).test_client().get("/readyz").get_json()["providers"]
+    assert unmapped == {"instagift": "live", "cardly": "disabled", "instantcard": "disabled"}
+    mapped = dict(env, INSTANTCARD_EMAIL="ops@shop.example", INSTANTCARD_PASSWORD="p" * 20,
+                  INSTANTCARD_ORGANIZATION_ID="7", INSTANTCARD_SHIPPING_PROVIDER_ID="3",
+                  INSTANTCARD_PRODUCTS='{"MEMBER-GOLD": {"template_id": 101, "fields": {"No": "{member_number}"}}}')
+    assert create_app(mapped).test_client().get("/readyz").get_json()["providers"]["instantcard"] == "live"
+
+
 @settings(max_examples=300)
 @given(st.binary(min_size=24, max_size=24))
 def test_a_cart_token_in_a_logged_path_shows_only_its_last_four(raw):

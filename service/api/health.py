@@ -35,7 +35,9 @@ def readyz():
         "cardly": ("disabled" if not settings.cardly.enabled
                    else "sandbox" if settings.cardly.sandbox
                    else "test" if settings.cardly.api_key.startswith("test_") else "live"),
-        "instantcard": "sandbox" if settings.instantcard.sandbox else "live",
+        # InstantCard is used only for a SKU that INSTANTCARD_PRODUCTS maps (as `providers check` decides).
+        "instantcard": ("disabled" if not settings.membership.products
+                        else "sandbox" if settings.instantcard.sandbox else "live"),
     }
     try:
         db.session.execute(sa.text("SELECT 1"))
