@@ -464,3 +464,19 @@ def test_trusting_proxies_on_an_all_interfaces_bind_warns_at_start(environ, capl
 def test_a_bind_address_gunicorn_cannot_take_is_refused(value):
     with pytest.raises(ConfigurationError, match="BIND_ADDRESS"):
         load_settings({"SERVICE_ENV": "development", "BIND_ADDRESS": value}, "/tmp")
+
+
+@pytest.mark.parametrize("switch", ["FLASK_ENV", "APP_ENV", "ENV"])
+@pytest.mark.parametrize("service_env", [None, "development"])
+def test_production_said_anywhere_but_service_env_refuses_to_start(switch, service_env):
+    environ = {switch: "Production"} | ({"SERVICE_ENV": service_env} if service_env else {})
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(environ, "/tmp/i")
+    assert caught.value.problems == [
+        f"{switch}=production is not read; set SERVICE_ENV=production (only SERVICE_ENV selects production; "
+        "SERVICE_ENV is 'development' now)"]
+
+
+def test_other_switches_agreeing_with_service_env_are_fine():
+    assert load_settings({"FLASK_ENV": "development", "APP_ENV": "dev"}, "/tmp/i").env == "development"
+    assert load_settings(PRODUCTION | {"FLASK_ENV": "production", "ENV": "production"}, "/tmp/i").is_production
