@@ -480,3 +480,17 @@ def test_production_said_anywhere_but_service_env_refuses_to_start(switch, servi
 def test_other_switches_agreeing_with_service_env_are_fine():
     assert load_settings({"FLASK_ENV": "development", "APP_ENV": "dev"}, "/tmp/i").env == "development"
     assert load_settings(PRODUCTION | {"FLASK_ENV": "production", "ENV": "production"}, "/tmp/i").is_production
+
+
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["worker"]])
+def test_a_flask_command_without_production_settings_prints_the_list_and_no_traceback(tmp_path, command):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INSTAGIFT_", "CARDLY_", "WEBHOOK_", "SHOP_",
+                                                                    "ADMIN_", "INSTANTCARD_"))}
+    env.update(SERVICE_ENV="production", DATABASE_URL=f"sqlite:///{tmp_path}/p.db")
+    flask = str(Path(sys.executable).parent / "flask")
+    result = subprocess.run([flask, "--app", "service", *command], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode != 0
+    assert result.stderr.startswith("Error: The service cannot start; fix these settings:\n")
+    assert "  - WEBHOOK_SECRETS is required in production" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) < 15
