@@ -65,22 +65,30 @@ def reconcile_command(day: str, as_csv: bool, ledger: bool, instagift: bool) -> 
 
 
 def totals_table(report: dict) -> str:
-    """The day's figures, one per line: amounts as dollars with their cents alongside."""
+    """The day's figures, one per line, labelled in words: amounts as dollars with their cents alongside."""
     overall = report["overall"]
     lines = [f"Reconciliation {report['range']['from']} – {report['range']['to']} (UTC, {report['currency']})"]
-    width = max(len(key) for key in flatten_totals(overall))
+    rows = [(*key.split(".", 1), value) for key, value in flatten_totals(overall).items()]
+    labels = [_figure_label(figure) for _name, figure, _value in rows]
+    width = max(len(label) for label in labels)
     section = None
-    for key, value in flatten_totals(overall).items():
-        name, figure = key.split(".", 1)
+    for (name, figure, value), label in zip(rows, labels, strict=True):
         if name != section:
             section = name
             lines.append("")
             lines.append(name.replace("_", " ").upper())
         shown = f"{dollars(value):>12}  ({value} cents)" if figure.endswith("_cents") else f"{value!s:>12}"
-        lines.append(f"  {figure:<{width}} {shown}")
+        lines.append(f"  {label:<{width}} {shown}")
     now = report["open_holds_now"]
     lines += ["", f"Open holds right now: {now['count']} ({dollars(now['applied_cents'])})"]
     return "\n".join(lines)
+
+
+def _figure_label(figure: str) -> str:
+    """A figure's name in words for the table: "gift_card_cents" (shown in dollars) is "gift card (dollars)"."""
+    if figure.endswith("_cents"):
+        return figure.removesuffix("_cents").replace("_", " ") + " (dollars)"
+    return figure.replace("_", " ")
 
 
 def ledger_table(rows: list[dict]) -> str:
