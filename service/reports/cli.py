@@ -12,6 +12,7 @@ from flask.cli import with_appcontext
 
 from service.db import db
 from service.errors import ProviderError
+from service.providers.settings import provider_address
 from service.reports.ledger import LEDGER_CSV_COLUMNS, iter_ledger, ledger_csv_record
 from service.reports.listing import DateRange, csv_lines, dollars
 from service.reports.reconciliation import (
@@ -59,7 +60,9 @@ def reconcile_command(day: str, as_csv: bool, ledger: bool, instagift: bool) -> 
         try:
             comparison = compare_with_instagift(session, client.iter_redemptions(), window)
         except ProviderError as exc:
-            raise click.ClickException(f"Instagift could not be read: {exc}") from None
+            instagift_settings = current_app.extensions["settings"].instagift
+            address = provider_address(instagift_settings.api_url, instagift_settings.sandbox)
+            raise click.ClickException(f"Instagift could not be read at {address}: {exc}") from None
         click.echo("")
         click.echo(comparison_table(comparison))
 
