@@ -494,3 +494,16 @@ def test_a_flask_command_without_production_settings_prints_the_list_and_no_trac
     assert result.stderr.startswith("Error: The service cannot start; fix these settings:\n")
     assert "  - WEBHOOK_SECRETS is required in production" in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) < 15
+
+
+def test_gunicorn_without_production_settings_says_which_once_per_worker_and_stops(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INSTAGIFT_", "CARDLY_", "WEBHOOK_", "SHOP_",
+                                                                    "ADMIN_", "INSTANTCARD_", "PROMETHEUS_"))}
+    env.update(SERVICE_ENV="production", DATABASE_URL=f"sqlite:///{tmp_path}/p.db")
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    result = subprocess.run([gunicorn, "--no-control-socket", "--bind", "127.0.0.1:0", "--workers", "2",
+                             "service:create_app()"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 4  # gunicorn's "App failed to load": the master stops, no worker is respawned
+    assert "Traceback" not in result.stderr
+    assert 1 <= result.stderr.count("The service cannot start; fix these settings:\n") <= 2
+    assert "  - WEBHOOK_SECRETS is required in production" in result.stderr
