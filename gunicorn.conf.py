@@ -1,6 +1,6 @@
 """gunicorn's settings file, read from the working directory (the Procfile's): the bookkeeping of the metrics
 directory when the web process runs in prometheus_client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR; see
-docs/metrics.md). Without that variable both hooks do nothing.
+docs/metrics.md; without that variable those hooks do nothing), and settings errors shown as one clean message.
 
 Deliberately free of the service's own modules: gunicorn's master runs this file and must not load the app.
 """
@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+
+from gunicorn.errors import AppImportError
 
 # prometheus_client names each process's files <kind>_<pid>.db (counter_812.db, histogram_812.db, gauge_all_812.db).
 _PROCESS_FILE = re.compile(r"^[a-z_]+_(\d+)\.db$")
@@ -53,3 +55,20 @@ def child_exit(server, worker) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+def post_fork(server, worker) -> None:
+    """A web worker whose app cannot start for its settings prints the service's list of settings to fix once,
+    without a traceback, and stops the server (gunicorn's "App failed to load"), instead of a traceback per
+    worker. The error is known by its class name: this file does not import the service."""
+    load_wsgi = worker.load_wsgi
+
+    def load_wsgi_or_say_which_settings() -> None:
+        try:
+            load_wsgi()
+        except Exception as exc:
+            if type(exc).__name__ != "ConfigurationError":
+                raise
+            raise AppImportError(str(exc)) from None
+
+    worker.load_wsgi = load_wsgi_or_say_which_settings

@@ -9,6 +9,7 @@ import time
 import uuid
 from pathlib import Path
 
+import click
 from flask import Flask, g, request
 from flask_cors import CORS
 from flask_migrate import Migrate
@@ -18,7 +19,7 @@ from service import models  # noqa: F401  (every table: create_all and migration
 from service.api.headers import register_security_headers
 from service.api.languages import WIDGET_PATHS
 from service.api.problems import masked_request_path
-from service.config import ALL_INTERFACES
+from service.config import ALL_INTERFACES, ConfigurationError
 from service.db import db
 from service.logs import configure_logging
 
@@ -35,7 +36,14 @@ def create_app(environ: dict[str, str] | None = None, **overrides) -> Flask:
 
     app = Flask(__name__, instance_relative_config=True)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
-    settings = features.load_settings(environ, app.instance_path)
+    try:
+        settings = features.load_settings(environ, app.instance_path)
+    except ConfigurationError as exc:
+        if click.get_current_context(silent=True) is not None:
+            # The flask command (db upgrade, worker, …) is building the app: the list of settings to fix is the
+            # whole message, printed as click prints an error, with no traceback burying it.
+            raise click.ClickException(str(exc)) from None
+        raise
     if overrides:
         settings = dataclasses.replace(settings, **overrides)
     app.extensions["settings"] = settings

@@ -27,6 +27,8 @@ from environs import Env, EnvValidationError
 
 DEVELOPMENT = "development"
 PRODUCTION = "production"
+# Variables other tools use to say "production"; the service reads only SERVICE_ENV and refuses a conflict.
+OTHER_ENVIRONMENT_SWITCHES = ("FLASK_ENV", "APP_ENV", "ENV")
 
 # Local defaults for development only; production refuses to start without real values.
 DEV_WEBHOOK_SECRET = "whsec_ZGV2LXdlYmhvb2stc2VjcmV0LW5vdC1mb3ItcHJvZHVjdGlvbg=="
@@ -124,6 +126,10 @@ class _MappingEnv(Env):
         """Whether the variable has a non-blank value."""
         return self._get_value(name, None) is not None
 
+    def raw(self, name: str) -> str | None:
+        """The variable's stripped text, None when unset or blank."""
+        return self._get_value(name, None)
+
 
 class Environment:
     """Typed settings from an environment mapping; every problem is collected and `finish()` reports them all.
@@ -140,7 +146,19 @@ class Environment:
         self._problems: list[str] = []
         self.name = self.choice("SERVICE_ENV", DEVELOPMENT, (DEVELOPMENT, PRODUCTION))
         self.production = self.name == PRODUCTION
+        self._refuse_other_production_switches()
         self.sandbox_url = None if self.production else self.text("SANDBOX_URL", DEV_SANDBOX_URL).rstrip("/")
+
+    def _refuse_other_production_switches(self) -> None:
+        """A deployment that says production in a variable the service does not read (FLASK_ENV, APP_ENV, ENV)
+        would quietly run as development, with its default tokens and the sandbox: refuse it instead."""
+        if self.production:
+            return
+        for name in OTHER_ENVIRONMENT_SWITCHES:
+            said = self._env.raw(name)
+            if said is not None and said.lower() == PRODUCTION:
+                self.problem(f"{name}=production is not read; set SERVICE_ENV=production (only SERVICE_ENV "
+                             f"selects production; SERVICE_ENV is {self.name!r} now)")
 
     def is_set(self, name: str) -> bool:
         """Whether the variable has a non-blank value."""

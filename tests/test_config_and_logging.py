@@ -299,12 +299,13 @@ def test_readiness_calls_instantcard_disabled_while_no_product_is_mapped(tmp_pat
     from service import create_app
 
     env = dict(PRODUCTION, DATABASE_URL=f"sqlite:///{tmp_path}/ready.sqlite3", RATELIMIT_STORAGE_URI="memory://")
-    unmapped = create_app(env).test_client().get("/readyz").get_json()["providers"]
+    staff = {"Authorization": f"Bearer {PRODUCTION['ADMIN_API_TOKEN']}"}  # /readyz's detail is for staff only
+    unmapped = create_app(env).test_client().get("/readyz", headers=staff).get_json()["providers"]
     assert unmapped == {"instagift": "live", "cardly": "disabled", "instantcard": "disabled"}
     mapped = dict(env, INSTANTCARD_EMAIL="ops@shop.example", INSTANTCARD_PASSWORD="p" * 20,
                   INSTANTCARD_ORGANIZATION_ID="7", INSTANTCARD_SHIPPING_PROVIDER_ID="3",
                   INSTANTCARD_PRODUCTS='{"MEMBER-GOLD": {"template_id": 101, "fields": {"No": "{member_number}"}}}')
-    assert create_app(mapped).test_client().get("/readyz").get_json()["providers"]["instantcard"] == "live"
+    assert create_app(mapped).test_client().get("/readyz", headers=staff).get_json()["providers"]["instantcard"] == "live"
 
 
 @settings(max_examples=300)
@@ -464,3 +465,46 @@ def test_trusting_proxies_on_an_all_interfaces_bind_warns_at_start(environ, capl
 def test_a_bind_address_gunicorn_cannot_take_is_refused(value):
     with pytest.raises(ConfigurationError, match="BIND_ADDRESS"):
         load_settings({"SERVICE_ENV": "development", "BIND_ADDRESS": value}, "/tmp")
+
+
+@pytest.mark.parametrize("switch", ["FLASK_ENV", "APP_ENV", "ENV"])
+@pytest.mark.parametrize("service_env", [None, "development"])
+def test_production_said_anywhere_but_service_env_refuses_to_start(switch, service_env):
+    environ = {switch: "Production"} | ({"SERVICE_ENV": service_env} if service_env else {})
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(environ, "/tmp/i")
+    assert caught.value.problems == [
+        f"{switch}=production is not read; set SERVICE_ENV=production (only SERVICE_ENV selects production; "
+        "SERVICE_ENV is 'development' now)"]
+
+
+def test_other_switches_agreeing_with_service_env_are_fine():
+    assert load_settings({"FLASK_ENV": "development", "APP_ENV": "dev"}, "/tmp/i").env == "development"
+    assert load_settings(PRODUCTION | {"FLASK_ENV": "production", "ENV": "production"}, "/tmp/i").is_production
+
+
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["worker"]])
+def test_a_flask_command_without_production_settings_prints_the_list_and_no_traceback(tmp_path, command):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INSTAGIFT_", "CARDLY_", "WEBHOOK_", "SHOP_",
+                                                                    "ADMIN_", "INSTANTCARD_"))}
+    env.update(SERVICE_ENV="production", DATABASE_URL=f"sqlite:///{tmp_path}/p.db")
+    flask = str(Path(sys.executable).parent / "flask")
+    result = subprocess.run([flask, "--app", "service", *command], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode != 0
+    assert result.stderr.startswith("Error: The service cannot start; fix these settings:\n")
+    assert "  - WEBHOOK_SECRETS is required in production" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) < 15
+
+
+def test_gunicorn_without_production_settings_says_which_once_per_worker_and_stops(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INSTAGIFT_", "CARDLY_", "WEBHOOK_", "SHOP_",
+                                                                    "ADMIN_", "INSTANTCARD_", "PROMETHEUS_"))}
+    env.update(SERVICE_ENV="production", DATABASE_URL=f"sqlite:///{tmp_path}/p.db")
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    result = subprocess.run([gunicorn, "--no-control-socket", "--bind", "127.0.0.1:0", "--workers", "2",
+                             "service:create_app()"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 4  # gunicorn's "App failed to load": the master stops, no worker is respawned
+    assert "Traceback" not in result.stderr
+    assert 1 <= result.stderr.count("The service cannot start; fix these settings:\n") <= 2
+    assert "  - WEBHOOK_SECRETS is required in production" in result.stderr

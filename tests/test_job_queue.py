@@ -15,6 +15,7 @@ from service.jobs import queue
 from service.jobs.models import Job, JobAttempt
 from service.jobs.registry import Park, PermanentFailure, RetryLater, handler
 from service.jobs.worker import Worker
+from service.orders.models import Order
 
 runs: Counter = Counter()
 runs_lock = threading.Lock()
@@ -389,3 +390,49 @@ def test_finished_periodic_jobs_older_than_a_day_are_purged_and_business_jobs_ke
     with app.app_context():
         left = set(db.session.scalars(sa.select(Job.dedupe_key)))
     assert left == {"periodic:a:2", "order:1:plan", "periodic:purge_periodic_jobs:1"}
+
+
+# Not "test_…": a kind starting like a test key (test_…) would itself be masked in the line.
+handler("logged_behave")(behave)
+
+
+def _outcome_lines(caplog) -> list[tuple[str, str]]:
+    return [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "service.jobs"]
+
+
+def test_each_failed_outcome_is_one_short_masked_log_line(app, caplog):
+    caplog.set_level("WARNING", logger="service.jobs")
+    code = "62DD-CV4T-R2NTM2"
+    with app.app_context():
+        order = Order(shop_order_id="log-1", currency="USD", total_cents=100, gift_card_cents=0, payload={})
+        db.session.add(order)
+        db.session.commit()
+        order_id = order.id
+    (job_id,) = _enqueue(app, "logged_behave", max_attempts=2, order_id=order_id)
+    now = utcnow().replace(microsecond=0) + timedelta(seconds=1)  # the job is due
+    worker = Worker(app, threads=0, batch=1, clock=lambda: now)
+    behaviour["outcome"] = RetryLater(f"Instagift refused claim code {code} " + "and more " * 500, delay_seconds=60)
+    with app.app_context():
+        worker.run_batch()
+    ((level, line),) = _outcome_lines(caplog)
+    next_run = (now + timedelta(seconds=60)).strftime("%Y-%m-%d %H:%M:%S")
+    assert level == "WARNING"
+    assert line.startswith(f"job {job_id} (logged_behave, order {order_id}) failed, will retry: attempt 1, 1 of 2 failures; "
+                           f"next run {next_run} UTC: Instagift refused claim code ••••NTM2 and more")
+    assert code not in line and len(line) < 500
+
+    caplog.clear()
+    behaviour["outcome"] = Park("waiting for credit", recheck_seconds=60)
+    later = now + timedelta(seconds=60)
+    with app.app_context():
+        Worker(app, threads=0, batch=1, clock=lambda: later).run_batch()
+    assert _outcome_lines(caplog) == [("WARNING", f"job {job_id} (logged_behave, order {order_id}) is parked: attempt 2, "
+                                                  f"1 of 2 failures; next run {later + timedelta(seconds=60):%Y-%m-%d %H:%M:%S} UTC: waiting for credit")]
+
+    caplog.clear()
+    behaviour["outcome"] = PermanentFailure("bad address: postcode missing")
+    latest = later + timedelta(seconds=60)
+    with app.app_context():
+        Worker(app, threads=0, batch=1, clock=lambda: latest).run_batch()
+    assert _outcome_lines(caplog) == [("ERROR", f"job {job_id} (logged_behave, order {order_id}) is dead (a permanent failure): "
+                                                "attempt 3, 1 of 2 failures: bad address: postcode missing")]

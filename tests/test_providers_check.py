@@ -256,6 +256,17 @@ def test_an_unreachable_provider_is_a_failed_check_not_a_500(request, environ):
     assert run_cli(request).exit_code == 1
 
 
+def test_the_sandbox_down_in_development_is_named_with_its_setting(request, environ):
+    port = closed_port()
+    for name in ("INSTAGIFT_API_URL", "INSTAGIFT_MERCHANT_KEY", "INSTAGIFT_MERCHANT_SECRET"):
+        del environ[name]  # development without Instagift credentials: the sandbox
+    environ["SANDBOX_URL"] = f"http://127.0.0.1:{port}"
+    checks = by_name(get_route(request))
+    assert checks["instagift", "credentials"]["detail"] == (
+        f"no answer from http://127.0.0.1:{port}/instagift/v2 (the sandbox, SANDBOX_URL): "
+        "GET certificates failed to connect or was cut off")
+
+
 def test_a_provider_that_times_out_is_a_failed_check(request, environ):
     with socket.socket() as silent:  # accepts connections (the backlog) and never answers
         silent.bind(("127.0.0.1", 0))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+import socket
 
 import pytest
 
@@ -38,7 +40,8 @@ def test_csv_matches_the_api(app, client, seeded):
 def test_table_shows_the_days_figures(app, seeded):
     output = _run(app, "--date", "2026-11-21")
     assert "GIFT CARDS" in output
-    assert "158.00  (15800 cents)" in output  # redeemed
+    assert re.search(r"\n  redeemed \(dollars\) +158\.00  \(15800 cents\)\n", output)
+    assert "_cents" not in output and "_" not in output.split("GIFT CARDS", 1)[1]  # labels in words
     assert "1.50" in output  # Cardly credits
     assert "Open holds right now: 2 ($36.00)".replace("$", "") in output
 
@@ -77,3 +80,16 @@ def test_ledger_table_columns_line_up_with_real_timestamps(app):
                      if line.startswith(("time", "2026"))]
     assert rows and all(len(row) == len(header) for row in rows), (header, rows)
     assert rows[0].startswith("2026-11-22T10:00:00Z ")
+
+
+def test_an_unreachable_instagift_is_named_by_its_address_and_setting(environ, request):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    environ["SANDBOX_URL"] = f"http://127.0.0.1:{port}"
+    app = request.getfixturevalue("app")
+    result = app.test_cli_runner().invoke(args=["reconcile", "--date", "2026-11-21", "--instagift"])
+    assert result.exit_code == 1
+    assert (f"Error: Instagift could not be read at http://127.0.0.1:{port}/instagift/v2 (the sandbox, SANDBOX_URL): "
+            "instagift: GET redemptions failed to connect or was cut off") in result.output
+    assert "sandbox-merchant" not in result.output  # the sandbox's key and secret

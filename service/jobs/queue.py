@@ -149,7 +149,8 @@ def _bury_lost_job(session: Session, job: Job, failures: int, now: datetime) -> 
                 locked_by=None, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    log.warning("job %s (%s) is dead: %s", job.id, job.kind, error)
+    order = f", order {job.order_id}" if job.order_id is not None else ""
+    log.error("job %s (%s%s) is dead: %s", job.id, job.kind, order, error)
 
 
 def renew_leases(session: Session, job_ids: list[int], worker_id: str, lease_seconds: int,
@@ -202,6 +203,21 @@ def _finish_attempt(session: Session, job: Job, worker_id: str, now: datetime, a
     return True
 
 
+# An outcome line keeps the error's beginning only: the whole text is on the job (last_error) for the console.
+OUTCOME_ERROR_CHARS = 300
+
+
+def _log_outcome(job: Job, outcome: str, error: str) -> None:
+    """One line per failed, retried, parked or dead job for whoever tails the worker log (error already masked)."""
+    if len(error) > OUTCOME_ERROR_CHARS:
+        error = error[:OUTCOME_ERROR_CHARS] + "…"
+    order = f", order {job.order_id}" if job.order_id is not None else ""
+    when = "" if job.state == "dead" else f"; next run {job.run_at:%Y-%m-%d %H:%M:%S} UTC"
+    log.log(logging.ERROR if job.state == "dead" else logging.WARNING,
+            "job %s (%s%s) %s: attempt %d, %d of %d failures%s: %s",
+            job.id, job.kind, order, outcome, job.attempts, job.failures, job.max_attempts, when, error)
+
+
 def mark_succeeded(session: Session, job: Job, worker_id: str, now: datetime | None = None) -> bool:
     """Record success, unless the lease was lost meanwhile (another worker owns the job now)."""
     now = now or utcnow()
@@ -223,12 +239,14 @@ def mark_retry(session: Session, job: Job, worker_id: str, error: str, backoff: 
     error = redact(error)[:4000]
     failures = job.failures + 1
     if failures >= job.max_attempts:
-        _finish_attempt(session, job, worker_id, now, "failed", error, state="dead", finished_at=now,
-                        failures=failures, last_error=error)
+        if _finish_attempt(session, job, worker_id, now, "failed", error, state="dead", finished_at=now,
+                           failures=failures, last_error=error):
+            _log_outcome(job, "is dead after its last allowed failure", error)
     else:
         wait = delay_seconds if delay_seconds is not None else backoff.delay(failures, rng)
-        _finish_attempt(session, job, worker_id, now, "retry", error, state="queued",
-                        run_at=now + timedelta(seconds=wait), failures=failures, last_error=error)
+        if _finish_attempt(session, job, worker_id, now, "retry", error, state="queued",
+                           run_at=now + timedelta(seconds=wait), failures=failures, last_error=error):
+            _log_outcome(job, "failed, will retry", error)
     return job.state
 
 
@@ -237,15 +255,18 @@ def mark_parked(session: Session, job: Job, worker_id: str, reason: str, recheck
     """Wait for something outside (credit, funds, a person); rechecked after `recheck_seconds`."""
     now = now or utcnow()
     reason = redact(reason)[:4000]
-    _finish_attempt(session, job, worker_id, now, "parked", reason, state="parked", parked_reason=reason,
-                    last_error=reason, run_at=now + timedelta(seconds=recheck_seconds))
+    if _finish_attempt(session, job, worker_id, now, "parked", reason, state="parked", parked_reason=reason,
+                       last_error=reason, run_at=now + timedelta(seconds=recheck_seconds)):
+        _log_outcome(job, "is parked", reason)
 
 
 def mark_dead(session: Session, job: Job, worker_id: str, error: str, now: datetime | None = None) -> None:
     """A permanent failure: kept as `dead` with its error for a person to look at and retry."""
     now = now or utcnow()
     error = redact(error)[:4000]
-    _finish_attempt(session, job, worker_id, now, "failed", error, state="dead", last_error=error, finished_at=now)
+    if _finish_attempt(session, job, worker_id, now, "failed", error, state="dead", last_error=error,
+                       finished_at=now):
+        _log_outcome(job, "is dead (a permanent failure)", error)
 
 
 def release(session: Session, ids: list[int], worker_id: str, now: datetime | None = None) -> None:

@@ -23,7 +23,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
 
 from service.config import Settings
 from service.errors import (
@@ -38,7 +37,12 @@ from service.money import format_usd
 from service.providers.cardly import CardlyClient
 from service.providers.instagift import InstagiftClient
 from service.providers.instantcard import InstantCardClient, MemoryTokenStore
-from service.providers.settings import CardlySettings, InstagiftSettings, InstantCardSettings
+from service.providers.settings import (
+    CardlySettings,
+    InstagiftSettings,
+    InstantCardSettings,
+    provider_address,
+)
 
 log = logging.getLogger("service.providers.preflight")
 
@@ -122,16 +126,10 @@ def _no_answer(exc: ProviderError) -> bool:
     return isinstance(exc, ProviderUnavailable) and exc.http_status is None
 
 
-def _where(base_url: str) -> str:
-    """The provider's base URL without any user:password part."""
-    parts = urlsplit(base_url)
-    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
-
-
 # -- Instagift ------------------------------------------------------------------------------------------------
 def check_instagift(settings: InstagiftSettings, client: InstagiftClient) -> list[Check]:
     """The merchant key and secret are accepted (a one-item certificate listing)."""
-    checks = _Checks("instagift", _where(settings.api_url))
+    checks = _Checks("instagift", provider_address(settings.api_url, settings.sandbox))
 
     def credentials() -> tuple[bool, str]:
         try:
@@ -152,7 +150,7 @@ def check_instagift(settings: InstagiftSettings, client: InstagiftClient) -> lis
 # -- Cardly ---------------------------------------------------------------------------------------------------
 def check_cardly(settings: CardlySettings, client: CardlyClient) -> list[Check]:
     """Key accepted, test or live mode, credit, CARDLY_ARTWORK and CARDLY_TEMPLATE exist."""
-    checks = _Checks("cardly", _where(settings.api_url))
+    checks = _Checks("cardly", provider_address(settings.api_url, settings.sandbox))
     balance: list[Any] = []
 
     def api_key() -> tuple[bool, str]:
@@ -214,7 +212,7 @@ def check_instantcard(settings: InstantCardSettings, client: InstantCardClient,
                       products: Mapping[str, Any]) -> list[Check]:
     """Login, organization, every mapped template (`products`: INSTANTCARD_PRODUCTS) and its fields, the
     shipping provider, the funds."""
-    checks = _Checks("instantcard", _where(settings.api_url))
+    checks = _Checks("instantcard", provider_address(settings.api_url, settings.sandbox))
 
     def authentication() -> tuple[bool, str]:
         checks.blocked = "authentication failed"  # until it succeeds: every later call needs its token

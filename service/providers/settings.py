@@ -9,6 +9,7 @@ what it says, which SKU is a membership) is read by the features themselves.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from service.config import Environment
 
@@ -110,3 +111,11 @@ def read_instantcard(env: Environment, *, needed: bool) -> InstantCardSettings:
                                       required=needed, why=why),
         sandbox=sandbox,
     )
+
+
+def provider_address(api_url: str, sandbox: bool) -> str:
+    """A provider's base URL as messages name it: without any user:password part, and saying so when it is the
+    sandbox (development without credentials: the address comes from SANDBOX_URL)."""
+    parts = urlsplit(api_url)
+    address = f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+    return f"{address} (the sandbox, SANDBOX_URL)" if sandbox else address

@@ -12,6 +12,7 @@ from flask.cli import with_appcontext
 
 from service.db import db
 from service.errors import ProviderError
+from service.providers.settings import provider_address
 from service.reports.ledger import LEDGER_CSV_COLUMNS, iter_ledger, ledger_csv_record
 from service.reports.listing import DateRange, csv_lines, dollars
 from service.reports.reconciliation import (
@@ -59,28 +60,38 @@ def reconcile_command(day: str, as_csv: bool, ledger: bool, instagift: bool) -> 
         try:
             comparison = compare_with_instagift(session, client.iter_redemptions(), window)
         except ProviderError as exc:
-            raise click.ClickException(f"Instagift could not be read: {exc}") from None
+            instagift_settings = current_app.extensions["settings"].instagift
+            address = provider_address(instagift_settings.api_url, instagift_settings.sandbox)
+            raise click.ClickException(f"Instagift could not be read at {address}: {exc}") from None
         click.echo("")
         click.echo(comparison_table(comparison))
 
 
 def totals_table(report: dict) -> str:
-    """The day's figures, one per line: amounts as dollars with their cents alongside."""
+    """The day's figures, one per line, labelled in words: amounts as dollars with their cents alongside."""
     overall = report["overall"]
     lines = [f"Reconciliation {report['range']['from']} – {report['range']['to']} (UTC, {report['currency']})"]
-    width = max(len(key) for key in flatten_totals(overall))
+    rows = [(*key.split(".", 1), value) for key, value in flatten_totals(overall).items()]
+    labels = [_figure_label(figure) for _name, figure, _value in rows]
+    width = max(len(label) for label in labels)
     section = None
-    for key, value in flatten_totals(overall).items():
-        name, figure = key.split(".", 1)
+    for (name, figure, value), label in zip(rows, labels, strict=True):
         if name != section:
             section = name
             lines.append("")
             lines.append(name.replace("_", " ").upper())
         shown = f"{dollars(value):>12}  ({value} cents)" if figure.endswith("_cents") else f"{value!s:>12}"
-        lines.append(f"  {figure:<{width}} {shown}")
+        lines.append(f"  {label:<{width}} {shown}")
     now = report["open_holds_now"]
     lines += ["", f"Open holds right now: {now['count']} ({dollars(now['applied_cents'])})"]
     return "\n".join(lines)
+
+
+def _figure_label(figure: str) -> str:
+    """A figure's name in words for the table: "gift_card_cents" (shown in dollars) is "gift card (dollars)"."""
+    if figure.endswith("_cents"):
+        return figure.removesuffix("_cents").replace("_", " ") + " (dollars)"
+    return figure.replace("_", " ")
 
 
 def ledger_table(rows: list[dict]) -> str:
