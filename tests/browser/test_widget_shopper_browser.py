@@ -286,7 +286,9 @@ def test_the_widget_works_and_is_styled_under_a_strict_csp(page, live_server):
     violations: list[str] = []
     page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
     response = page.goto(f"{live_server.url}/demo")
-    assert response.headers["content-security-policy"] == "default-src 'self'; style-src 'self'; script-src 'self'"
+    # The demo's own strict policy, with the frame-ancestors every answer gets (service/api/headers.py).
+    assert response.headers["content-security-policy"] == ("default-src 'self'; style-src 'self'; script-src 'self'; "
+                                                           "frame-ancestors 'none'")
     widget = Widget(page)
     expect(widget.due).to_have_text("$74.50")
 
