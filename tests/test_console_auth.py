@@ -149,6 +149,15 @@ def test_sign_in_goes_back_to_the_page_asked_for_but_never_off_the_console(clien
     assert away.headers["Location"] == "/admin/"
 
 
+@pytest.mark.parametrize("target", ["/admin/../v1/redemptions", "/admin/%2e%2e/demo", "/admin/./../metrics",
+                                    "/admin/orders/%2E%2E/%2e%2e/readyz"])
+def test_sign_in_never_follows_a_next_that_climbs_out_of_the_console(client, target):
+    # A browser resolves the dot segments of a Location: "/admin/../x" is "/x", a page that is not the console's.
+    token = csrf_token(client)
+    away = client.post("/admin/login", data={"token": ANNA, "csrf_token": token, "next": target})
+    assert away.headers["Location"] == "/admin/"
+
+
 def test_production_session_cookies_are_secure(environ, sandbox):
     from service import create_app
 

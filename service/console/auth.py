@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import time
 from datetime import timedelta
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from flask import Flask, current_app, g, session
 from flask_wtf.csrf import CSRFProtect
@@ -92,5 +92,8 @@ def safe_next(target: str | None) -> str | None:
         return None
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/admin/") or target.startswith("//") or "\\" in target:
+        return None
+    # The browser resolves dot segments (also percent-encoded ones): "/admin/../v1/…" would leave the console.
+    if any(unquote(segment) in {".", ".."} for segment in parts.path.split("/")):
         return None
     return target
