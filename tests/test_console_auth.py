@@ -352,3 +352,15 @@ def test_reconciliation_shows_mismatches_first_and_highlighted(app, client, sand
     rows = re.findall(r'<tr( class="mismatch")?><th scope="row">([^<]+)</th><td>([^<]*)</td>', page)
     assert rows == [(' class="mismatch"', "Amount mismatch", "differ"), ("", "Matched", "agree")]
     assert "differs by -$5.00" in page
+
+
+def test_a_whole_claim_code_searched_for_goes_on_by_its_last_4_and_never_stays_in_the_address(client):
+    """Staff paste the code a customer reads out: the address, the history and the page keep only its last 4."""
+    sign_in(client)
+    answer = client.get("/admin/orders?q=demo-100s-plit&state=completed")
+    assert answer.status_code == 303
+    assert "DEMO" not in answer.headers["Location"].upper() and "q=PLIT" in answer.headers["Location"]
+    assert "state=completed" in answer.headers["Location"]
+    page = client.get(answer.headers["Location"])
+    assert page.status_code == 200 and "100S" not in page.text.upper()
+    assert client.get("/admin/orders?q=SO-1234").status_code == 200  # an order id is searched as it is

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 from datetime import date, timedelta
 
+import sqlalchemy as sa
 from flask import (
     Blueprint,
     Response,
@@ -34,6 +35,8 @@ from service.db import call_provider, db, utcnow
 from service.errors import ProviderError, ServiceError
 from service.logs import redact
 from service.membership.rules import card_preview
+from service.orders.models import Order
+from service.providers.instagift import ClaimCode, parse_claim_code
 from service.providers.preflight import check_providers
 from service.redemption.models import REDEMPTION_STATES
 from service.reports.cards import cards_page
@@ -287,6 +290,11 @@ def _page_number() -> int:
 def orders():
     """The orders list: newest first, searched by order id or a code's last 4, filtered."""
     args = {k: v for k, v in request.args.items() if k in ("q", "state", "attention", "page") and v.strip()}
+    whole_code = _whole_claim_code(args.get("q", ""))
+    if whole_code is not None:
+        # A whole claim code pasted into the search must not stay in the address bar, the history or the page:
+        # the search goes on by its last 4, which is all the service keeps of a code anyway.
+        return redirect(url_for(".orders", **{**args, "q": whole_code.last4}), 303)
     try:
         query = OrdersQuery().load(args)
     except ValidationError as exc:
@@ -295,6 +303,21 @@ def orders():
     page = list_orders(db.session, q=query["q"], state=query["state"], attention=query["attention"],
                        page=query["page"], per_page=PER_PAGE)
     return render_template("console/orders.html", errors=None, page=page, args=request.args, states=ORDER_STATES)
+
+
+# Instagift prints codes of 13 to 15 letters and digits ("MNK-QPF27E-EHJ3"); the sandbox's demo codes have 12. A
+# search this long that is no order's id is taken for a code (a prefix of a long order id searches by last 4).
+WHOLE_CODE_LENGTH = 12
+
+
+def _whole_claim_code(q: str) -> ClaimCode | None:
+    """The claim code `q` is when it is a whole one (12 letters and digits or more) and no order has it as id."""
+    code = parse_claim_code(q)
+    if code is None or len(code.canonical) < WHOLE_CODE_LENGTH:
+        return None
+    if db.session.scalar(sa.select(Order.id).where(Order.shop_order_id == q.strip())) is not None:
+        return None
+    return code
 
 
 @bp.get("/orders/<shop_order_id>")
