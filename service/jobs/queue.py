@@ -102,13 +102,14 @@ def claim(session: Session, worker_id: str, *, limit: int = 1, lease_seconds: in
     # What each claimed job becomes is taken before the commit: nothing after it may read an attribute the commit
     # expired (with expire_on_commit, `job.attempts` would be read back already raised and counted twice).
     claimed: list[tuple[Job, int, dict[str, Any]]] = []
+    buried: list[tuple[Job, dict[str, Any]]] = []
     for job in jobs:
         mirror: dict[str, Any] = {}
         if job.state == "running":
             failures = job.failures + 1
             _finish_open_attempts(session, job.id, now, "lease_expired", WORKER_LOST)
             if failures >= job.max_attempts:
-                _bury_lost_job(session, job, failures, now)
+                buried.append((job, _bury_lost_job(session, job, failures, now)))
                 continue
             mirror = dict(failures=failures, last_error=WORKER_LOST)
             session.execute(sa.update(Job).where(Job.id == job.id).values(**mirror)
@@ -129,28 +130,27 @@ def claim(session: Session, worker_id: str, *, limit: int = 1, lease_seconds: in
             for _job, job_id, mirror in claimed
         ])
     session.commit()
-    for job, _job_id, mirror in claimed:
+    for job, mirror in (*buried, *((job, mirror) for job, _job_id, mirror in claimed)):
         # Mirror the UPDATEs in memory without marking anything dirty (the worker's session keeps attributes
         # across commits, so this saves a reload of every job).
         for name, value in mirror.items():
             set_committed_value(job, name, value)
+    for job, mirror in buried:  # logged once the burial is committed, like every other outcome
+        _log_outcome(job, "is dead: its worker was lost on its last allowed attempt", mirror["last_error"])
     return [job for job, _job_id, _mirror in claimed]
 
 
 WORKER_LOST = "worker lost while running (its lease ran out before the job finished)"
 
 
-def _bury_lost_job(session: Session, job: Job, failures: int, now: datetime) -> None:
-    """The job's last attempt lost its worker too: `dead`, for a person, and never claimed again."""
-    error = f"{WORKER_LOST}; {failures} of {job.max_attempts} attempts failed"
-    session.execute(
-        sa.update(Job).where(Job.id == job.id)
-        .values(state="dead", failures=failures, last_error=error, finished_at=now, lease_expires_at=None,
-                locked_by=None, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    order = f", order {job.order_id}" if job.order_id is not None else ""
-    log.error("job %s (%s%s) is dead: %s", job.id, job.kind, order, error)
+def _bury_lost_job(session: Session, job: Job, failures: int, now: datetime) -> dict[str, Any]:
+    """The job's last attempt lost its worker too: `dead`, for a person, and never claimed again; returns what was
+    written. (Not `_finish_attempt`: the claim holds the row and commits the whole batch at once.)"""
+    values = dict(state="dead", failures=failures, last_error=f"{WORKER_LOST}; {failures} of {job.max_attempts} "
+                  "attempts failed", finished_at=now, lease_expires_at=None, locked_by=None, updated_at=now)
+    session.execute(sa.update(Job).where(Job.id == job.id).values(**values)
+                    .execution_options(synchronize_session=False))
+    return values
 
 
 def renew_leases(session: Session, job_ids: list[int], worker_id: str, lease_seconds: int,
