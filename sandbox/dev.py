@@ -38,14 +38,10 @@ def sandbox_command(host: str, port: int) -> None:
     run_simple(host, port, create_sandbox_app(), threaded=True)
 
 
-def _fresh_metrics_directory() -> str:
-    """The metrics directory web and worker share (prometheus_client's multiprocess mode, docs/metrics.md), emptied
-    of an earlier run's counts: nothing else runs from it yet."""
-    directory = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or Path("instance") / "metrics").resolve()
-    directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.glob("*.db"):
-        stale.unlink()
-    return str(directory)
+def _metrics_directory() -> str:
+    """The metrics directory web and worker share (prometheus_client's multiprocess mode, docs/metrics.md). An
+    earlier run's counts are cleared where the Procfile's are: by gunicorn's `on_starting` (gunicorn.conf.py)."""
+    return str(Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or Path("instance") / "metrics").resolve())
 
 
 @cli.command("dev")
@@ -56,7 +52,7 @@ def dev_command(port: int, sandbox_port: int) -> None:
     if os.environ.get("SERVICE_ENV") == PRODUCTION:
         raise click.ClickException("`dev` is for development; use the Procfile in production.")
     env = dict(os.environ, SANDBOX_URL=f"http://127.0.0.1:{sandbox_port}", DEMO_SERVICE_URL=f"http://127.0.0.1:{port}",
-               PROMETHEUS_MULTIPROC_DIR=_fresh_metrics_directory())
+               PROMETHEUS_MULTIPROC_DIR=_metrics_directory())
     python = sys.executable
     flask = [python, "-m", "flask", "--app", "service"]
     subprocess.run([*flask, "db", "upgrade"], check=True, env=env)

@@ -436,3 +436,18 @@ def test_each_failed_outcome_is_one_short_masked_log_line(app, caplog):
         Worker(app, threads=0, batch=1, clock=lambda: latest).run_batch()
     assert _outcome_lines(caplog) == [("ERROR", f"job {job_id} (logged_behave, order {order_id}) is dead (a permanent failure): "
                                                 "attempt 3, 1 of 2 failures: bad address: postcode missing")]
+
+
+def test_a_job_dead_of_lost_leases_is_one_error_line_once_buried(app, caplog):
+    caplog.set_level("WARNING", logger="service.jobs")
+    (job_id,) = _enqueue(app, "logged_behave", max_attempts=2)
+    start = utcnow()
+    for n in range(2):  # two workers claim it in turn and die without recording anything
+        with app.app_context():
+            queue.claim(db.session, f"doomed-{n}", lease_seconds=30, now=start + timedelta(seconds=31 * n))
+    caplog.clear()
+    with app.app_context():
+        assert queue.claim(db.session, "survivor", now=start + timedelta(seconds=62)) == []
+    assert _outcome_lines(caplog) == [("ERROR", f"job {job_id} (logged_behave) is dead: its worker was lost on its "
+                                                f"last allowed attempt: attempt 2, 2 of 2 failures: {queue.WORKER_LOST}; "
+                                                "2 of 2 attempts failed")]

@@ -22,6 +22,7 @@ from service.db import db, utcnow
 from service.errors import ProviderAuthError, ProviderUnavailable
 from service.jobs import enqueue
 from service.jobs.models import Job
+from service.jobs.registry import Park, handler
 from service.providers.cardly import CardlyClient
 from service.providers.instagift import normalise_claim_code
 from service.redemption.models import GiftCardRedemption
@@ -219,6 +220,30 @@ def test_jobs_in_each_state_are_read_from_the_table(app, client):
     assert jobs("a_kind_no_longer_handled", "queued") == 1
     assert jobs("send_thank_you_card", "dead") == 0  # every registered kind has its series, at 0
     assert samples[(PREFIX + "jobs_read_ok", ())] == 1
+
+
+@handler("metrics_run_outcome")
+def _taken_over_or_parked(ctx) -> None:
+    """Parks, or lets another worker take the job over while it runs (its lease ran out), then succeeds."""
+    if ctx.payload["do"] == "park":
+        raise Park("waiting for credit", recheck_seconds=3600)
+    ctx.session.execute(sa.update(Job).where(Job.id == ctx.job.id).values(locked_by="the-worker-that-took-over"))
+    ctx.session.commit()
+
+
+def test_a_run_is_counted_by_the_outcome_it_recorded_and_a_taken_over_run_as_lost(app, client, run_jobs):
+    with app.app_context():
+        enqueue(db.session, "metrics_run_outcome", {"do": "park"})
+        enqueue(db.session, "metrics_run_outcome", {"do": "take_over"})
+        db.session.commit()
+    counted = Counted(client)
+    assert run_jobs() == 2
+    counted.again()
+
+    assert counted("job_run_seconds_count", kind="metrics_run_outcome", outcome="parked") == 1
+    # Its success was not recorded (the job is the other worker's): not a success.
+    assert counted("job_run_seconds_count", kind="metrics_run_outcome", outcome="lost") == 1
+    assert counted("job_run_seconds_count", kind="metrics_run_outcome", outcome="succeeded") == 0
 
 
 def test_rate_limit_rejections_are_counted_by_route(app, environ, client):

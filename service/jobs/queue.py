@@ -102,13 +102,14 @@ def claim(session: Session, worker_id: str, *, limit: int = 1, lease_seconds: in
     # What each claimed job becomes is taken before the commit: nothing after it may read an attribute the commit
     # expired (with expire_on_commit, `job.attempts` would be read back already raised and counted twice).
     claimed: list[tuple[Job, int, dict[str, Any]]] = []
+    buried: list[tuple[Job, dict[str, Any]]] = []
     for job in jobs:
         mirror: dict[str, Any] = {}
         if job.state == "running":
             failures = job.failures + 1
             _finish_open_attempts(session, job.id, now, "lease_expired", WORKER_LOST)
             if failures >= job.max_attempts:
-                _bury_lost_job(session, job, failures, now)
+                buried.append((job, _bury_lost_job(session, job, failures, now)))
                 continue
             mirror = dict(failures=failures, last_error=WORKER_LOST)
             session.execute(sa.update(Job).where(Job.id == job.id).values(**mirror)
@@ -129,28 +130,27 @@ def claim(session: Session, worker_id: str, *, limit: int = 1, lease_seconds: in
             for _job, job_id, mirror in claimed
         ])
     session.commit()
-    for job, _job_id, mirror in claimed:
+    for job, mirror in (*buried, *((job, mirror) for job, _job_id, mirror in claimed)):
         # Mirror the UPDATEs in memory without marking anything dirty (the worker's session keeps attributes
         # across commits, so this saves a reload of every job).
         for name, value in mirror.items():
             set_committed_value(job, name, value)
+    for job, mirror in buried:  # logged once the burial is committed, like every other outcome
+        _log_outcome(job, "is dead: its worker was lost on its last allowed attempt", mirror["last_error"])
     return [job for job, _job_id, _mirror in claimed]
 
 
 WORKER_LOST = "worker lost while running (its lease ran out before the job finished)"
 
 
-def _bury_lost_job(session: Session, job: Job, failures: int, now: datetime) -> None:
-    """The job's last attempt lost its worker too: `dead`, for a person, and never claimed again."""
-    error = f"{WORKER_LOST}; {failures} of {job.max_attempts} attempts failed"
-    session.execute(
-        sa.update(Job).where(Job.id == job.id)
-        .values(state="dead", failures=failures, last_error=error, finished_at=now, lease_expires_at=None,
-                locked_by=None, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    order = f", order {job.order_id}" if job.order_id is not None else ""
-    log.error("job %s (%s%s) is dead: %s", job.id, job.kind, order, error)
+def _bury_lost_job(session: Session, job: Job, failures: int, now: datetime) -> dict[str, Any]:
+    """The job's last attempt lost its worker too: `dead`, for a person, and never claimed again; returns what was
+    written. (Not `_finish_attempt`: the claim holds the row and commits the whole batch at once.)"""
+    values = dict(state="dead", failures=failures, last_error=f"{WORKER_LOST}; {failures} of {job.max_attempts} "
+                  "attempts failed", finished_at=now, lease_expires_at=None, locked_by=None, updated_at=now)
+    session.execute(sa.update(Job).where(Job.id == job.id).values(**values)
+                    .execution_options(synchronize_session=False))
+    return values
 
 
 def renew_leases(session: Session, job_ids: list[int], worker_id: str, lease_seconds: int,
@@ -176,30 +176,38 @@ def _finish_open_attempts(session: Session, job_id: int, now: datetime, outcome:
     )
 
 
+# What an outcome's log line (and the worker's run metric) reads of the job besides what the outcome writes:
+# returned by the outcome's UPDATE, so a job that the worker's rollback expired is not loaded again to be logged.
+_RETURNED = (Job.id, Job.kind, Job.order_id, Job.attempts, Job.failures, Job.max_attempts, Job.run_at)
+
+
 def _finish_attempt(session: Session, job: Job, worker_id: str, now: datetime, attempt_outcome: str,
                     error: str | None, *, before_commit: Callable[[], None] | None = None,
-                    **job_values: Any) -> bool:
+                    log_as: str | None = None, **job_values: Any) -> bool:
     """Finish a running attempt while the lease is still ours: the job takes `job_values` (its lease given up),
-    the attempt `attempt_outcome`, in one commit. After a long run another worker may own the job: then nothing
-    is written and the answer is False."""
+    the attempt `attempt_outcome`, in one commit; then, with `log_as`, one outcome line is logged. After a long
+    run another worker may own the job: then nothing is written or logged and the answer is False."""
     # The id as the session knows it: after a rollback reading `job.id` would load the whole row again.
     job_id = sa.inspect(job).identity[0]
     job_values.update(lease_expires_at=None, locked_by=None, updated_at=now)
-    won = session.execute(
+    returned = session.execute(
         sa.update(Job)
         .where(Job.id == job_id, Job.state == "running", Job.locked_by == worker_id)
         .values(**job_values)
+        .returning(*_RETURNED)
         .execution_options(synchronize_session=False)
-    ).rowcount == 1
-    if not won:
+    ).one_or_none()
+    if returned is None:
         session.rollback()
         return False
     _finish_open_attempts(session, job_id, now, attempt_outcome, error)
     if before_commit is not None:
         before_commit()
     session.commit()
-    for name, value in job_values.items():
+    for name, value in {**returned._asdict(), **job_values}.items():
         set_committed_value(job, name, value)  # the job in memory says what was written, without a reload
+    if log_as is not None:
+        _log_outcome(job, log_as, error or "")
     return True
 
 
@@ -239,14 +247,12 @@ def mark_retry(session: Session, job: Job, worker_id: str, error: str, backoff: 
     error = redact(error)[:4000]
     failures = job.failures + 1
     if failures >= job.max_attempts:
-        if _finish_attempt(session, job, worker_id, now, "failed", error, state="dead", finished_at=now,
-                           failures=failures, last_error=error):
-            _log_outcome(job, "is dead after its last allowed failure", error)
+        _finish_attempt(session, job, worker_id, now, "failed", error, log_as="is dead after its last allowed failure",
+                        state="dead", finished_at=now, failures=failures, last_error=error)
     else:
         wait = delay_seconds if delay_seconds is not None else backoff.delay(failures, rng)
-        if _finish_attempt(session, job, worker_id, now, "retry", error, state="queued",
-                           run_at=now + timedelta(seconds=wait), failures=failures, last_error=error):
-            _log_outcome(job, "failed, will retry", error)
+        _finish_attempt(session, job, worker_id, now, "retry", error, log_as="failed, will retry", state="queued",
+                        run_at=now + timedelta(seconds=wait), failures=failures, last_error=error)
     return job.state
 
 
@@ -255,18 +261,16 @@ def mark_parked(session: Session, job: Job, worker_id: str, reason: str, recheck
     """Wait for something outside (credit, funds, a person); rechecked after `recheck_seconds`."""
     now = now or utcnow()
     reason = redact(reason)[:4000]
-    if _finish_attempt(session, job, worker_id, now, "parked", reason, state="parked", parked_reason=reason,
-                       last_error=reason, run_at=now + timedelta(seconds=recheck_seconds)):
-        _log_outcome(job, "is parked", reason)
+    _finish_attempt(session, job, worker_id, now, "parked", reason, log_as="is parked", state="parked",
+                    parked_reason=reason, last_error=reason, run_at=now + timedelta(seconds=recheck_seconds))
 
 
 def mark_dead(session: Session, job: Job, worker_id: str, error: str, now: datetime | None = None) -> None:
     """A permanent failure: kept as `dead` with its error for a person to look at and retry."""
     now = now or utcnow()
     error = redact(error)[:4000]
-    if _finish_attempt(session, job, worker_id, now, "failed", error, state="dead", last_error=error,
-                       finished_at=now):
-        _log_outcome(job, "is dead (a permanent failure)", error)
+    _finish_attempt(session, job, worker_id, now, "failed", error, log_as="is dead (a permanent failure)",
+                    state="dead", last_error=error, finished_at=now)
 
 
 def release(session: Session, ids: list[int], worker_id: str, now: datetime | None = None) -> None:

@@ -108,7 +108,7 @@ class Worker:
             return queue.mark_retry(session, job, worker_id, f"{type(exc).__name__}: {exc}", self.backoff,
                                     rng=self.rng, now=self.clock())
         queue.mark_succeeded(session, job, worker_id, now=self.clock())
-        return "succeeded"
+        return job.state  # as after any outcome: another worker's state when the lease was lost meanwhile
 
     def execute_measured(self, job: Job) -> str:
         """`execute`, with the run's time and outcome counted in the job-run metrics (docs/metrics.md)."""
