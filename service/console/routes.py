@@ -126,9 +126,8 @@ def too_many(exc):
 
 @bp.context_processor
 def console_context():
-    """What every console template may use: the signed-in name and the endpoints served."""
-    # The navigation links only to pages this app serves.
-    return {"staff": g.get("staff"), "console_endpoints": set(current_app.view_functions)}
+    """What every console template may use: the signed-in name."""
+    return {"staff": g.get("staff")}
 
 
 # -- sign-in ----------------------------------------------------------------------------------------------------
