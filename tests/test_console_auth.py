@@ -396,6 +396,7 @@ def test_the_cards_page_lists_each_orders_cards(app, client, instagift, run_jobs
 
 def test_the_providers_check_runs_on_request_and_the_overview_keeps_showing_it(client):
     sign_in(client)
+    assert "Not run since this server started." in client.get("/admin/").text
     ran = client.post("/admin/providers/check", data={"csrf_token": csrf_token(client, "/admin/")})
     assert ran.status_code == 302 and ran.headers["Location"] == "/admin/#providers"
     overview = client.get("/admin/").text

@@ -56,12 +56,13 @@ CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'se
                            "form-action 'self'; base-uri 'none'")
 PUBLIC_ENDPOINTS = ("console.login", "console.static")
 PER_PAGE = 50
-last_check = LastCheck()
 
 
 def init_app(app) -> None:
     """Sessions and CSRF for the console, and its blueprint (registered with the app alone, not the Api)."""
     auth.init_sessions(app)
+    # Each app keeps its own last providers check (a module-level one would be shared by every app in the process).
+    app.extensions["console_last_check"] = LastCheck()
     app.jinja_env.filters["dollars"] = money
     app.register_blueprint(bp)
 
@@ -175,14 +176,15 @@ def logout():
 @bp.get("/")
 def overview_page():
     """Today's and the last 30 days' gift-card figures, the chart, what needs a person, the last check."""
-    return render_template("console/overview.html", data=overview(db.session, utcnow()), check=last_check.get())
+    return render_template("console/overview.html", data=overview(db.session, utcnow()),
+                           check=current_app.extensions["console_last_check"].get())
 
 
 @bp.post("/providers/check")
 def run_providers_check():
     """Run the providers check now and show it on the overview."""
     report = call_provider(db.session, check_providers, current_app.extensions["settings"])
-    last_check.put(report, utcnow())
+    current_app.extensions["console_last_check"].put(report, utcnow())
     return redirect(url_for("console.overview_page") + "#providers")
 
 
