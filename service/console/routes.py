@@ -35,6 +35,7 @@ from service.db import call_provider, db, utcnow
 from service.errors import ProviderError, ServiceError
 from service.logs import redact
 from service.membership.rules import card_preview
+from service.money import format_usd
 from service.orders.models import Order
 from service.providers.instagift import ClaimCode, parse_claim_code
 from service.providers.preflight import check_providers
@@ -42,7 +43,7 @@ from service.redemption.models import REDEMPTION_STATES
 from service.reports.cards import cards_page
 from service.reports.failures import list_jobs
 from service.reports.ledger import ledger_csv, ledger_page, ledger_totals
-from service.reports.listing import DateRange, dollars
+from service.reports.listing import DateRange
 from service.reports.order_list import ORDER_STATES, list_orders
 from service.reports.reconciliation import compare_with_instagift, reconciliation_report
 from service.reports.schemas import LedgerQuery, OrdersQuery
@@ -68,10 +69,9 @@ def init_app(app) -> None:
 
 
 def money(cents: int | None) -> str:
-    """Cents as the pages write them: "$52.50", "-$5.00" ("" when unknown)."""
-    if cents is None:
-        return ""
-    return ("-$" if cents < 0 else "$") + dollars(abs(cents))
+    """Cents as the pages write them, as the timeline's sentences do: "$52.50", "-$5.00", "$1,234.00" ("" when
+    unknown)."""
+    return "" if cents is None else format_usd(cents)
 
 
 # -- every page -----------------------------------------------------------------------------------------------
