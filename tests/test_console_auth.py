@@ -380,6 +380,7 @@ def test_a_long_list_pages_by_50_keeping_its_filters(app, client):
     second = client.get("/admin/audit?page=2").text
     assert "Page 2 of 2" in second and 'href="/admin/audit?page=1" rel="prev"' in second and 'rel="next"' not in second
     assert second.count("<tr><td>") == 2 and "10.0.0.0<" in second  # the oldest two, the first entry last
+    assert 'href="/admin/audit?page=2&amp;q=kept" rel="next"' in client.get("/admin/audit?page=1&q=kept").text
     assert "Page 1 of" not in client.get("/admin/orders?state=completed").text  # one page: no pager
 
 
