@@ -364,3 +364,43 @@ def test_a_whole_claim_code_searched_for_goes_on_by_its_last_4_and_never_stays_i
     page = client.get(answer.headers["Location"])
     assert page.status_code == 200 and "100S" not in page.text.upper()
     assert client.get("/admin/orders?q=SO-1234").status_code == 200  # an order id is searched as it is
+
+
+def test_a_long_list_pages_by_50_keeping_its_filters(app, client):
+    from service.audit.rules import record
+
+    with app.app_context():
+        for n in range(51):
+            record(db.session, "sign_in_failed", staff=None, address=f"10.0.0.{n}")
+        db.session.commit()
+    sign_in(client)  # the 52nd entry
+    first = client.get("/admin/audit").text
+    assert "Page 1 of 2" in first and 'href="/admin/audit?page=2" rel="next"' in first and 'rel="prev"' not in first
+    assert first.count("<tr><td>") == 50
+    second = client.get("/admin/audit?page=2").text
+    assert "Page 2 of 2" in second and 'href="/admin/audit?page=1" rel="prev"' in second and 'rel="next"' not in second
+    assert second.count("<tr><td>") == 2 and "10.0.0.0<" in second  # the oldest two, the first entry last
+    assert 'href="/admin/audit?page=2&amp;q=kept" rel="next"' in client.get("/admin/audit?page=1&q=kept").text
+    assert "Page 1 of" not in client.get("/admin/orders?state=completed").text  # one page: no pager
+
+
+def test_the_cards_page_lists_each_orders_cards(app, client, instagift, run_jobs):
+    from tests.test_attention_items import ordered_cart
+
+    ordered_cart(client, instagift, "7301")
+    run_jobs()
+    sign_in(client)
+    page = client.get("/admin/cards").text
+    rows = re.findall(r'<tr><td><a href="/admin/orders/(\w+)">\1</a></td>\s*<td>(\w+)</td>', page)
+    assert rows == [("7301", "placed")]
+
+
+def test_the_providers_check_runs_on_request_and_the_overview_keeps_showing_it(client):
+    sign_in(client)
+    assert "Not run since this server started." in client.get("/admin/").text
+    ran = client.post("/admin/providers/check", data={"csrf_token": csrf_token(client, "/admin/")})
+    assert ran.status_code == 302 and ran.headers["Location"] == "/admin/#providers"
+    overview = client.get("/admin/").text
+    assert "every check passed" in overview
+    assert overview.count('<td>ok</td>') >= 3 and "FAILED" not in overview
+    assert "every check passed" in client.get("/admin/").text  # shown again without running it again

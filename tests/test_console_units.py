@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -18,12 +19,14 @@ CENTS = st.integers(min_value=-10**12, max_value=10**12)
 def test_every_amount_reads_back_as_the_same_cents(cents):
     text = money(cents)
     assert text.startswith("-$" if cents < 0 else "$")
-    assert Decimal(text.replace("$", "")) * 100 == cents
+    assert Decimal(text.replace("$", "").replace(",", "")) * 100 == cents
     assert len(text.rsplit(".", 1)[1]) == 2
+    assert re.fullmatch(r"-?\$\d{1,3}(,\d{3})*\.\d{2}", text)  # thousands grouped as in the timeline's sentences
 
 
 def test_examples_of_amounts():
-    assert [money(c) for c in (0, 5, 5250, -500, None)] == ["$0.00", "$0.05", "$52.50", "-$5.00", ""]
+    assert [money(c) for c in (0, 5, 5250, -500, 123456, -100000000, None)] == [
+        "$0.00", "$0.05", "$52.50", "-$5.00", "$1,234.56", "-$1,000,000.00", ""]
 
 
 @given(st.lists(st.integers(min_value=0, max_value=10**9), min_size=1, max_size=60))

@@ -55,7 +55,7 @@ def audit_lines(session: Session, *, page: int = 1, per_page: int = 50) -> tuple
     return _lines(session, stmt), total
 
 
-def order_audit_lines(session: Session, order_id: int) -> list[AuditLine]:
-    """Every entry about one order (our row id), oldest first."""
-    return _lines(session, sa.select(AuditEntry).where(AuditEntry.order_id == order_id)
+def order_audit_lines(session: Session, shop_order_id: str) -> list[AuditLine]:
+    """Every entry about the order the shop calls `shop_order_id`, oldest first."""
+    return _lines(session, sa.select(AuditEntry).where(Order.shop_order_id == shop_order_id)
                   .order_by(AuditEntry.at, AuditEntry.id))

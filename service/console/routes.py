@@ -35,6 +35,7 @@ from service.db import call_provider, db, utcnow
 from service.errors import ProviderError, ServiceError
 from service.logs import redact
 from service.membership.rules import card_preview
+from service.money import format_usd
 from service.orders.models import Order
 from service.providers.instagift import ClaimCode, parse_claim_code
 from service.providers.preflight import check_providers
@@ -42,7 +43,7 @@ from service.redemption.models import REDEMPTION_STATES
 from service.reports.cards import cards_page
 from service.reports.failures import list_jobs
 from service.reports.ledger import ledger_csv, ledger_page, ledger_totals
-from service.reports.listing import DateRange, dollars
+from service.reports.listing import DateRange
 from service.reports.order_list import ORDER_STATES, list_orders
 from service.reports.reconciliation import compare_with_instagift, reconciliation_report
 from service.reports.schemas import LedgerQuery, OrdersQuery
@@ -56,21 +57,21 @@ CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'se
                            "form-action 'self'; base-uri 'none'")
 PUBLIC_ENDPOINTS = ("console.login", "console.static")
 PER_PAGE = 50
-last_check = LastCheck()
 
 
 def init_app(app) -> None:
     """Sessions and CSRF for the console, and its blueprint (registered with the app alone, not the Api)."""
     auth.init_sessions(app)
+    # Each app keeps its own last providers check (a module-level one would be shared by every app in the process).
+    app.extensions["console_last_check"] = LastCheck()
     app.jinja_env.filters["dollars"] = money
     app.register_blueprint(bp)
 
 
 def money(cents: int | None) -> str:
-    """Cents as the pages write them: "$52.50", "-$5.00" ("" when unknown)."""
-    if cents is None:
-        return ""
-    return ("-$" if cents < 0 else "$") + dollars(abs(cents))
+    """Cents as the pages write them, as the timeline's sentences do: "$52.50", "-$5.00", "$1,234.00" ("" when
+    unknown)."""
+    return "" if cents is None else format_usd(cents)
 
 
 # -- every page -----------------------------------------------------------------------------------------------
@@ -126,9 +127,8 @@ def too_many(exc):
 
 @bp.context_processor
 def console_context():
-    """What every console template may use: the signed-in name and the endpoints served."""
-    # The navigation links only to pages this app serves.
-    return {"staff": g.get("staff"), "console_endpoints": set(current_app.view_functions)}
+    """What every console template may use: the signed-in name."""
+    return {"staff": g.get("staff")}
 
 
 # -- sign-in ----------------------------------------------------------------------------------------------------
@@ -176,14 +176,15 @@ def logout():
 @bp.get("/")
 def overview_page():
     """Today's and the last 30 days' gift-card figures, the chart, what needs a person, the last check."""
-    return render_template("console/overview.html", data=overview(db.session, utcnow()), check=last_check.get())
+    return render_template("console/overview.html", data=overview(db.session, utcnow()),
+                           check=current_app.extensions["console_last_check"].get())
 
 
 @bp.post("/providers/check")
 def run_providers_check():
     """Run the providers check now and show it on the overview."""
     report = call_provider(db.session, check_providers, current_app.extensions["settings"])
-    last_check.put(report, utcnow())
+    current_app.extensions["console_last_check"].put(report, utcnow())
     return redirect(url_for("console.overview_page") + "#providers")
 
 
