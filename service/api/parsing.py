@@ -184,16 +184,10 @@ def require_admin() -> str:
     return g.staff
 
 
-def has_bearer(expected: str) -> bool:
-    """Whether the request carries `Authorization: Bearer <expected>` (compared in constant time)."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    return bool(scheme.lower() == "bearer" and token and expected and hmac.compare_digest(
-        token.strip().encode(), expected.encode()))
-
-
 def require_bearer(expected: str, realm: str) -> None:
-    """Refuse the request with 401 unless it carries `Authorization: Bearer <expected>`."""
-    if not has_bearer(expected):
+    """Refuse the request with 401 unless it carries `Authorization: Bearer <expected>` (compared in constant
+    time)."""
+    token = bearer_token()
+    if not (token and expected and hmac.compare_digest(token.encode(), expected.encode())):
         raise Unauthorized(f"A valid {realm} token is required in the Authorization header.",
                            headers={"WWW-Authenticate": f'Bearer realm="{realm}"'})
