@@ -586,6 +586,13 @@ def release_expired_holds(session: Session, now: datetime) -> int:
     return result.rowcount or 0
 
 
+def purge_old_failed_lookups(session: Session, settings: Settings, now: datetime) -> int:
+    """Delete failed lookups older than CART_FAILURE_WINDOW_MINUTES: they no longer count toward any lock, and a
+    cart that fails no more (abandoned, paid) would otherwise keep its rows for good."""
+    window_start = now - timedelta(minutes=settings.cart_failure_window_minutes)
+    return session.execute(sa.delete(FailedLookup).where(FailedLookup.failed_at <= window_start)).rowcount or 0
+
+
 TAKEN_BACK_REASON = "taken back by a completed order whose hold had expired"
 
 
