@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from service.checkout.limits import LookupLimiter
 from service.checkout.models import Cart, FailedLookup
 from service.db import db, utcnow
+from service.jobs import enqueue
 
 REDIS_URL = "redis://127.0.0.1:6379"
 
@@ -195,3 +196,23 @@ def test_a_lock_ends_after_its_minutes_and_failures_start_again_from_none(many_l
         db.session.commit()
     fail(client, token, 9)
     assert apply(client, token, "DEMO-100S-PLIT").status_code == 200
+
+
+def test_the_periodic_job_forgets_failures_that_left_the_window_of_carts_that_fail_no_more(many_lookups, request):
+    app, client = request.getfixturevalue("app"), request.getfixturevalue("client")
+    request.getfixturevalue("instagift")
+    run_jobs = request.getfixturevalue("run_jobs")
+    abandoned = client.post("/v1/carts", json={"total_cents": 5000}).get_json()["cart_token"]
+    fail(client, abandoned, 3)
+    _move_failures_back(app, 15)  # out of the window; this cart never fails again, so nothing else deletes them
+    recent = client.post("/v1/carts", json={"total_cents": 5000}).get_json()["cart_token"]
+    fail(client, recent, 2)
+    with app.app_context():
+        enqueue(db.session, "release_expired_holds", dedupe_key="test-purge")
+        db.session.commit()
+    run_jobs()
+    with app.app_context():
+        recent_id = db.session.scalar(sa.select(Cart.id).where(Cart.failed_lookups == 2))
+        assert db.session.scalars(sa.select(FailedLookup.cart_id)).all() == [recent_id, recent_id]
+    fail(client, recent, 8)  # the recent failures still count: the tenth locks
+    assert apply(client, recent, "DEMO-100S-PLIT").get_json()["reason"] == "cart_locked"

@@ -184,3 +184,20 @@ def test_no_log_record_is_longer_than_a_few_kilobytes(capfd):
     assert entry["message"].startswith("unhandled error while reading more more") and "left out" in entry["message"]
     assert entry["exception"].startswith("Traceback (most recent call last):")
     assert entry["exception"].endswith("RecursionError: maximum recursion depth exceeded")
+
+
+@pytest.mark.parametrize("authorization", [
+    "Bearer not-the-shop-token",
+    "Bearer dev-shop-token-and-more",
+    "Bearer ",
+    "Basic dev-shop-token",
+    "dev-shop-token",
+])
+def test_verify_refuses_any_authorization_but_the_shop_token(client, authorization):
+    token = client.post("/v1/carts", json={"total_cents": 5000}).get_json()["cart_token"]
+    response = client.post(f"/v1/carts/{token}/verify", headers={"Authorization": authorization})
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="shop"'
+    assert "dev-shop-token" not in response.get_data(as_text=True)
+    # The scheme is case-insensitive (RFC 9110 § 11.1) and the same cart verifies with the right token.
+    assert client.post(f"/v1/carts/{token}/verify", headers={"Authorization": "bearer dev-shop-token"}).status_code == 200

@@ -85,7 +85,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ServiceError)
     def service_error(exc: ServiceError):
-        if exc.status >= 500 or isinstance(exc.__cause__, ProviderError):
+        if exc.status >= 500:  # every provider's error is one, also when re-worded for a shopper
             # A problem worded for a shopper raised from a provider's error: the log keeps the technical words,
             # under the request id the problem carries.
             log.warning("%s: %s", exc.code, exc.__cause__ if isinstance(exc.__cause__, ProviderError) else exc)

@@ -45,8 +45,9 @@ class Cart(db.Model):
 
 class FailedLookup(db.Model):
     """One failed claim-code lookup on a cart (an unknown or malformed code), kept while it counts toward the
-    cart's lock: older than the failure window it is deleted at the cart's next failure; all of a cart's go when
-    it locks. So a cart has fewer than CART_FAILURE_LIMIT rows here."""
+    cart's lock: older than the failure window it is deleted at the cart's next failure or by the periodic
+    release_expired_holds job, whichever comes first; all of a cart's go when it locks. So a cart has fewer than
+    CART_FAILURE_LIMIT rows here."""
 
     __tablename__ = "cart_failed_lookups"
     __table_args__ = (sa.Index("ix_cart_failed_lookups_cart_failed_at", "cart_id", "failed_at"),)

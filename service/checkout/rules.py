@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from flask_babel import gettext
+from flask_babel import gettext, lazy_gettext
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
@@ -244,16 +244,16 @@ def _not_found() -> NotFound:
                     code="gift_card_not_found", title=gettext("Gift card not found"))
 
 
-def _not_redeemable_detail(reason: str) -> str:
-    """Why a real card can't pay, for the shopper (the problem's `reason` says it for programs)."""
-    details = {
-        "redeemed": gettext("This gift card has already been used."),
-        "expired": gettext("This gift card has expired."),
-        "cancelled": gettext("This gift card has been cancelled."),
-        "returned": gettext("This gift card has been returned."),
-        "pending": gettext("This gift card is not active yet. Please try again later, or pay another way."),
-    }
-    return details.get(reason) or gettext("This gift card can't be used right now. Please pay another way.")
+# Why a real card can't pay, for the shopper (the problem's `reason` says it for programs); written in the
+# answer's language when the problem is (service.api.problems).
+NOT_REDEEMABLE_DETAIL = {
+    "redeemed": lazy_gettext("This gift card has already been used."),
+    "expired": lazy_gettext("This gift card has expired."),
+    "cancelled": lazy_gettext("This gift card has been cancelled."),
+    "returned": lazy_gettext("This gift card has been returned."),
+    "pending": lazy_gettext("This gift card is not active yet. Please try again later, or pay another way."),
+}
+NOT_REDEEMABLE_OTHERWISE = lazy_gettext("This gift card can't be used right now. Please pay another way.")
 
 
 def check_redeemable(certificate, now: datetime) -> None:
@@ -265,7 +265,7 @@ def check_redeemable(certificate, now: datetime) -> None:
                        currency=certificate.currency)
     reason = certificate.unredeemable_reason(now)
     if reason:
-        raise Conflict(_not_redeemable_detail(reason), code="gift_card_not_redeemable",
+        raise Conflict(NOT_REDEEMABLE_DETAIL.get(reason, NOT_REDEEMABLE_OTHERWISE), code="gift_card_not_redeemable",
                        title=gettext("Gift card not redeemable"), reason=reason)
     if money.redeemable_cents(certificate.face_value_cents) <= 0:
         raise Conflict(gettext("This gift card has no balance left: less than %(minimum)s can't be used.",
@@ -584,6 +584,13 @@ def release_expired_holds(session: Session, now: datetime) -> int:
         .values(status="expired", status_reason="hold expired", updated_at=now)
     )
     return result.rowcount or 0
+
+
+def purge_old_failed_lookups(session: Session, settings: Settings, now: datetime) -> int:
+    """Delete failed lookups older than CART_FAILURE_WINDOW_MINUTES: they no longer count toward any lock, and a
+    cart that fails no more (abandoned, paid) would otherwise keep its rows for good."""
+    window_start = now - timedelta(minutes=settings.cart_failure_window_minutes)
+    return session.execute(sa.delete(FailedLookup).where(FailedLookup.failed_at <= window_start)).rowcount or 0
 
 
 TAKEN_BACK_REASON = "taken back by a completed order whose hold had expired"

@@ -87,7 +87,6 @@ def _script(file_name: str, cache_control: str, etag: str) -> Response:
     # A public, credential-free file: any storefront origin may load it, also as a module or with SRI.
     response.headers["Access-Control-Allow-Origin"] = "*"
     response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
-    response.headers["X-Content-Type-Options"] = "nosniff"
     return response.make_conditional(request)
 
 

@@ -309,10 +309,8 @@ class InstagiftClaimCode extends HTMLElement {
         let said = fill(t.added, {
           code: card ? this._label(card) : "", amount: this._money(card?.covers_cents ?? card?.applied_cents ?? 0), due: this._money(due),
         });
-        // Cents due only because cards pay whole dollars (docs/money.md): the service says how much; from a service
-        // without that member, a splittable card that could pay more while cents are due says the same.
-        const cents = view.whole_dollar_due_cents ??
-          (view.gift_cards.some((c) => c.splittable && c.balance_cents - (c.balance_cents % 100) > c.applied_cents) && due);
+        // Cents due only because cards pay whole dollars (docs/money.md): the service says how much.
+        const cents = view.whole_dollar_due_cents;
         if (cents > 0) said += " " + fill(t.wholeDollars, { cents: this._money(cents) });
         this._say(said);
       } catch (err) {
