@@ -17,10 +17,7 @@ PROMETHEUS_TEXT = {200: {
 }}
 
 
-@bp.before_request
-def require_admin_token():
-    # Any staff token (ADMIN_API_TOKENS or ADMIN_API_TOKEN) reads the metrics, as it reads the ledger.
-    require_admin()
+bp.before_request(require_admin)
 
 
 @bp.get("/metrics")

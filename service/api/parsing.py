@@ -177,11 +177,11 @@ def require_staff(staff_tokens: tuple[tuple[str, str], ...]) -> str:
     return name
 
 
-def require_admin() -> str:
-    """before_request of the merchant's API: the staff name of the admin bearer token (also kept as `g.staff`, so
-    what the request does is attributed to that person); 401 without a valid one."""
+def require_admin() -> None:
+    """before_request of the merchant's API: 401 without a valid admin bearer token; the token's staff name is kept
+    as `g.staff`, so what the request does is attributed to that person. Returns nothing, as a before_request hook
+    must (a value would become the answer)."""
     g.staff = require_staff(current_app.extensions["settings"].staff_tokens)
-    return g.staff
 
 
 def require_bearer(expected: str, realm: str) -> None:

@@ -13,9 +13,7 @@ from service.membership.rules import card_preview
 bp = Blueprint("membership", __name__, description="Membership cards (InstantCard): the merchant's preview")
 
 
-@bp.before_request
-def require_admin_token():
-    require_admin()
+bp.before_request(require_admin)
 
 
 class MembershipCardPreviewSchema(Schema):

@@ -48,9 +48,7 @@ ADMIN = [{"admin": []}]
 CSV = {200: {"description": "JSON, or CSV with Accept: text/csv", "content": {"text/csv": {"schema": {"type": "string"}}}}}
 
 
-@bp.before_request
-def require_admin_token():
-    require_admin()
+bp.before_request(require_admin)
 
 
 # -- routes --------------------------------------------------------------------------------------------------

@@ -15,9 +15,7 @@ from service.thank_you.rules import preview_card
 bp = Blueprint("thank_you", __name__, description="Thank-you cards (Cardly): the merchant's preview")
 
 
-@bp.before_request
-def require_admin_token():
-    require_admin()
+bp.before_request(require_admin)
 
 
 class DeliveryEstimateSchema(Schema):
