@@ -302,3 +302,23 @@ def test_a_page_smaller_than_asked_goes_on_where_it_ended(client, last_record):
         wire.get(f"{BASE}/orders", match=[matchers.query_param_matcher({"limit": "100", "offset": "2"})],
                  json=_orders_page(2, [ours], 3))
         assert client.find_order_by_purchase_order("#1001").order_id == "o-ours"
+
+
+@responses.activate
+def test_each_listing_is_counted_under_its_own_operation(client):
+    """The listings share one pager; the metrics still tell them apart (docs/metrics.md's operations)."""
+    from service import metrics
+
+    def calls(operation):
+        return metrics.REGISTRY.get_sample_value(metrics.PREFIX + "provider_calls_total", {
+            "provider": "cardly", "operation": operation, "outcome": "ok"}) or 0
+
+    for path in ("orders", "art", "templates"):
+        responses.get(f"{BASE}/{path}", json=envelope({"meta": {"totalRecords": 0}, "results": []}))
+    before = {op: calls(op) for op in ("list_orders", "list_art", "list_templates")}
+    client.find_order_by_purchase_order("#1001")
+    client.list_art()
+    client.list_art()
+    client.find_template("tpl-slug")
+    after = {op: calls(op) - before[op] for op in before}
+    assert after == {"list_orders": 1, "list_art": 2, "list_templates": 1}
