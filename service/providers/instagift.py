@@ -609,8 +609,9 @@ class InstagiftClient:
             except ProviderNotFound:
                 if number == len(forms):
                     raise
-                log.info("instagift: claim code %s not found as typed; trying it %s", mask(code.canonical),
-                         "without hyphens" if code.typed_with_separators else "grouped as Instagift prints it")
+                # The first form is grouped (as typed, or as Instagift prints it); the second is the bare code.
+                log.info("instagift: claim code %s not found grouped %s; trying it without hyphens",
+                         mask(code.canonical), "as typed" if code.typed_with_separators else "as Instagift prints it")
         raise AssertionError("unreachable: lookup_forms is never empty")
 
     def _with_code(self, form: str, every_form: tuple[str, ...], method: str, path: str,
