@@ -33,6 +33,8 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
 
+from sandbox.documented import undocumented
+
 SEEDED_CREDIT = 25.0
 CARD_COST = {"standard": 1.0, "priority": 1.5, "express": 2.5}
 SHIP_TO_ME_COST = 0.03
@@ -196,7 +198,7 @@ LISTING_PARAMETERS = frozenset({"limit", "offset", "page"})
 
 
 def _unknown_fields(where: str, given: dict[str, Any], known: frozenset[str], errors: dict[str, list[str]]) -> None:
-    for name in sorted(set(given) - known):
+    for name in undocumented(given, known):
         errors.setdefault(f"{where}{name}", []).append("is not a field Cardly documents here")
 
 
@@ -328,7 +330,7 @@ def _json_object() -> dict[str, Any] | None:
 
 
 def _refused_query(known: frozenset[str], test_mode: bool) -> Response | None:
-    unknown = sorted(set(request.args) - known)
+    unknown = undocumented(request.args, known)
     if not unknown:
         return None
     return _answer(_envelope({"errors": {name: ["is not a parameter of this listing"] for name in unknown}},

@@ -33,6 +33,8 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from sandbox.documented import undocumented
+
 MERCHANT_KEY = "sandbox-merchant-key"
 MERCHANT_SECRET = "sandbox-merchant-secret"
 MERCHANT_ID = "sandboxMerchant0000001"
@@ -620,7 +622,7 @@ def _redemption_args(allowed: frozenset[str]) -> tuple[Any, str | None] | Respon
     payload = request.get_json(silent=True)
     if not isinstance(payload, dict):
         return _errors(400, "Bad Request", UNABLE, "The request body must be a JSON object")
-    unknown = sorted(set(payload) - allowed)
+    unknown = undocumented(payload, allowed)
     if unknown:
         return _errors(400, "Bad Request", UNABLE, f"{unknown[0]} is not a parameter of this endpoint")
     amount = payload.get("amount_to_redeem_cents")
@@ -646,7 +648,7 @@ REDEMPTION_LIST_PARAMETERS = frozenset({"page", "per_page"})
 def _paging(allowed: frozenset[str]) -> tuple[int, int] | Response:
     """(page, per_page) from the query, per_page capped at MAX_PER_PAGE; a 400 answer when they are not numbers or
     the query holds a parameter the list does not document."""
-    unknown = sorted(set(request.args) - allowed)
+    unknown = undocumented(request.args, allowed)
     if unknown:
         return _errors(400, "Bad Request", "Invalid parameter", f"{unknown[0]} is not a parameter of this list")
     page, per_page = _whole_number("page", 1), _whole_number("per_page", DEFAULT_PER_PAGE)

@@ -38,6 +38,8 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, make_response, request
 
+from sandbox.documented import undocumented
+
 SANDBOX_EMAIL = "sandbox@example.com"
 SANDBOX_PASSWORD = "sandbox-password"
 ORGANIZATION_ID = "1"
@@ -230,7 +232,7 @@ class PrintJobFields:
 
     def __init__(self, source, allowed: frozenset[str] = PRINT_JOB_KEYS) -> None:
         self.problem: str | None = None
-        unknown = sorted(set(source.keys()) - allowed)
+        unknown = undocumented(source, allowed)
         if unknown:
             self.problem = f"undocumented parameter {unknown[0]}"
         self.card_ids, why = _card_ids(source)

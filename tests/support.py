@@ -122,3 +122,22 @@ def order_attention(app, shop_order_id: str | None = None) -> str | None:
             stmt = stmt.where(Order.shop_order_id == shop_order_id)
         notes = [f"[{kind}] {message}" for kind, message in db.session.execute(stmt)]
     return " ".join(notes) or None
+
+
+class DiesOnceAt:
+    """A provider client, except that the worker dies (an unexpected error, retried later) the first time `method`
+    is called; every other call goes through."""
+
+    def __init__(self, real, method: str) -> None:
+        self._real, self._method, self.died = real, method, False
+
+    def __getattr__(self, name):
+        attribute = getattr(self._real, name)
+        if name != self._method or self.died:
+            return attribute
+
+        def call(*args, **kwargs):
+            self.died = True
+            raise RuntimeError(f"the worker died while calling {name}")
+
+        return call

@@ -286,3 +286,39 @@ def test_an_order_is_found_by_purchase_order_number_across_pages(client):
     found = client.find_order_by_purchase_order("#1001")
     assert (found.order_id, found.cost_credits, found.test_mode) == ("o-ours", Decimal("1.25"), True)
     assert client.find_order_by_purchase_order("#nowhere") is None
+
+
+@pytest.mark.parametrize("last_record", [2, None])
+def test_a_page_smaller_than_asked_goes_on_where_it_ended(client, last_record):
+    """Cardly answering fewer records than the `limit` asked (its own cap) skips none: the next page starts at the
+    page's `meta.lastRecord`, or after the records it holds when it has none."""
+    other = [{"id": f"o{n}", "status": "Paid", "customer": {"purchaseOrderNo": f"#{n}"}} for n in range(2)]
+    ours = {"id": "o-ours", "status": "Paid", "costs": {"credits": 1.25}, "customer": {"purchaseOrderNo": "#1001"}}
+    first = _orders_page(0, other, 3)
+    if last_record is not None:
+        first["data"]["meta"]["lastRecord"] = last_record
+    with responses.RequestsMock() as wire:
+        wire.get(f"{BASE}/orders", match=[matchers.query_param_matcher({"limit": "100", "offset": "0"})], json=first)
+        wire.get(f"{BASE}/orders", match=[matchers.query_param_matcher({"limit": "100", "offset": "2"})],
+                 json=_orders_page(2, [ours], 3))
+        assert client.find_order_by_purchase_order("#1001").order_id == "o-ours"
+
+
+@responses.activate
+def test_each_listing_is_counted_under_its_own_operation(client):
+    """The listings share one pager; the metrics still tell them apart (docs/metrics.md's operations)."""
+    from service import metrics
+
+    def calls(operation):
+        return metrics.REGISTRY.get_sample_value(metrics.PREFIX + "provider_calls_total", {
+            "provider": "cardly", "operation": operation, "outcome": "ok"}) or 0
+
+    for path in ("orders", "art", "templates"):
+        responses.get(f"{BASE}/{path}", json=envelope({"meta": {"totalRecords": 0}, "results": []}))
+    before = {op: calls(op) for op in ("list_orders", "list_art", "list_templates")}
+    client.find_order_by_purchase_order("#1001")
+    client.list_art()
+    client.list_art()
+    client.find_template("tpl-slug")
+    after = {op: calls(op) - before[op] for op in before}
+    assert after == {"list_orders": 1, "list_art": 2, "list_templates": 1}

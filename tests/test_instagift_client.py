@@ -177,6 +177,17 @@ def test_a_bare_code_is_sent_grouped_as_printed_first_and_bare_once_after_a_404(
     assert [call.request.path_url for call in wire.calls][1:] == ["/v2/claim_codes/" + CODE, "/v2/claim_codes/" + BARE]
 
 
+@pytest.mark.parametrize(("typed", "first"), [(CODE, "grouped as typed"), (BARE.lower(), "grouped as Instagift prints it")])
+def test_the_second_form_is_logged_as_what_it_is(client, wire, caplog, typed, first):
+    """Whether the shopper typed the groups or not, the form tried after a 404 is the bare code; the log says so."""
+    wire.get(f"{BASE}/claim_codes/{CODE}", status=404, json=error_body(404, "Not Found", "Resource with that ID not found"))
+    wire.get(f"{BASE}/claim_codes/{BARE}", json={"certificates": [certificate_record()]})
+    with caplog.at_level(logging.INFO, logger="service.providers.instagift"):
+        client.fetch_by_claim_code(typed)
+    assert f"not found {first}; trying it without hyphens" in caplog.text
+    assert CODE not in caplog.text and BARE not in caplog.text
+
+
 def test_a_code_unknown_in_both_forms_is_two_calls_then_not_found(client, wire):
     for form in (CODE, BARE):
         wire.get(f"{BASE}/claim_codes/{form}", status=404,

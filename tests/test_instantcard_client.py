@@ -200,6 +200,23 @@ def test_search_filters_to_the_exact_member_number(ic):
 
 
 @responses.activate
+def test_a_search_that_keeps_bringing_new_cards_stops_at_its_page_limit(ic):
+    """A search whose every page brings new cards (never empty) is read `max_pages` pages, then named invalid,
+    rather than paged for ever."""
+    login()
+
+    def a_new_card_per_page(request):
+        page = dict(parse_qsl(urlsplit(request.url).query))["page"]
+        return 200, {}, json.dumps([{"id": int(page), "data": [{"name": "Member Number", "value": f"M-{page}"}]}])
+
+    responses.add_callback(responses.GET, f"{ORG}/cards/search", callback=a_new_card_per_page)
+    with pytest.raises(ProviderResponseInvalid, match="did not end within 3 pages"):
+        ic.search_cards("M-", max_pages=3)
+    assert [dict(parse_qsl(urlsplit(call.request.url).query))["page"] for call in responses.calls[1:]] == [
+        "1", "2", "3"]
+
+
+@responses.activate
 def test_balance_checks_and_charge_details(ic):
     login()
     responses.get(f"{ORG}/print_jobs/9/check_balance", body="false", content_type="application/json")

@@ -15,7 +15,7 @@ from service.jobs.queue import enqueue
 from service.membership.models import MembershipCard, MembershipPrintJob
 from service.membership.rules import BATCH_CHECK_KIND, next_cutoff_after
 from service.orders.models import Order
-from tests.support import cancel_order, order_completed, signed_webhook
+from tests.support import DiesOnceAt, cancel_order, order_completed, signed_webhook
 
 STORE = {"name": "Front Desk", "company": "Demo Shop", "address1": "1 Market Sq", "city": "Boston",
          "region": "MA", "postcode": "02109", "country": "US"}
@@ -186,6 +186,20 @@ def test_a_batch_short_of_funds_waits_then_submits_when_funds_arrive(app, client
     run_jobs(clock=after_cutoff)
     assert statuses(app) == ["submitted"]
     assert instantcard.counts()["submitted_print_jobs"] == 1
+
+
+def test_a_batch_run_again_after_its_submit_reads_the_charge_details_it_missed(app, client, run_jobs, instantcard):
+    post_order(client, "2001")
+    run_jobs(clock=at("2027-07-14T10:00:00-04:00"))
+    providers = app.extensions["providers"]
+    providers.instantcard = DiesOnceAt(providers.instantcard, "charge_details")  # between the submit and its costs
+    check_cutoff(app, run_jobs, at("2027-07-14T15:31:00-04:00"), "cutoff")
+    (batch,) = batches(app)
+    assert batch.status == "submitted" and batch.cost_cents is None and statuses(app) == ["submitted"]
+    run_jobs(clock=at("2027-07-15T10:00:00-04:00"))  # the batch's job, run again
+    (batch,) = batches(app)
+    assert (batch.cost_cents, batch.shipping_cost_cents) == (250 + 100, 100)
+    assert instantcard.counts()["submitted_print_jobs"] == 1 and instantcard.calls["submit_print_job"] == 1
 
 
 class _CancelsOnce:

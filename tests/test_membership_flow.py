@@ -12,7 +12,7 @@ from service.jobs.models import Job
 from service.jobs.queue import enqueue
 from service.membership.models import MembershipCard, MembershipPrintJob
 from service.membership.rules import FUNDS_CHECK_KIND, JOB_KIND, PRINTED_FOR_CANCELLED_ORDER
-from tests.support import ADMIN, cancel_order, order_attention, order_completed, signed_webhook
+from tests.support import ADMIN, DiesOnceAt, cancel_order, order_attention, order_completed, signed_webhook
 
 GOLD = {"sku": "MEMBER-GOLD", "title": "Gold membership", "quantity": 1, "unit_price_cents": 5000}
 GIFT = {"sku": "MEMBER-GOLD", "title": "Gold membership (gift)", "quantity": 1, "unit_price_cents": 5000}
@@ -288,6 +288,20 @@ def test_charge_details_unread_after_the_submit_leave_the_card_printed_and_say_s
     assert job.status == "submitted" and job.cost_cents is None
     assert job.last_error.startswith("submitted; InstantCard's charge details could not be read")
     assert instantcard.counts()["submitted_print_jobs"] == 1
+
+
+def test_a_run_after_the_submit_reads_the_charge_details_it_missed_and_submits_nothing_again(app, client, run_jobs,
+                                                                                              instantcard):
+    post_order(client, lines=(GOLD,))
+    providers = app.extensions["providers"]
+    providers.instantcard = DiesOnceAt(providers.instantcard, "charge_details")  # between the submit and its costs
+    run_jobs()
+    [job] = print_jobs(app)
+    assert job.status == "submitted" and job.cost_cents is None and job_states(app) == ["queued"]
+    run_jobs(clock=later())
+    [job] = print_jobs(app)
+    assert (job.cost_cents, job.shipping_cost_cents) == (350, 100) and job_states(app) == ["succeeded"]
+    assert instantcard.counts()["submitted_print_jobs"] == 1 and instantcard.calls["submit_print_job"] == 1
 
 
 def test_submit_refused_for_funds_after_a_passing_check_also_parks(app, client, run_jobs, instantcard):

@@ -76,5 +76,5 @@ def check_membership_batches(ctx: JobContext) -> None:
 
 @handler(FUNDS_CHECK_KIND, every_seconds=300)
 def check_instantcard_funds(ctx: JobContext) -> None:
-    """Wake print jobs parked for funds once the organization balance covers the cheapest of them."""
+    """Wake print jobs parked for funds once the organization balance is positive (each asks Check Balance again)."""
     wake_when_funded(ctx.session, ctx.providers.instantcard, ctx.now())

@@ -222,9 +222,12 @@ def _record(session: Session, card_id: int, expect: str, now: datetime, **values
 def advance_card(session: Session, settings: Settings, client, card_id: int, now) -> None:
     """Run the card's remaining steps; each step commits its result before the next provider call."""
     ic = settings.membership
-    for _ in range(10):  # a card has at most five steps; the bound only guards against a loop bug
+    for step in range(10):  # a card has at most five steps; the bound only guards against a loop bug
         snap = _snapshot(session, card_id)
         if snap.status in FINISHED:
+            if step == 0 and snap.status == "submitted" and snap.print_job_id is not None:
+                # A run that starts with the card printed: the last one may have died before reading the costs.
+                _read_missed_charge_details(session, client, snap.print_job_id, now)
             return
         if snap.status == "failed":
             _resume_failed(session, snap, now())
@@ -391,11 +394,10 @@ def submit_print_job(session: Session, client, print_job_row_id: int, now, funds
     """
     row = session.get(MembershipPrintJob, print_job_row_id, populate_existing=True)
     instantcard_id, status, mode = row.instantcard_print_job_id, row.status, row.mode
-    submit_unknown_since, costs_known = row.submit_outcome_unknown_since, row.cost_cents is not None
+    submit_unknown_since = row.submit_outcome_unknown_since
     if status == "submitted":
         _record_submitted(session, print_job_row_id, now)
-        if not costs_known:
-            _record_charge_details(session, client, print_job_row_id, instantcard_id, now)
+        _read_missed_charge_details(session, client, print_job_row_id, now)
         return
     if submit_unknown_since is not None:
         current = call_provider(session, client.fetch_print_job, instantcard_id)
@@ -442,6 +444,17 @@ def _record_charge_details(session: Session, client, row_id: int, instantcard_id
         session.commit()
         return
     _record_costs(session, row_id, charge.job_total_cost_cents, charge.shipping_cost_cents, now())
+
+
+def _read_missed_charge_details(session: Session, client, row_id: int, now) -> None:
+    """Read the charge details of a print job recorded as submitted whose costs are still unknown: a run after the
+    worker died between recording the submit and reading them (the card's and the batch's jobs end here)."""
+    job = session.get(MembershipPrintJob, row_id, populate_existing=True)
+    missed = job.status == "submitted" and job.cost_cents is None
+    instantcard_id = job.instantcard_print_job_id
+    session.commit()
+    if missed:
+        _record_charge_details(session, client, row_id, instantcard_id, now)
 
 
 def _honour_cancellations(session: Session, client, row_id: int, instantcard_id: str | None, mode: str,
@@ -634,6 +647,8 @@ def submit_batch(session: Session, settings: Settings, client, print_job_row_id:
     batch = session.get(MembershipPrintJob, print_job_row_id, populate_existing=True)
     if batch is None or batch.status == "submitted":
         session.commit()
+        if batch is not None:
+            _read_missed_charge_details(session, client, print_job_row_id, now)
         return
     batch.open_slot, batch.status, batch.updated_at = None, "closed" if batch.status == "open" else batch.status, now()
     waiting = session.scalar(sa.select(sa.func.count()).select_from(MembershipCard).where(

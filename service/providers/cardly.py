@@ -37,8 +37,6 @@ JSON_CONTENT_TYPE = "application/json"
 MAX_IDEMPOTENCY_KEY_LENGTH = 64
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,64}$")
 # Cardly's ids are UUIDs; an artwork or template may also be named by its slug (Place Order, `artwork`).
-# The listings read page by page, and each one's operation name in the metrics.
-LISTINGS = {"orders": "list_orders", "art": "list_art", "templates": "list_templates"}
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 IDEMPOTENCY_CONFLICT_CODE = "cardly_idempotency_conflict"
 
@@ -416,7 +414,8 @@ class CardlyClient:
     def _page(self, path: str, limit: int, offset: int, params: dict[str, Any]) -> Page:
         if not 1 <= limit <= 100 or offset < 0:
             raise ValueError("Cardly listings take 1 ≤ limit ≤ 100 and offset ≥ 0")
-        answer = self._call(LISTINGS[path], "GET", path, params={**params, "limit": limit, "offset": offset})
+        # The metrics' operation: list_orders, list_art, list_templates (docs/metrics.md).
+        answer = self._call(f"list_{path}", "GET", path, params={**params, "limit": limit, "offset": offset})
         data = answer.data if isinstance(answer.data, dict) else {}
         meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
         results = data.get("results")

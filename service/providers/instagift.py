@@ -486,7 +486,7 @@ class InstagiftClient:
         response = self._by_claim_code(self._claim_code(claim_code), "POST",
                                        f"claim_codes/{_CODE_PLACEHOLDER}/redemptions",
                                        operation="redeem_by_claim_code",
-                                       json_body=self._redemption_body(amount_cents, None, with_location=False))
+                                       json_body=self._redemption_body(amount_cents, None))
         return self._one_redemption(response)
 
     # --- certificates ------------------------------------------------------------------------------------
@@ -503,7 +503,7 @@ class InstagiftClient:
         _check_amount(amount_cents)
         response = self.http.request("POST", f"certificates/{quote(str(certificate_id), safe='')}/redemptions",
                                      operation="redeem_certificate",
-                                     json_body=self._redemption_body(amount_cents, location_id))
+                                     json_body=self._redemption_body(amount_cents, location_id or self.location_id))
         return self._one_redemption(response)
 
     def certificate_page(self, page: int = 1, *, per_page: int = LIST_PER_PAGE,
@@ -581,16 +581,15 @@ class InstagiftClient:
 
     # --- one place for parsing and errors ----------------------------------------------------------------
 
-    def _redemption_body(self, amount_cents: int | None, location_id: str | None, *,
-                         with_location: bool = True) -> dict[str, Any]:
+    @staticmethod
+    def _redemption_body(amount_cents: int | None, location_id: str | None) -> dict[str, Any]:
         body: dict[str, Any] = {}
         if amount_cents is not None:
             # Every sample request writes the amount as a string of digits ('{"amount_to_redeem_cents":"4000"}'):
             # that is the form sent.
             body["amount_to_redeem_cents"] = str(int(amount_cents))
-        location = (location_id or self.location_id) if with_location else None
-        if location:
-            body["redemption_location_id"] = location
+        if location_id:
+            body["redemption_location_id"] = location_id
         return body
 
     @staticmethod
@@ -610,8 +609,9 @@ class InstagiftClient:
             except ProviderNotFound:
                 if number == len(forms):
                     raise
-                log.info("instagift: claim code %s not found as typed; trying it %s", mask(code.canonical),
-                         "without hyphens" if code.typed_with_separators else "grouped as Instagift prints it")
+                # The first form is grouped (as typed, or as Instagift prints it); the second is the bare code.
+                log.info("instagift: claim code %s not found grouped %s; trying it without hyphens",
+                         mask(code.canonical), "as typed" if code.typed_with_separators else "as Instagift prints it")
         raise AssertionError("unreachable: lookup_forms is never empty")
 
     def _with_code(self, form: str, every_form: tuple[str, ...], method: str, path: str,
