@@ -200,6 +200,9 @@ def scenarios(orders: int, last4s: list[str]) -> list[Scenario]:
         Scenario("GET /admin/orders/{id} (HTML)", lambda rng: f"/admin/orders/{some_order(rng)}"),
         Scenario("GET /admin/orders/{id} (HTML; cancelled, gift card, attention)",
                  lambda rng: f"/admin/orders/SO-{rng.randint(1, orders // 50) * 50:07d}"),
+        # The ledger page sums every row of its range (the seed's orders start on 2026-01-01, 30 s apart).
+        Scenario("GET /admin/ledger?from=2026-01-01&to=2026-01-30 (HTML, with totals)",
+                 lambda rng: "/admin/ledger?from=2026-01-01&to=2026-01-30"),
     ]
 
 
