@@ -160,7 +160,7 @@ def test_a_reused_webhook_id_with_another_body_is_409_and_stores_nothing(client,
         body = assert_problem(post(client, other, other_headers), 409, "webhook_id_reused")
     finally:
         logger.removeHandler(listener)
-    assert headers["webhook-id"] in body["detail"] or "webhook-id" in body["detail"]
+    assert "webhook-id was already used for a different body" in body["detail"]
     assert counts(app) == before
     with app.app_context():
         assert db.session.scalar(sa.select(Order).where(Order.shop_order_id == "82")) is None
