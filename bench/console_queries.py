@@ -58,9 +58,10 @@ def seed(url: str, orders: int) -> None:
     gift = "(i % 10 < 3)"
     at = "(timestamptz '2026-01-01 00:00:00+00' + i * interval '30 seconds')"
     statements = [
-        f"""INSERT INTO orders (id, shop_order_id, number, cart_token, currency, total_cents, gift_card_cents,
+        f"""INSERT INTO orders (id, shop_order_id, number, cart_token_hash, currency, total_cents, gift_card_cents,
                 customer_email, payload, placed_at, completed_at, cancelled_at, effects_planned_at, created_at)
-            SELECT i, 'SO-' || lpad(i::text, 7, '0'), '#' || i, CASE WHEN {gift} THEN 'tok-' || i END, 'USD',
+            SELECT i, 'SO-' || lpad(i::text, 7, '0'), '#' || i,
+                   CASE WHEN {gift} THEN encode(sha256(('tok-' || i)::bytea), 'hex') END, 'USD',
                    1000 + (i * 7919) % 20000, CASE WHEN {gift} THEN 1000 ELSE 0 END,
                    'shopper' || i || '@example.com', '{{}}'::json, {at}, {at},
                    CASE WHEN i % 50 = 0 THEN {at} + interval '1 hour' END, {at}, {at}
@@ -199,6 +200,9 @@ def scenarios(orders: int, last4s: list[str]) -> list[Scenario]:
         Scenario("GET /admin/orders/{id} (HTML)", lambda rng: f"/admin/orders/{some_order(rng)}"),
         Scenario("GET /admin/orders/{id} (HTML; cancelled, gift card, attention)",
                  lambda rng: f"/admin/orders/SO-{rng.randint(1, orders // 50) * 50:07d}"),
+        # The ledger page sums every row of its range (the seed's orders start on 2026-01-01, 30 s apart).
+        Scenario("GET /admin/ledger?from=2026-01-01&to=2026-01-30 (HTML, with totals)",
+                 lambda rng: "/admin/ledger?from=2026-01-01&to=2026-01-30"),
     ]
 
 

@@ -47,6 +47,20 @@ def order_completed(order_id: str = "1001", **data_overrides: Any) -> dict[str, 
     return {"type": "order.completed", "timestamp": "2026-11-21T10:00:00Z", "data": data}
 
 
+def order_paid_with_gift_card(client, instagift, order_id: str, *, balance: int = 10000,
+                              total: int = 3000) -> tuple[str, str]:
+    """A cart holding one new (splittable) certificate of `balance`, completed as `order_id` with the gift card
+    covering what it could (202); the certificate's id and its claim code."""
+    certificate_id, code = instagift.add_certificate(balance)
+    token = client.post("/v1/carts", json={"total_cents": total}).get_json()["cart_token"]
+    applied = client.post(f"/v1/carts/{token}/gift-cards", json={"claim_code": code})
+    assert applied.status_code == 200, applied.get_json()
+    raw, headers = signed_webhook(order_completed(order_id, cart_token=token, total_cents=total,
+                                                  gift_card_cents=applied.get_json()["covered_cents"]))
+    assert client.post("/v1/webhooks/orders", data=raw, headers=headers).status_code == 202
+    return certificate_id, code
+
+
 def cancel_order(client, order_id: str = "1001") -> None:
     """The shop cancels the order: a signed `order.cancelled` through the service's webhook endpoint (202)."""
     raw, headers = signed_webhook({"type": "order.cancelled", "timestamp": "2026-11-21T10:05:00Z",

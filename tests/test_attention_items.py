@@ -9,19 +9,7 @@ import sqlalchemy as sa
 from service.db import db
 from service.jobs.models import Job
 from service.orders.models import OrderAttentionItem
-from tests.support import ADMIN, cancel_order, order_completed, signed_webhook
-
-
-def ordered_cart(client, instagift, order_id: str, *, balance: int = 10000, total: int = 3000) -> tuple[str, str]:
-    """A cart holding one new certificate, completed as `order_id`; the certificate's id and claim code."""
-    cert_id, code = instagift.add_certificate(balance)
-    token = client.post("/v1/carts", json={"total_cents": total}).get_json()["cart_token"]
-    applied = client.post(f"/v1/carts/{token}/gift-cards", json={"claim_code": code})
-    assert applied.status_code == 200, applied.get_json()
-    raw, headers = signed_webhook(order_completed(order_id, cart_token=token, total_cents=total,
-                                                  gift_card_cents=applied.get_json()["covered_cents"]))
-    assert client.post("/v1/webhooks/orders", data=raw, headers=headers).status_code == 202
-    return cert_id, code
+from tests.support import ADMIN, cancel_order, order_paid_with_gift_card
 
 
 def redeem_job(app) -> Job:
@@ -44,7 +32,7 @@ def items(client, order_id: str) -> list[dict]:
 
 
 def test_a_successful_retry_resolves_the_attention_its_job_raised(app, client, instagift, run_jobs):
-    cert_id, code = ordered_cart(client, instagift, "7001")
+    cert_id, code = order_paid_with_gift_card(client, instagift, "7001")
     instagift.inject_fault("redeem_certificate", "reject_400")
     run_jobs()
     job = redeem_job(app)
@@ -69,7 +57,7 @@ def test_a_successful_retry_resolves_the_attention_its_job_raised(app, client, i
 
 
 def test_a_retry_that_fails_again_leaves_the_attention_open(app, client, instagift, run_jobs):
-    ordered_cart(client, instagift, "7002")
+    order_paid_with_gift_card(client, instagift, "7002")
     instagift.inject_fault("redeem_certificate", "reject_400", times=2)
     run_jobs()
     job = redeem_job(app)
@@ -83,7 +71,7 @@ def test_a_retry_that_fails_again_leaves_the_attention_open(app, client, instagi
 
 def test_attention_raised_by_a_webhook_belongs_to_no_job(app, client, instagift, run_jobs):
     """The cancellation (a webhook) raises these: no job owns them, so no retry resolves them; staff do."""
-    ordered_cart(client, instagift, "7003")
+    order_paid_with_gift_card(client, instagift, "7003")
     run_jobs()
     cancel_order(client, "7003")
     run_jobs()
@@ -94,7 +82,7 @@ def test_attention_raised_by_a_webhook_belongs_to_no_job(app, client, instagift,
 
 
 def test_staff_resolve_an_item_with_a_note_once(app, client, instagift, run_jobs):
-    ordered_cart(client, instagift, "7004")
+    order_paid_with_gift_card(client, instagift, "7004")
     run_jobs()
     cancel_order(client, "7004")
     item = refund_item(client, "7004")
@@ -114,7 +102,7 @@ def test_staff_resolve_an_item_with_a_note_once(app, client, instagift, run_jobs
 
 
 def test_a_note_is_optional(app, client, instagift, run_jobs):
-    ordered_cart(client, instagift, "7005")
+    order_paid_with_gift_card(client, instagift, "7005")
     run_jobs()
     cancel_order(client, "7005")
     item = refund_item(client, "7005")
@@ -130,7 +118,7 @@ def test_a_note_is_optional(app, client, instagift, run_jobs):
 ])
 def test_a_refused_resolve_is_a_problem_and_changes_nothing(app, client, instagift, run_jobs, path_order, body,
                                                             headers, status, code):
-    ordered_cart(client, instagift, "7006")
+    order_paid_with_gift_card(client, instagift, "7006")
     run_jobs()
     cancel_order(client, "7006")
     item = refund_item(client, "7006")
@@ -144,7 +132,7 @@ def test_a_refused_resolve_is_a_problem_and_changes_nothing(app, client, instagi
 
 def test_an_item_of_another_order_is_not_found_through_this_one(app, client, instagift, run_jobs):
     for order_id in ("7007", "7008"):
-        ordered_cart(client, instagift, order_id)
+        order_paid_with_gift_card(client, instagift, order_id)
     run_jobs()
     cancel_order(client, "7007")
     item = refund_item(client, "7007")

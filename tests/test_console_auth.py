@@ -268,9 +268,10 @@ def test_console_pages_stay_out_of_the_openapi_document(client):
 
 
 def test_an_api_resolve_with_a_staff_token_is_audited_with_its_note(app, client, instagift, run_jobs):
-    from tests.test_attention_items import ordered_cart, refund_item
+    from tests.support import order_paid_with_gift_card
+    from tests.test_attention_items import refund_item
 
-    ordered_cart(client, instagift, "7104")
+    order_paid_with_gift_card(client, instagift, "7104")
     run_jobs()
     cancel_order(client, "7104")
     item = refund_item(client, "7104")
@@ -311,10 +312,10 @@ def test_an_unknown_order_is_a_404_page(client):
 
 
 def test_the_ledger_totals_every_matching_row_and_its_csv_is_the_apis(app, client, instagift, run_jobs):
-    from tests.test_attention_items import ordered_cart
+    from tests.support import order_paid_with_gift_card
 
     for order_id in ("7201", "7202"):
-        ordered_cart(client, instagift, order_id, total=3000)
+        order_paid_with_gift_card(client, instagift, order_id, total=3000)
     run_jobs()
     sign_in(client)
     page = client.get("/admin/ledger").text

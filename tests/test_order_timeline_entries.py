@@ -71,3 +71,25 @@ def test_a_failed_redemption_and_the_retry_that_fixed_it(app, client, instagift,
     assert summaries.index(attempts[0]) < retried < summaries.index(attempts[1])
     assert any(s.startswith("Needs attention (redemption_failed)") for s in summaries)
     assert any(s.startswith("Resolved by retry by admin (redemption_failed)") for s in summaries)
+
+
+def test_a_gift_card_the_verify_refused_is_named_in_the_verify_section_and_its_entry(client, instagift):
+    spent_id, spent = instagift.add_certificate(2000)
+    _, kept = instagift.add_certificate(10000)
+    token = client.post("/v1/carts", json={"total_cents": 5000}).get_json()["cart_token"]
+    for code in (spent, kept):
+        assert client.post(f"/v1/carts/{token}/gift-cards", json={"claim_code": code}).status_code == 200
+    instagift.spend_elsewhere(spent_id, 2000)  # used up in store between the checkout and the payment
+    refused = client.post(f"/v1/carts/{token}/verify", headers=SHOP)
+    assert refused.status_code == 409 and refused.get_json()["code"] == "gift_cards_changed"
+    assert client.post(f"/v1/carts/{token}/verify", headers=SHOP).status_code == 200
+    raw, headers = signed_webhook(order_completed("9003", cart_token=token, total_cents=5000, gift_card_cents=5000))
+    assert client.post("/v1/webhooks/orders", data=raw, headers=headers).status_code == 202
+
+    body = client.get("/v1/orders/9003", headers=ADMIN).get_json()
+    spent_last4, kept_last4 = normalise_claim_code(spent)[-4:], normalise_claim_code(kept)[-4:]
+    [verify] = body["verifies"]
+    assert [(r["code"], r["reason"]) for r in verify["refused"]] == [(f"••••{spent_last4}", "verify: redeemed")]
+    [entry] = [e for e in body["entries"] if e["type"] == "verify"]
+    assert entry["summary"] == f"The shop verified the gift cards before payment; refused ••••{spent_last4}."
+    assert kept_last4 not in entry["summary"]

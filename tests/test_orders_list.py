@@ -5,23 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import ADMIN, cancel_order, order_completed, signed_webhook
+from tests.support import ADMIN, cancel_order, order_completed, order_paid_with_gift_card, signed_webhook
 
 
 def complete(client, order_id: str, **data) -> None:
     raw, headers = signed_webhook(order_completed(order_id, **data))
     assert client.post("/v1/webhooks/orders", data=raw, headers=headers).status_code == 202
-
-
-def complete_with_gift_card(client, instagift, order_id: str, total: int = 3000) -> str:
-    """Complete `order_id` paid partly with a new gift card; its claim code."""
-    _, code = instagift.add_certificate(10000)
-    token = client.post("/v1/carts", json={"total_cents": total}).get_json()["cart_token"]
-    applied = client.post(f"/v1/carts/{token}/gift-cards", json={"claim_code": code})
-    assert applied.status_code == 200, applied.get_json()
-    complete(client, order_id, cart_token=token, total_cents=total,
-             gift_card_cents=applied.get_json()["covered_cents"])
-    return code
 
 
 def listed(client, **query) -> dict:
@@ -61,8 +50,8 @@ def test_q_matches_the_order_id_exactly_or_by_its_beginning(app, client):
 
 
 def test_q_finds_an_order_by_the_last_4_of_a_claim_code_used_on_it(app, client, instagift, run_jobs):
-    code = complete_with_gift_card(client, instagift, "G-1")
-    complete_with_gift_card(client, instagift, "G-2")
+    _, code = order_paid_with_gift_card(client, instagift, "G-1")
+    order_paid_with_gift_card(client, instagift, "G-2")
     complete(client, "G-3")
     run_jobs()
     last4 = code.replace("-", "")[-4:]
@@ -77,8 +66,8 @@ def test_q_finds_an_order_by_the_last_4_of_a_claim_code_used_on_it(app, client, 
 
 def test_state_and_attention_filters(app, client, instagift, run_jobs):
     complete(client, "S-1")
-    complete_with_gift_card(client, instagift, "S-2")
-    complete_with_gift_card(client, instagift, "S-3")
+    order_paid_with_gift_card(client, instagift, "S-2")
+    order_paid_with_gift_card(client, instagift, "S-3")
     run_jobs()
     cancel_order(client, "S-2")  # redeemed (and a thank-you card placed), then cancelled: things to do by hand
     cancel_order(client, "S-3")

@@ -6,9 +6,14 @@ import csv
 import io
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from service.db import db
+from service.reports.ledger import LEDGER_TOTAL_FIELDS, ledger_totals
+from service.reports.listing import DateRange
 from tests.support import ADMIN
-from tests.test_reconciliation_support import seed_two_days
+from tests.test_reconciliation_support import at, order, redemption, seed_two_days
 
 TWO_DAYS = "from=2026-11-21&to=2026-11-22"
 
@@ -115,3 +120,35 @@ def test_bad_filters_are_422_problems(client, query):
     assert response.status_code == 422
     assert response.mimetype == "application/problem+json"
     assert response.get_json()["code"] == "validation_failed"
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(
+    st.integers(min_value=20, max_value=23), st.sampled_from(["pending", "succeeded", "shortfall", "failed"]),
+    st.integers(min_value=1, max_value=30000), st.booleans(), st.integers(min_value=0, max_value=300)), max_size=10),
+    state=st.sampled_from([None, "succeeded", "failed"]), whole_range=st.booleans())
+def test_the_ledger_totals_are_the_sums_of_every_matching_row(app, rows, state, whole_range):
+    """Property: the console's totals row is the sum over every matching row (not one page), with the rounding
+    taken from intended (splittable) or applied (not splittable), as each row reports it."""
+    with app.app_context():
+        for table in ("redemptions", "gift_card_holds", "carts", "orders"):
+            db.session.execute(db.text(f"DELETE FROM {table}"))
+        expected = dict.fromkeys((*LEDGER_TOTAL_FIELDS, "rows"), 0)
+        for n, (day, row_state, taken, splittable, extra) in enumerate(rows):
+            applied = -(-taken // 100) * 100
+            intended = applied + extra
+            redeemed = {"succeeded": intended, "shortfall": intended // 2}.get(row_state, 0)
+            shortfall = intended - redeemed if row_state in ("shortfall", "failed") else 0
+            forfeit = redeemed - applied if not splittable and redeemed > applied else 0
+            of = order(f"t{n}", completed_at=at(day), gift_card_cents=taken)
+            redemption(of, created_at=at(day), state=row_state, applied=applied, taken=taken, intended=intended,
+                       redeemed=redeemed, shortfall=shortfall, forfeit=forfeit, splittable=splittable)
+            if (whole_range or 21 <= day <= 22) and state in (None, row_state):
+                for key, value in (("applied_cents", applied), ("taken_cents", taken), ("intended_cents", intended),
+                                   ("redeemed_cents", redeemed), ("shortfall_cents", shortfall),
+                                   ("forfeit_cents", forfeit), ("rows", 1),
+                                   ("rounding_cents", (intended if splittable else applied) - taken)):
+                    expected[key] += value
+        db.session.commit()
+        window = None if whole_range else DateRange.for_days(at(21).date(), at(22).date())
+        assert ledger_totals(db.session, window, state=state) == expected

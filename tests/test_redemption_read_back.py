@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from service.db import db, utcnow
 from service.redemption.models import GiftCardRedemption
-from tests.support import order_completed, signed_webhook
+from tests.support import order_paid_with_gift_card
 
 CERTIFICATES, REDEMPTIONS = 2_500, 1_200
 MAX_LIST_CALLS = 3
@@ -30,17 +30,6 @@ def busy_merchant(request, app, instagift):
     instagift.seed_history(CERTIFICATES, REDEMPTIONS)
     instagift.list_order = request.param
     return instagift
-
-
-def ordered_cart(client, instagift, order_id: str, *, balance: int = 10000, total: int = 3000) -> str:
-    cert_id, code = instagift.add_certificate(balance, splittable=True)
-    token = client.post("/v1/carts", json={"total_cents": total}).get_json()["cart_token"]
-    applied = client.post(f"/v1/carts/{token}/gift-cards", json={"claim_code": code})
-    assert applied.status_code == 200, applied.get_json()
-    raw, headers = signed_webhook(order_completed(order_id, cart_token=token, total_cents=total,
-                                                  gift_card_cents=applied.get_json()["covered_cents"]))
-    assert client.post("/v1/webhooks/orders", data=raw, headers=headers).status_code == 202
-    return cert_id
 
 
 def the_redemption(app) -> GiftCardRedemption:
@@ -64,7 +53,7 @@ def later():
 
 def test_a_split_finds_its_child_in_at_most_three_list_calls(app, client, busy_merchant, run_jobs):
     instagift = busy_merchant
-    cert_id = ordered_cart(client, instagift, "7001")
+    cert_id, _ = order_paid_with_gift_card(client, instagift, "7001")
     list_calls(instagift)
     run_jobs()
     row = the_redemption(app)
@@ -78,7 +67,7 @@ def test_a_split_finds_its_child_in_at_most_three_list_calls(app, client, busy_m
 
 def test_an_uncertain_redemption_settles_in_at_most_three_list_calls_each(app, client, busy_merchant, run_jobs):
     instagift = busy_merchant
-    cert_id = ordered_cart(client, instagift, "7002")
+    cert_id, _ = order_paid_with_gift_card(client, instagift, "7002")
     instagift.inject_fault("redeem_certificate", "apply_then_500")
     run_jobs()
     assert the_redemption(app).outcome_unknown
@@ -98,7 +87,7 @@ def test_an_uncertain_redemption_settles_in_at_most_three_list_calls_each(app, c
 
 def test_a_row_from_before_attempt_times_were_recorded_still_settles(app, client, busy_merchant, run_jobs):
     instagift = busy_merchant
-    cert_id = ordered_cart(client, instagift, "7003")
+    cert_id, _ = order_paid_with_gift_card(client, instagift, "7003")
     instagift.inject_fault("redeem_certificate", "apply_then_500")
     run_jobs()
     with app.app_context():
@@ -113,7 +102,7 @@ def test_a_row_from_before_attempt_times_were_recorded_still_settles(app, client
 
 
 def test_a_child_the_list_does_not_show_leaves_the_computed_balance(app, client, instagift, run_jobs):
-    cert_id = ordered_cart(client, instagift, "7004")
+    cert_id, _ = order_paid_with_gift_card(client, instagift, "7004")
     instagift.inject_fault("list_certificates", "error_500")
     run_jobs()
     row = the_redemption(app)

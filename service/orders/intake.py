@@ -51,8 +51,7 @@ def record_order_event(session: Session, settings: Settings, *, webhook_id: str,
         dict(order_id=order.id, event_type=event_type, webhook_id=webhook_id, occurred_at=occurred_at,
              received_at=now, body_sha256=body_sha256),
     ):  # either unique key: a redelivered webhook id, or this order's event again under a new id
-        session.rollback()  # the order's upsert too: nothing of this delivery stays
-        _refuse_reused_webhook_id(session, webhook_id, body_sha256)
+        _refuse_reused_webhook_id(session, webhook_id, body_sha256)  # rolls back: nothing of this delivery stays
         return duplicate
 
     if event_type == "order.completed":
@@ -74,7 +73,8 @@ def record_order_event(session: Session, settings: Settings, *, webhook_id: str,
 def _refuse_reused_webhook_id(session: Session, webhook_id: str, body_sha256: str | None) -> None:
     """Conflict (webhook_id_reused) when `webhook_id` was recorded with another body: a shop reusing ids would
     otherwise lose the new event without a word. A redelivery (same body) or the order's event again under a
-    new id passes. Asked only once the insert lost, so a new event costs no extra query."""
+    new id passes. Asked only once the insert lost, so a new event costs no extra query, and in the transaction
+    that lost it, so a duplicate costs one transaction; then rolled back, the order's upsert too."""
     recorded = session.execute(sa.select(OrderEvent.body_sha256).where(OrderEvent.webhook_id == webhook_id)).first()
     session.rollback()
     if recorded is None:

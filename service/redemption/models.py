@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from service.checkout.models import GiftCardHold
@@ -59,7 +60,7 @@ class GiftCardRedemption(db.Model):
     order: Mapped[Order] = relationship()
     hold: Mapped[GiftCardHold] = relationship()
 
-    @property
+    @hybrid_property
     def rounding_cents(self) -> int:
         """Whole-dollar rounding: what we meant to redeem beyond (or short of) what the order took.
 
@@ -68,3 +69,10 @@ class GiftCardRedemption(db.Model):
         if self.splittable:
             return self.intended_cents - self.taken_cents
         return self.applied_cents - self.taken_cents
+
+    @rounding_cents.inplace.expression
+    @classmethod
+    def _rounding_cents_expression(cls) -> sa.ColumnElement[int]:
+        # The same rule in SQL, for sums over many rows (the ledger's totals).
+        return sa.case((cls.splittable, cls.intended_cents - cls.taken_cents),
+                       else_=cls.applied_cents - cls.taken_cents)

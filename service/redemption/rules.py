@@ -264,7 +264,8 @@ def redeem(session: Session, settings: Settings, client, redemption_id: int, now
         redemption.outcome_unknown = False
         if _settled_or_cancelled(session, redemption, now):  # unless the order was cancelled meanwhile
             session.get(Order, redemption.order_id).add_attention(
-                "outcome_settled", f"Gift card {masked_last4(redemption.code_last4)}: the call in doubt had not reached Instagift; "
+                "outcome_settled",
+                f"Gift card {masked_last4(redemption.code_last4)}: the call in doubt had not reached Instagift; "
                 "nothing was redeemed.")
             session.commit()
             return

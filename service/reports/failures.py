@@ -73,4 +73,3 @@ def list_jobs(session: Session, *, state: str | None = None, kind: str | None = 
     page_ = _paginate(session, stmt, page, per_page, lambda job: job_dict(job, with_attempts=True))
     _with_shop_order_ids(session, page_.items)
     return page_
-

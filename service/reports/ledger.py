@@ -116,11 +116,8 @@ LEDGER_TOTAL_FIELDS = ("applied_cents", "taken_cents", "intended_cents", "redeem
 
 
 def ledger_totals(session: Session, window: DateRange | None, *, state: str | None = None) -> dict[str, int]:
-    """The sums of every matching ledger row (not only one page): the ledger's totals row."""
-    totals = dict.fromkeys(LEDGER_TOTAL_FIELDS, 0)
-    totals["rows"] = 0
-    for row in iter_ledger(session, window, state=state):
-        totals["rows"] += 1
-        for key in LEDGER_TOTAL_FIELDS:
-            totals[key] += row[key] or 0
-    return totals
+    """The sums of every matching ledger row (not only one page), summed by the database: the ledger's totals row."""
+    sums = [sa.func.coalesce(sa.func.sum(getattr(GiftCardRedemption, field)), 0) for field in LEDGER_TOTAL_FIELDS]
+    rows, *totals = session.execute(
+        _ledger_select(window, state).order_by(None).with_only_columns(sa.func.count(), *sums)).one()
+    return {**{field: int(total) for field, total in zip(LEDGER_TOTAL_FIELDS, totals, strict=True)}, "rows": rows}

@@ -40,7 +40,7 @@ def order_timeline(session: Session, shop_order_id: str) -> dict[str, Any]:
                            .options(selectinload(Job.attempt_log))).all()
     cart = session.scalar(sa.select(Cart).where(Cart.token_hash == order.cart_token_hash)
                           .options(selectinload(Cart.holds))) if order.cart_token_hash else None
-    holds = sorted(cart.holds, key=lambda hold: hold.position) if cart else []
+    holds = list(cart.holds) if cart else []  # in position order (Cart.holds)
     redemptions = list(session.scalars(sa.select(GiftCardRedemption).where(GiftCardRedemption.order_id == order.id)
                                        .order_by(GiftCardRedemption.id)))
     card = session.scalar(sa.select(ThankYouCard).where(ThankYouCard.order_id == order.id))
@@ -53,12 +53,11 @@ def order_timeline(session: Session, shop_order_id: str) -> dict[str, Any]:
     body["attention"] = [attention_item_view(item) for item in order.attention_items]
     body["events"] = [{"type": e.event_type, "webhook_id": e.webhook_id, "occurred_at": iso(e.occurred_at),
                        "received_at": iso(e.received_at)} for e in order.events]
-    body["holds"] = [hold_dict(hold) for hold in (cart.holds if cart else [])]
-    # verify keeps the last time it ran on the cart and marks the holds it refused (status_reason "verify: …").
+    body["holds"] = [hold_dict(hold) for hold in holds]
     body["verifies"] = [] if cart is None or cart.last_verified_at is None else [{
         "last_verified_at": iso(cart.last_verified_at),
         "refused": [{"gift_card_id": h.id, "code": masked_last4(h.code_last4), "reason": h.status_reason}
-                    for h in cart.holds if (h.status_reason or "").startswith("verify:")],
+                    for h in refused_by_verify(holds)],
     }]
     body["redemptions"] = [ledger_row(row, order.shop_order_id, order.number) for row in redemptions]
     body["thank_you_card"] = thank_you.card_view(card) if card else None
@@ -110,7 +109,7 @@ def timeline_entries(order: Order, cart: Cart | None, holds: list[GiftCardHold],
             reason = f": {redact(hold.status_reason)}" if hold.status_reason else ""
             add(hold.updated_at, "hold", f"Gift card {code} hold {hold.status}{reason}.", hold.id)
     if cart is not None and cart.last_verified_at is not None:
-        refused = [masked_last4(h.code_last4) for h in holds if (h.status_reason or "").startswith("verify:")]
+        refused = [masked_last4(h.code_last4) for h in refused_by_verify(holds)]
         add(cart.last_verified_at, "verify", "The shop verified the gift cards before payment"
             + (f"; refused {', '.join(refused)}." if refused else "; all were still good."))
     for row in redemptions:
@@ -182,6 +181,12 @@ def _job_entries(add, job: Job) -> None:
             f"Job {job.id} ({job.kind}) attempt {attempt.attempt} by {attempt.worker or 'a worker'}{ended}.", job.id)
     if job.retried_at is not None:
         add(job.retried_at, "job", f"Job {job.id} ({job.kind}) retried by {job.retried_by}.", job.id)
+
+
+def refused_by_verify(holds: list[GiftCardHold]) -> list[GiftCardHold]:
+    """The holds the cart's last verify refused: verify keeps only the last time it ran on the cart and marks the
+    holds it refused (status_reason "verify: …")."""
+    return [hold for hold in holds if (hold.status_reason or "").startswith("verify:")]
 
 
 def order_summary(order: Order) -> dict[str, Any]:
