@@ -25,6 +25,8 @@ class GiftCardRedemption(db.Model):
     (its id is kept here as `provider_redemption_id`)."""
 
     __tablename__ = "redemptions"
+    # The ledger (API, CSV and the console's page with its totals) reads a date range in (created_at, id) order.
+    __table_args__ = (sa.Index("ix_redemptions_created_at_id", "created_at", "id"),)
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True)
     order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id"), index=True)
