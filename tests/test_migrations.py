@@ -278,3 +278,35 @@ def test_cart_tokens_written_in_clear_are_hashed_in_the_column_and_the_payload(e
     downgraded = flask_db(["downgrade", "f7a3c5e9b2d4"], empty_database_url)
     assert downgraded.returncode == 0, downgraded.stderr
     assert read_rows(empty_database_url, "SELECT id, cart_token FROM orders ORDER BY id") == [(1, None), (2, None)]
+
+
+NEW_REVISIONS = ["a9c4e6b1d3f8", "a1c7e3d9f5b2", "a9c4e2f7b1d3", "a8d4e6f1c3b7"]  # head first, down to f7a3c5e9b2d4
+
+
+def test_each_new_revision_goes_down_and_up_one_step_at_a_time_with_rows_in_its_tables(empty_database_url):
+    """Each revision of issues 14–16 downgraded on its own with rows in the tables and columns it added (a resolved
+    attention item, a staff retry, an audit entry, a failed look-up, a body hash), then the whole way up again."""
+    assert flask_db(["upgrade"], empty_database_url).returncode == 0
+    write_rows(empty_database_url, [
+        *held_and_redeemed(1, splittable=True, applied=3000, taken=3000, intended=3000, redeemed=3000, forfeit=0),
+        ("jobs", {"id": 1, "kind": "redeem_gift_card", "payload": {}, "state": "succeeded", "attempts": 2,
+                  "failures": 1, "max_attempts": 8, "run_at": WHEN, "created_at": WHEN, "updated_at": WHEN,
+                  "order_id": 1, "retried_by": "anna", "retried_at": WHEN}),
+        ("order_attention_items", {"id": 1, "order_id": 1, "kind": "redemption_failed", "message": "Collect $30.00.",
+                                   "created_at": WHEN, "job_id": 1, "job_attempt": 1, "resolved_at": WHEN,
+                                   "resolved_by": "retry by anna", "resolution_note": "Job 1 succeeded."}),
+        ("cart_failed_lookups", {"id": 1, "cart_id": 1, "failed_at": WHEN}),
+        ("audit_entries", {"id": 1, "at": WHEN, "staff": "anna", "action": "retry", "address": "127.0.0.1",
+                           "order_id": 1, "detail": "job 1 queued again via the console"}),
+        ("order_events", {"id": 1, "order_id": 1, "event_type": "order.completed", "webhook_id": "msg_1",
+                          "received_at": WHEN, "body_sha256": "0" * 64}),
+    ])
+    for revision, below in zip(NEW_REVISIONS, [*NEW_REVISIONS[1:], "f7a3c5e9b2d4"], strict=True):
+        down = flask_db(["downgrade", below], empty_database_url)
+        assert down.returncode == 0, (revision, down.stderr)
+    assert read_rows(empty_database_url, "SELECT id, shop_order_id FROM orders") == [(1, "m1")]
+    assert read_rows(empty_database_url, "SELECT id, attention FROM orders") == [(1, "[redemption_failed] Collect $30.00.")]
+    upgraded = flask_db(["upgrade"], empty_database_url)
+    assert upgraded.returncode == 0, upgraded.stderr
+    check = flask_db(["check"], empty_database_url)
+    assert check.returncode == 0, check.stdout + check.stderr
