@@ -280,7 +280,7 @@ def test_cart_tokens_written_in_clear_are_hashed_in_the_column_and_the_payload(e
     assert read_rows(empty_database_url, "SELECT id, cart_token FROM orders ORDER BY id") == [(1, None), (2, None)]
 
 
-NEW_REVISIONS = ["a9c4e6b1d3f8", "a1c7e3d9f5b2", "a9c4e2f7b1d3", "a8d4e6f1c3b7"]  # head first, down to f7a3c5e9b2d4
+NEW_REVISIONS = ["b3e7f1a9c2d5", "a9c4e6b1d3f8", "a1c7e3d9f5b2", "a9c4e2f7b1d3", "a8d4e6f1c3b7"]  # head first, down to f7a3c5e9b2d4
 
 
 def test_each_new_revision_goes_down_and_up_one_step_at_a_time_with_rows_in_its_tables(empty_database_url):
