@@ -241,6 +241,14 @@ def test_signing_out_ends_the_session_and_is_audited(app, client):
     assert [a[:2] for a in audit(app)] == [("anna", "sign_in"), ("anna", "sign_out")]
 
 
+def test_the_audit_trail_records_a_staff_members_own_address_not_the_rate_limits_key(app):
+    """An IPv6 client is rate-limited by its /64, but "from where" in the audit trail is the address itself."""
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = "2001:db8:1:2:3:4:5:6"
+    sign_in(client)
+    assert [a[1:3] for a in audit(app)] == [("sign_in", "2001:db8:1:2:3:4:5:6")]
+
+
 def test_sign_in_attempts_are_rate_limited(environ, sandbox):
     from service import create_app
 

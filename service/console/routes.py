@@ -26,7 +26,7 @@ from flask import (
 from flask_wtf.csrf import CSRFError
 from marshmallow import ValidationError
 
-from service.api.ratelimit import client_address, limiter
+from service.api.ratelimit import limiter
 from service.audit.rules import audit_lines, record
 from service.console import auth
 from service.console.order_page import find_order, order_page
@@ -151,12 +151,12 @@ def login():
         return render_template("console/login.html", next=next_page, notice=notice)
     name = auth.sign_in(request.form.get("token", ""))
     if name is None:
-        record(db.session, "sign_in_failed", staff=None, address=client_address(),
+        record(db.session, "sign_in_failed", staff=None, address=request.remote_addr or "unknown",
                detail="the token given belongs to no one")
         db.session.commit()
         return render_template("console/login.html", next=next_page,
                                error="That token is not valid. Check it and try again."), 401
-    record(db.session, "sign_in", staff=name, address=client_address())
+    record(db.session, "sign_in", staff=name, address=request.remote_addr or "unknown")
     db.session.commit()
     return redirect(next_page or url_for("console.overview_page"))
 
@@ -164,7 +164,7 @@ def login():
 @bp.post("/logout")
 def logout():
     """End the session (audited)."""
-    record(db.session, "sign_out", staff=g.staff, address=client_address())
+    record(db.session, "sign_out", staff=g.staff, address=request.remote_addr or "unknown")
     db.session.commit()
     auth.sign_out()
     return redirect(url_for("console.login", signed_out=1))
@@ -268,7 +268,7 @@ def failures():
 def retry_job(job_id: int):
     """A person's retry of a dead or parked job (audited); the outcome is shown on the next page."""
     try:
-        job = retry_for_staff(db.session, job_id, staff=g.staff, address=client_address(), via="console")
+        job = retry_for_staff(db.session, job_id, staff=g.staff, address=request.remote_addr or "unknown", via="console")
     except ServiceError as exc:
         db.session.rollback()
         flash(exc.detail or exc.title, "error")
@@ -332,7 +332,7 @@ def resolve(shop_order_id: str, item_id: int):
     """Mark one attention item resolved with an optional note (audited)."""
     note = request.form.get("note", "")
     try:
-        item = resolve_for_staff(db.session, shop_order_id, item_id, staff=g.staff, address=client_address(),
+        item = resolve_for_staff(db.session, shop_order_id, item_id, staff=g.staff, address=request.remote_addr or "unknown",
                                  note=note, via="console")
     except ServiceError as exc:
         db.session.rollback()

@@ -7,7 +7,6 @@ from flask import Response, current_app, g, request, stream_with_context
 
 from service.api.openapi import Blueprint
 from service.api.parsing import require_admin
-from service.api.ratelimit import client_address
 from service.db import db, utcnow
 from service.orders.attention import attention_item_view
 from service.providers.preflight import check_providers
@@ -80,7 +79,7 @@ def get_order(order_id: str):
 @bp.doc(security=ADMIN)
 def resolve_attention_item(body, order_id: str, item_id: int):
     """Mark one of the order's attention items resolved, with an optional note saying what was done."""
-    item = resolve_for_staff(db.session, order_id, item_id, staff=g.staff, address=client_address(),
+    item = resolve_for_staff(db.session, order_id, item_id, staff=g.staff, address=request.remote_addr or "unknown",
                              note=body["note"], via="api")
     return attention_item_view(item)
 
@@ -101,7 +100,7 @@ def get_jobs(query):
 @bp.doc(security=ADMIN)
 def retry_job(job_id: int):
     """Queue a dead or parked job again now, with a fresh failure budget."""
-    job = retry_for_staff(db.session, job_id, staff=g.staff, address=client_address(), via="api")
+    job = retry_for_staff(db.session, job_id, staff=g.staff, address=request.remote_addr or "unknown", via="api")
     return job_view(db.session, job)
 
 
