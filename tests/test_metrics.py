@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 import yaml
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 
 from service import create_app
+from service import metrics as service_metrics
 from service.db import db, utcnow
 from service.errors import ProviderAuthError, ProviderUnavailable
 from service.jobs import enqueue
@@ -65,7 +67,18 @@ class Counted:
 
     def __call__(self, name: str, **labels: str) -> float:
         key = (PREFIX + name, tuple(sorted(labels.items())))
+        if key not in self.after and key not in self.before:
+            # No series yet is a count of 0 only for labels the metric has: a misspelt label must not read as 0.
+            assert set(labels) == declared_labels(name), f"{name} is not labelled by {sorted(labels)}"
         return self.after.get(key, 0) - self.before.get(key, 0)
+
+
+def declared_labels(sample_name: str) -> set[str]:
+    """The label names of the service's metric a sample name belongs to (a histogram's buckets add `le`)."""
+    family = re.sub(r"_(total|count|sum|bucket|created)$", "", sample_name)
+    declared = {metric._name: metric for metric in vars(service_metrics).values() if isinstance(metric, MetricWrapperBase)}
+    assert PREFIX + family in declared, f"{sample_name} is no metric of the service"
+    return set(declared[PREFIX + family]._labelnames) | ({"le"} if sample_name.endswith("_bucket") else set())
 
 
 def completed_order(client, instagift, order_id: str, *, balance: int, total: int, splittable: bool = True,

@@ -111,7 +111,7 @@ def test_a_scrape_sums_the_counts_of_every_process_on_the_host(app, environ, tmp
                for family in text_string_to_metric_families(answer.text) for s in family.samples}
 
     def value(name: str, **labels: str) -> float:
-        return samples.get(("instagift_checkout_" + name, tuple(sorted(labels.items()))), 0)
+        return samples[("instagift_checkout_" + name, tuple(sorted(labels.items())))]
 
     # Both job workers wrote their own files, and the scrape (by a web worker) added them up: 1 + 2 runs.
     assert first != second
