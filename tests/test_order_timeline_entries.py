@@ -45,7 +45,9 @@ def test_everything_that_happened_in_order(client, instagift, run_jobs):
     order_events = [s for s in summaries if s.startswith("The shop sent")]
     assert [s.split()[3] for s in order_events] == ["order.completed", "order.cancelled"]
     # The completion comes after the hold and the verify, the cancellation after the redemption.
-    assert summaries.index(order_events[0]) > summaries.index(summaries[0])
+    applied = next(i for i, s in enumerate(summaries) if s.startswith("Gift card") and " applied: " in s)
+    verified = next(i for i, s in enumerate(summaries) if s.startswith("The shop verified"))
+    assert applied < verified < summaries.index(order_events[0])
     assert summaries.index(order_events[1]) > next(i for i, s in enumerate(summaries) if s.startswith("Redeemed"))
     page = response.get_data(as_text=True)
     assert normalise_claim_code(code) not in page and code not in page and token not in page
