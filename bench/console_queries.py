@@ -44,6 +44,7 @@ CONSOLE_INDEXES = {
     "ix_redemptions_code_last4": "CREATE INDEX ix_redemptions_code_last4 ON redemptions (code_last4)",
     "ix_order_attention_items_open":
         "CREATE INDEX ix_order_attention_items_open ON order_attention_items (order_id) WHERE resolved_at IS NULL",
+    "ix_redemptions_created_at_id": "CREATE INDEX ix_redemptions_created_at_id ON redemptions (created_at, id)",
 }
 
 

@@ -83,7 +83,7 @@ def create_app(environ: dict[str, str] | None = None, **overrides) -> Flask:
     # The widget's endpoints only: verify is for the shop's backend and gets no CORS headers.
     CORS(app, resources={WIDGET_PATHS.pattern: {"origins": list(settings.allowed_origins)}},
          expose_headers=["X-Request-Id", "Retry-After", "Content-Language"], max_age=600)
-    register_security_headers(app, WIDGET_PATHS.pattern)
+    register_security_headers(app)
 
     from service import cli
     cli.register(app)

@@ -8,17 +8,16 @@ vary by `Origin` whatever the origin was, so no cache hands one origin's answer 
 
 from __future__ import annotations
 
-import re
-
 from flask import Flask, Response, request
+
+from service.api.languages import WIDGET_PATHS
 
 HSTS = "max-age=31536000; includeSubDomains"
 
 
-def register_security_headers(app: Flask, cors_paths: str) -> None:
-    """Add the headers above to every response of `app`; `cors_paths` is the regex of the CORS routes."""
+def register_security_headers(app: Flask) -> None:
+    """Add the headers above to every response of `app` (the CORS routes are the widget's, WIDGET_PATHS)."""
     production = app.extensions["settings"].is_production
-    cors = re.compile(cors_paths)
 
     @app.after_request
     def security_headers(response: Response) -> Response:
@@ -33,6 +32,6 @@ def register_security_headers(app: Flask, cors_paths: str) -> None:
             headers["Content-Security-Policy"] = f"{policy}; frame-ancestors 'none'"
         if production and request.is_secure:
             headers.setdefault("Strict-Transport-Security", HSTS)
-        if cors.match(request.path):
+        if WIDGET_PATHS.match(request.path):
             response.vary.add("Origin")
         return response
